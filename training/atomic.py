@@ -1,0 +1,70 @@
+"""Atomic file writes: a reader sees the old file or the new one, never half.
+
+Every output of the project goes through these helpers: the data is written to
+a temporary file in the destination folder, flushed and fsynced, then renamed
+over the destination (``os.replace`` is atomic on POSIX and Windows).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Open ``path`` for binary writing; it appears only if the block succeeds.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination. Its folder is created if missing.
+
+    Yields
+    ------
+    file : BinaryIO
+        A temporary file in the same folder, renamed to ``path`` on success
+        and removed on any exception.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_open(path) as f:
+        f.write(data)
+
+
+def write_json(path: str | os.PathLike, obj: Any, indent: int | None = None) -> None:
+    """Serialise ``obj`` as UTF-8 JSON to ``path`` atomically.
+
+    The JSON is fully encoded before the file is touched, so an object that
+    cannot be serialised leaves the destination as it was.
+    """
+    data = json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    write_bytes(path, data)
+
+
+def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """Write arrays to a compressed ``.npz`` atomically (no pickled objects)."""
+    with atomic_open(path) as f:
+        np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})

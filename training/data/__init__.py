@@ -1,0 +1,1 @@
+"""Data: video readers, YouTube-VIS datasets, frame tags and the synthetic generator."""

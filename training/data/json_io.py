@@ -1,0 +1,38 @@
+"""Reading JSON inputs with one-line errors that name the file."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from training.errors import InputError
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Parse a JSON file.
+
+    Raises
+    ------
+    InputError
+        Missing file, a folder, unreadable bytes or invalid JSON, with the line
+        and column of the syntax error.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(p, "no such file")
+    if p.is_dir():
+        raise InputError(p, "is a folder, expected a JSON file")
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(p, f"not UTF-8 text (byte {exc.start}); expected a JSON file") from None
+    except OSError as exc:
+        raise InputError(p, f"cannot be read ({exc.strerror})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(p, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise InputError(p, "malformed JSON: nested too deeply") from None

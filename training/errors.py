@@ -1,0 +1,26 @@
+"""The one exception type for bad user input."""
+
+from __future__ import annotations
+
+import os
+
+
+class InputError(ValueError):
+    """Bad user input: a file that is missing, malformed or inconsistent.
+
+    The message is one line: ``"<path>: <problem>"`` so the CLI can print it as
+    is (exit code 2) and the GUI can show it as a notification.
+
+    Parameters
+    ----------
+    path : str or os.PathLike or None
+        The file (or folder) at fault; ``None`` when the input is not a file.
+    problem : str
+        What is wrong, and where useful what to do about it.
+    """
+
+    def __init__(self, path: str | os.PathLike | None, problem: str) -> None:
+        self.path = None if path is None else os.fspath(path)
+        self.problem = " ".join(str(problem).split())
+        msg = self.problem if self.path is None else f"{self.path}: {self.problem}"
+        super().__init__(msg)
