@@ -76,7 +76,7 @@ def test_corrupt_frame_names_the_file(tmp_path):
 
 def test_multipage_tiff_is_a_time_axis(tmp_path):
     stack = np.stack([np.full((6, 7), i * 20, np.uint8) for i in range(5)])
-    tifffile.imwrite(tmp_path / "s.tif", stack)
+    tifffile.imwrite(tmp_path / "s.tif", stack, photometric="minisblack")
     reader = open_frames(tmp_path / "s.tif")
     assert reader.shape == (5, 6, 7, 3)
     assert int(reader.read(4)[0, 0, 0]) == 80

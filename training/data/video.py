@@ -161,10 +161,11 @@ class TiffStackReader(FrameReader):
             with tifffile.TiffFile(self.path) as tf:
                 series = tf.series[0]
                 shape = tuple(series.shape)
+                n_pages = len(tf.pages)
         except Exception as exc:
             raise InputError(self.path, f"not a readable TIFF ({type(exc).__name__}: {exc})") from None
         # (T, H, W), (T, H, W, C) or a single (H, W[, C]) page
-        if len(shape) == 2 or (len(shape) == 3 and shape[-1] in (3, 4)):
+        if len(shape) == 2 or (len(shape) == 3 and shape[-1] in (3, 4) and n_pages == 1):
             self._paged = False
             self.n_frames = 1
             hw = shape[:2]

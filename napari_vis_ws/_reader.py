@@ -1,0 +1,58 @@
+"""napari reader: video files, frame folders, TIFF stacks, YouTube-VIS datasets, label volumes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from napari_vis_ws._layers import dataset_layers, find_dataset_json, frames_layer, labels_layer
+from training.data.video import IMAGE_SUFFIXES, TIFF_SUFFIXES, VIDEO_SUFFIXES
+
+
+def _kind(path: Path) -> str | None:
+    if path.is_dir():
+        if find_dataset_json(path) is not None:
+            return "dataset-folder"
+        if any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
+            return "frames"
+        return None
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        return "frames"
+    if suffix in TIFF_SUFFIXES:
+        return "frames"
+    if suffix == ".json":
+        return "dataset"
+    if suffix == ".npz":
+        return "labels"
+    return None
+
+
+def napari_get_reader(path: str | list[str]) -> Callable[[Any], list[tuple]] | None:
+    """Return a reader for ``path`` when this plugin can open it, else None."""
+    if isinstance(path, list):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    kind = _kind(Path(path))
+    if kind is None:
+        return None
+    return lambda p: read(p, kind)
+
+
+def read(path: str | list[str], kind: str) -> list[tuple]:
+    """Open ``path`` as layer-data tuples (errors are one-line ``InputError``)."""
+    from training.data.video import open_frames
+    from training.export import load_labels
+
+    p = Path(path[0] if isinstance(path, list) else path)
+    if kind == "dataset-folder":
+        return dataset_layers(find_dataset_json(p))  # type: ignore[arg-type]
+    if kind == "dataset":
+        return dataset_layers(p)
+    if kind == "labels":
+        volume = load_labels(p)
+        cats = sorted(set(volume.categories.values()))
+        return [labels_layer(volume, [{"id": c, "name": f"class {c}"} for c in cats], p.stem, {"path": str(p)})]
+    return [frames_layer(open_frames(p))]

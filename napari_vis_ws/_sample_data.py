@@ -1,0 +1,34 @@
+"""The sample data menu: the shipped synthetic video with its ground truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from napari_vis_ws._layers import dataset_layers, sample_root
+
+
+def ensure_sample() -> Path:
+    """Path of the sample ``gt.json``.
+
+    The repository's ``sample_data/`` when present; an installed wheel
+    without it regenerates the same sample (the generator is deterministic)
+    into the user's cache folder, offline.
+    """
+    gt = sample_root() / "gt.json"
+    if gt.is_file():
+        return gt
+    import json
+    import os
+
+    from training.data.synthetic import SyntheticConfig, generate_dataset
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "napari-vis-ws" / "sample_data"
+    if not (cache / "gt.json").is_file():
+        cfg = json.loads((Path(__file__).parent / "sample_config.json").read_text())
+        generate_dataset(cache, SyntheticConfig(**cfg))
+    return cache / "gt.json"
+
+
+def load_sample() -> list[tuple]:
+    """Layers ``frames`` and ``ground truth`` of the sample's first video."""
+    return dataset_layers(ensure_sample())

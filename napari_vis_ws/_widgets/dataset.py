@@ -1,0 +1,211 @@
+"""The Dataset dock: open a video or a dataset, pick a video, evaluate results.
+
+Everything slow (decoding ground-truth RLEs, evaluation) runs in a napari
+thread worker; layers are touched only in the worker's callbacks, which napari
+runs on the main thread.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_vis_ws._layers import dataset_layers, find_dataset_json, frames_layer
+from napari_vis_ws._workers import start_worker
+
+if TYPE_CHECKING:
+    import napari
+
+
+def _replace_layers(viewer: napari.viewer.Viewer, layer_data: list[tuple]) -> None:
+    """Add layers, replacing same-named ones (so reopening does not stack copies)."""
+    for data, kwargs, kind in layer_data:
+        name = kwargs["name"]
+        if name in viewer.layers:
+            viewer.layers.remove(name)
+        getattr(viewer, f"add_{kind}")(data, **kwargs)
+
+
+class DatasetWidget(QWidget):
+    """Open a video file, frame folder, TIFF stack or YouTube-VIS dataset; evaluate results."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self._data: dict[str, Any] | None = None
+        self._json: Path | None = None
+        self.worker: Any = None
+
+        self.path_edit = QLineEdit()
+        self.path_edit.setPlaceholderText("video, frame folder, TIFF stack or dataset JSON")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        self.sample_button = QPushButton("Sample")
+        self.sample_button.setToolTip("Open the shipped synthetic sample video")
+        self.sample_button.clicked.connect(self.open_sample)
+        row = QHBoxLayout()
+        row.addWidget(self.path_edit)
+        row.addWidget(browse)
+        row.addWidget(self.sample_button)
+
+        self.video_combo = QComboBox()
+        self.video_combo.setToolTip("Videos of the dataset")
+        self.open_button = QPushButton("Open")
+        self.open_button.clicked.connect(self.open_current)
+        self.path_edit.returnPressed.connect(self.open_current)
+        self.info = QLabel("")
+        self.info.setWordWrap(True)
+
+        src = QGroupBox("Source")
+        form = QFormLayout(src)
+        form.addRow(row)
+        form.addRow("Video", self.video_combo)
+        form.addRow(self.open_button)
+        form.addRow(self.info)
+
+        self.results_edit = QLineEdit()
+        self.results_edit.setPlaceholderText("YouTube-VIS results JSON")
+        self.frame_level = QCheckBox("frame-level AP (pseudo-label quality)")
+        self.eval_button = QPushButton("Evaluate")
+        self.eval_button.clicked.connect(self.evaluate)
+        self.eval_output = QPlainTextEdit()
+        self.eval_output.setReadOnly(True)
+        ev = QGroupBox("Evaluate against the ground truth")
+        ev_layout = QVBoxLayout(ev)
+        ev_layout.addWidget(self.results_edit)
+        ev_layout.addWidget(self.frame_level)
+        ev_layout.addWidget(self.eval_button)
+        ev_layout.addWidget(self.eval_output)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(src)
+        layout.addWidget(ev)
+        layout.addStretch(1)
+        self.path_edit.editingFinished.connect(self._path_changed)
+
+    # -- source ---------------------------------------------------------------
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open video or dataset", "", "Videos and datasets (*.mp4 *.avi *.mov *.webm *.tif *.tiff *.json);;All (*)"
+        )
+        if path:
+            self.set_path(path)
+
+    def set_path(self, path: str | Path) -> None:
+        """Point the widget at a file or folder and list its videos."""
+        self.path_edit.setText(str(path))
+        self._path_changed()
+
+    def _path_changed(self) -> None:
+        from training.data.json_io import read_json
+        from training.errors import InputError
+
+        self.video_combo.clear()
+        self._data, self._json = None, None
+        p = Path(self.path_edit.text().strip())
+        json_path = find_dataset_json(p) if p.is_dir() else (p if p.suffix.lower() == ".json" else None)
+        if json_path is None:
+            self.video_combo.setEnabled(False)
+            return
+        try:
+            data = read_json(json_path)
+            videos = data["videos"] if isinstance(data, dict) else None
+            if not isinstance(videos, list):
+                raise InputError(json_path, "missing 'videos' list")
+        except (InputError, KeyError) as exc:
+            self._notify(str(exc))
+            return
+        self._data, self._json = data, json_path
+        for v in videos:
+            n = len(v.get("file_names", []))
+            label = str(v.get("name") or Path(v["file_names"][0]).parent if n else v.get("id"))
+            self.video_combo.addItem(f"{v.get('id')}: {label} ({n} frames)", v.get("id"))
+        self.video_combo.setEnabled(True)
+
+    def open_sample(self) -> None:
+        """Open the first video of the shipped sample dataset."""
+        from napari_vis_ws._sample_data import ensure_sample
+
+        self.set_path(ensure_sample())
+        self.open_current()
+
+    def open_current(self) -> None:
+        """Open the chosen video (in a worker; layers appear when it is done)."""
+        from training.data.video import open_frames
+
+        p = Path(self.path_edit.text().strip())
+        if self._json is None and p.suffix.lower() == ".json" or (p.is_dir() and find_dataset_json(p)):
+            self._path_changed()
+        if self._json is not None:
+            vid = self.video_combo.currentData()
+            json_path = self._json
+
+            def load() -> list[tuple]:
+                return dataset_layers(json_path, vid)
+        else:
+
+            def load() -> list[tuple]:
+                return [frames_layer(open_frames(p))]
+
+        self.open_button.setEnabled(False)
+        self.info.setText("opening…")
+        self.worker = start_worker(load, self._show, self._notify, lambda: self.open_button.setEnabled(True))
+
+    def _show(self, layer_data: list[tuple]) -> None:
+        _replace_layers(self.viewer, layer_data)
+        frames = layer_data[0][0]
+        t, h, w = frames.shape[:3]
+        extra = f", {layer_data[1][0].max()} instances" if len(layer_data) > 1 else ""
+        self.info.setText(f"{t} frames of {w}×{h}{extra}")
+        self.viewer.dims.set_current_step(0, 0)
+
+    def _notify(self, message: str) -> None:
+        from napari.utils.notifications import show_error
+
+        self.info.setText(message)
+        show_error(message)
+
+    # -- evaluation -----------------------------------------------------------
+    def evaluate(self) -> None:
+        """Score the results file against the dataset's ground truth (in a worker)."""
+        if self._json is None:
+            self._notify("open a YouTube-VIS ground-truth JSON first")
+            return
+        gt_path, res_path = self._json, Path(self.results_edit.text().strip())
+        frame_level = self.frame_level.isChecked()
+
+        def run() -> str:
+            from training.data.json_io import read_json
+            from training.data.ytvis import load_ytvis
+            from training.errors import InputError
+            from training.evaluation import evaluate_frames, evaluate_ytvis, format_table
+
+            gt = load_ytvis(gt_path)
+            results = read_json(res_path)
+            if not isinstance(results, list):
+                raise InputError(res_path, "expected a JSON list of results")
+            fn = evaluate_frames if frame_level else evaluate_ytvis
+            return format_table(fn(gt, results, gt_path=str(gt_path), results_path=str(res_path)))
+
+        def failed(message: str) -> None:
+            self.eval_output.setPlainText(message)
+            self._notify(message)
+
+        self.eval_button.setEnabled(False)
+        self.eval_output.setPlainText("evaluating…")
+        self.worker = start_worker(run, self.eval_output.setPlainText, failed, lambda: self.eval_button.setEnabled(True))

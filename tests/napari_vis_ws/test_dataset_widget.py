@@ -1,0 +1,74 @@
+"""The Dataset dock, driven as a person would: open, pick a video, evaluate."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import make_volume
+
+from napari_vis_ws._widgets.dataset import DatasetWidget
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def widget(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    w = DatasetWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    return w
+
+
+def _wait(qtbot, w):
+    with qtbot.waitSignal(w.worker.finished, timeout=30000):
+        pass
+
+
+def test_picking_the_second_video_shows_its_frames_and_ground_truth(widget, qtbot, tiny_dataset):
+    widget.set_path(tiny_dataset)
+    assert widget.video_combo.count() == 2
+    widget.video_combo.setCurrentIndex(1)
+    widget.open_button.click()
+    _wait(qtbot, widget)
+    layers = widget.viewer.layers
+    assert layers["frames"].data.shape == (2, 20, 30, 3)
+    np.testing.assert_array_equal(layers["ground truth"].data, make_volume(t=2, seed=2).labels)
+    assert widget.info.text().startswith("2 frames of 30×20")
+    # reopening replaces the layers instead of stacking copies
+    widget.open_button.click()
+    _wait(qtbot, widget)
+    assert [ly.name for ly in layers] == ["frames", "ground truth"]
+
+
+def test_evaluating_ground_truth_as_results_gives_perfect_ap(widget, qtbot, tiny_dataset, tmp_path):
+    from training.cli import main
+
+    res = tmp_path / "res.json"
+    assert main(["export", str(tiny_dataset), "--form", "results", "--out", str(res)]) == 0
+    widget.set_path(tiny_dataset)
+    widget.results_edit.setText(str(res))
+    widget.eval_button.click()
+    _wait(qtbot, widget)
+    text = widget.eval_output.toPlainText()
+    assert "Average Precision" in text and "= 1.000" in text
+
+
+def test_bad_results_file_shows_a_one_line_error(widget, qtbot, tiny_dataset, tmp_path):
+    res = tmp_path / "res.json"
+    res.write_text(json.dumps([{"video_id": 77, "category_id": 3, "score": 1, "segmentations": [None] * 3}]))
+    widget.set_path(tiny_dataset)
+    widget.results_edit.setText(str(res))
+    widget.eval_button.click()
+    _wait(qtbot, widget)
+    assert "res.json" in widget.eval_output.toPlainText() and "77" in widget.eval_output.toPlainText()
+    assert "\n" not in widget.eval_output.toPlainText().strip()
+
+
+def test_a_video_file_opens_without_a_video_list(widget, qtbot, real_clip):
+    widget.set_path(real_clip)
+    assert not widget.video_combo.isEnabled()
+    widget.open_button.click()
+    _wait(qtbot, widget)
+    assert widget.viewer.layers["frames"].data.shape == (250, 272, 640, 3)
