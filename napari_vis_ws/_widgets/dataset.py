@@ -101,7 +101,10 @@ class DatasetWidget(QWidget):
     # -- source ---------------------------------------------------------------
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open video or dataset", "", "Videos and datasets (*.mp4 *.avi *.mov *.webm *.tif *.tiff *.json);;All (*)"
+            self,
+            "Open video or dataset",
+            "",
+            "Videos and datasets (*.mp4 *.avi *.mov *.webm *.tif *.tiff *.json);;All (*)",
         )
         if path:
             self.set_path(path)
@@ -208,4 +211,6 @@ class DatasetWidget(QWidget):
 
         self.eval_button.setEnabled(False)
         self.eval_output.setPlainText("evaluating…")
-        self.worker = start_worker(run, self.eval_output.setPlainText, failed, lambda: self.eval_button.setEnabled(True))
+        self.worker = start_worker(
+            run, self.eval_output.setPlainText, failed, lambda: self.eval_button.setEnabled(True)
+        )

@@ -216,18 +216,20 @@ class VideoFileReader(FrameReader):
                 if not c.streams.video:
                     raise InputError(self.path, "has no video stream")
                 s = c.streams.video[0]
-                pts = sorted(p.pts for p in c.demux(s) if p.pts is not None and p.size > 0)
+                packets = [(p.pts, p.is_keyframe) for p in c.demux(s) if p.pts is not None and p.size > 0]
                 self.frame_shape = (int(s.codec_context.height), int(s.codec_context.width))
                 self.fps = float(s.average_rate) if s.average_rate else 0.0
         except InputError:
             raise
         except Exception as exc:
             raise InputError(self.path, f"not a readable video ({type(exc).__name__}: {exc})") from None
-        if not pts:
+        if not packets:
             raise InputError(self.path, "video has no frames")
-        self._pts = pts
-        self._index = {p: i for i, p in enumerate(pts)}
-        self.n_frames = len(pts)
+        self._pts = sorted(p for p, _ in packets)
+        self._index = {p: i for i, p in enumerate(self._pts)}
+        # frame index of each keyframe: a read far ahead seeks instead of decoding everything between
+        self._keyframes = np.array(sorted(self._index[p] for p, k in packets if k) or [0])
+        self.n_frames = len(self._pts)
         self._container: Any = None
         self._decoder: Any = None
         self._next = -1  # index of the frame the open decoder yields next
@@ -249,7 +251,8 @@ class VideoFileReader(FrameReader):
     def _read(self, index: int) -> np.ndarray:
         with self._lock:
             try:
-                if self._decoder is None or not (0 <= self._next <= index):
+                keyframe = self._keyframes[max(np.searchsorted(self._keyframes, index, side="right") - 1, 0)]
+                if self._decoder is None or not (0 <= self._next <= index and keyframe <= self._next):
                     self._decode_from(index)
                 for frame in self._decoder:
                     i = self._index.get(frame.pts, -1) if frame.pts is not None else self._next
@@ -284,7 +287,9 @@ class VideoFileReader(FrameReader):
 def list_frames(folder: str | os.PathLike) -> list[Path]:
     """Image files of a folder in natural order (``2.png`` before ``10.png``)."""
     folder = Path(folder)
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")]
+    files = [
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    ]
     return sorted(files, key=lambda p: natural_key(p.name))
 
 

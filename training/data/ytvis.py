@@ -64,7 +64,9 @@ def validate_videos(data: dict[str, Any], path: str | os.PathLike) -> dict[int, 
             raise InputError(path, f"{where}: 'file_names' must be a non-empty list")
         for j, n in enumerate(names):
             if not safe_relative_path(n):
-                raise InputError(path, f"{where}: file_names[{j}] {n!r} is not a relative path inside the frames folder")
+                raise InputError(
+                    path, f"{where}: file_names[{j}] {n!r} is not a relative path inside the frames folder"
+                )
         for key in ("height", "width"):
             if not _is_int(v.get(key)) or v[key] <= 0:
                 raise InputError(path, f"{where}: '{key}' must be a positive integer")

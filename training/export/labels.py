@@ -201,8 +201,14 @@ def labels_to_coco(
     t, h, w = volume.labels.shape
     names = volume.video.get("file_names") or [f"{i:05d}.jpg" for i in range(t)]
     images = [
-        {"id": first_image_id + f, "file_name": names[f], "height": h, "width": w,
-         "video_id": volume.video["id"], "frame_index": f}
+        {
+            "id": first_image_id + f,
+            "file_name": names[f],
+            "height": h,
+            "width": w,
+            "video_id": volume.video["id"],
+            "frame_index": f,
+        }
         for f in range(t)
     ]
     anns: list[dict[str, Any]] = []
@@ -212,8 +218,10 @@ def labels_to_coco(
             if not m.any():
                 continue
             ann: dict[str, Any] = {
-                "image_id": first_image_id + f, "category_id": volume.categories[k],
-                "segmentation": encode_mask(m), "instance_id": k,
+                "image_id": first_image_id + f,
+                "category_id": volume.categories[k],
+                "segmentation": encode_mask(m),
+                "instance_id": k,
             }
             if form == "gt":
                 ann.update(id=first_ann_id + len(anns), area=int(m.sum()), bbox=mask_bbox(m), iscrowd=0)
@@ -239,7 +247,9 @@ def coco_to_labels(
     entries = []
     for n, a in enumerate(anns):
         k = a["instance_id"] if have_ids else n + 1
-        entries.append((k, int(a["category_id"]), float(a.get("score", 1.0)), frame_of[a["image_id"]], a["segmentation"]))
+        entries.append(
+            (k, int(a["category_id"]), float(a.get("score", 1.0)), frame_of[a["image_id"]], a["segmentation"])
+        )
     labels, cats, scores = _paint((len(images), h, w), entries)
     if video is None:
         video = {"id": images[order[0]].get("video_id", 1), "file_names": [images[i]["file_name"] for i in order]}

@@ -1,0 +1,63 @@
+"""``vis-ws``: the command-line interface of the backend.
+
+Every subcommand lives in a module of this package that defines
+``register(subparsers)``; each parser sets ``func(args) -> int``. Bad input
+(:class:`training.errors.InputError`) prints one line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import os
+
+# PyTorch's OpenMP threads spin-wait; on a shared 2-core machine that slows
+# everything down up to 8x. Must be set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+
+from training import __version__  # noqa: E402
+from training.errors import InputError  # noqa: E402
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``vis-ws`` parser with every subcommand registered."""
+    from training.cli import data_commands, eval_commands
+
+    parser = argparse.ArgumentParser(
+        prog="vis-ws",
+        description="Weakly supervised video instance segmentation (flowIRN + MaskConsist).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    sub.required = True
+    for module in (data_commands, eval_commands):
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``vis-ws`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except InputError as exc:
+        print(f"vis-ws {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"vis-ws {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def formatter(prog: str) -> argparse.HelpFormatter:
+    """Help formatter that shows defaults (every subcommand uses it)."""
+    return argparse.ArgumentDefaultsHelpFormatter(prog, max_help_position=32)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
