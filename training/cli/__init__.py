@@ -26,7 +26,10 @@ EXIT_INTERRUPTED = 130
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``vis-ws`` parser with every subcommand registered."""
-    from training.cli import data_commands, eval_commands
+    from training.cli import (
+        data_commands,
+        eval_commands,
+    )
 
     parser = argparse.ArgumentParser(
         prog="vis-ws",
@@ -35,7 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     sub.required = True
-    for module in (data_commands, eval_commands):
+    modules = [
+        data_commands,
+        eval_commands,
+    ]
+    for module in modules:
         module.register(sub)
     return parser
 

@@ -1,0 +1,151 @@
+"""Flow on disk: one float16 array per video, memory-mapped, with a JSON record.
+
+``<dir>/<key>.flow.npy`` holds a (T-1, H, W, 5) float16 array: for every pair
+(t, t+1) the forward flow (dx, dy) at frame t, the backward flow (dx, dy) at
+frame t+1, and the occlusion mask of frame t (1.0 = occluded) from the
+forward-backward check. ``<dir>/<key>.flow.json`` records the method, frame
+size, frame count and config; it is written last, so a video counts as done
+only when its record exists and matches.
+
+Frames are written one pair at a time into a temporary memory-mapped file that
+is renamed into place at the end, so memory stays flat for long videos and a
+crash never leaves a half-written array under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.atomic import write_json
+from training.data.json_io import read_json
+from training.errors import InputError
+
+CHANNELS = ("forward_dx", "forward_dy", "backward_dx", "backward_dy", "occlusion")
+
+
+def flow_paths(flow_dir: str | os.PathLike, key: str) -> tuple[Path, Path]:
+    """(array path, record path) of a video's flow."""
+    d = Path(flow_dir)
+    return d / f"{key}.flow.npy", d / f"{key}.flow.json"
+
+
+@dataclass
+class VideoFlow:
+    """The flow of one video, read lazily.
+
+    Attributes
+    ----------
+    data : (T-1, H, W, 5) float16 memmap
+        See the module docstring for the channels.
+    meta : dict
+        The JSON record (method, height, width, n_frames, config).
+    """
+
+    data: np.ndarray
+    meta: dict[str, Any]
+
+    @property
+    def n_frames(self) -> int:
+        """Number of video frames T (one more than flow pairs)."""
+        return int(self.data.shape[0]) + 1
+
+    def forward(self, t: int) -> np.ndarray:
+        """(H, W, 2) float32 flow from frame t to t+1 (0 <= t < T-1)."""
+        return np.asarray(self.data[t, ..., 0:2], dtype=np.float32)
+
+    def backward(self, t: int) -> np.ndarray:
+        """(H, W, 2) float32 flow from frame t+1 back to t (0 <= t < T-1)."""
+        return np.asarray(self.data[t, ..., 2:4], dtype=np.float32)
+
+    def occlusion(self, t: int) -> np.ndarray:
+        """(H, W) bool: pixels of frame t with no match in frame t+1."""
+        return np.asarray(self.data[t, ..., 4]) > 0.5
+
+    def motion(self, t: int) -> np.ndarray:
+        """(H, W, 2) float32 motion at frame t, defined for every frame 0..T-1.
+
+        The forward flow, except at the last frame where it is the negated
+        backward flow (the motion that frame came with).
+        """
+        if self.n_frames == 1:
+            h, w = self.data.shape[1:3]
+            return np.zeros((h, w, 2), np.float32)
+        if t < self.n_frames - 1:
+            return self.forward(t)
+        return -self.backward(self.n_frames - 2)
+
+
+@contextlib.contextmanager
+def flow_writer(
+    flow_dir: str | os.PathLike, key: str, n_frames: int, height: int, width: int, meta: dict[str, Any]
+) -> Iterator[np.ndarray]:
+    """Write a video's flow pair by pair; it appears only if the block completes.
+
+    Yields
+    ------
+    array : (T-1, H, W, 5) float16 memmap to fill (``array[t] = ...``).
+    """
+    npy, rec = flow_paths(flow_dir, key)
+    npy.parent.mkdir(parents=True, exist_ok=True)
+    pairs = max(n_frames - 1, 0)
+    fd, tmp = tempfile.mkstemp(prefix=f".{npy.name}.", suffix=".tmp", dir=npy.parent)
+    os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        rec.unlink()  # the old record no longer describes what is being written
+    try:
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(pairs, height, width, 5))
+        yield arr
+        arr.flush()
+        del arr
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, npy)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    record = {"n_frames": n_frames, "height": height, "width": width, "channels": list(CHANNELS), **meta}
+    write_json(rec, record, indent=1)
+
+
+def flow_done(flow_dir: str | os.PathLike, key: str, expect: dict[str, Any]) -> bool:
+    """True when the video's flow exists and its record matches ``expect``."""
+    npy, rec = flow_paths(flow_dir, key)
+    if not (npy.is_file() and rec.is_file()):
+        return False
+    try:
+        meta = read_json(rec)
+    except InputError:
+        return False
+    return isinstance(meta, dict) and all(meta.get(k) == v for k, v in expect.items())
+
+
+def read_video_flow(flow_dir: str | os.PathLike, key: str) -> VideoFlow:
+    """Open a video's flow lazily (memory-mapped).
+
+    Raises
+    ------
+    InputError
+        Missing flow (run ``vis-ws flow`` first), or an array that does not
+        match its record.
+    """
+    npy, rec = flow_paths(flow_dir, key)
+    if not rec.is_file() or not npy.is_file():
+        raise InputError(npy, f"no flow for video {key!r} (run 'vis-ws flow' first)")
+    meta = read_json(rec)
+    try:
+        data = np.load(npy, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(npy, f"not a readable flow array ({exc})") from None
+    expected = (max(int(meta.get("n_frames", 0)) - 1, 0), meta.get("height"), meta.get("width"), 5)
+    if data.dtype != np.float16 or tuple(data.shape) != expected:
+        raise InputError(npy, f"flow array {data.shape} {data.dtype} does not match its record {expected}")
+    return VideoFlow(data, meta)

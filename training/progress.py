@@ -1,0 +1,95 @@
+"""Progress of long operations, shared by the CLI (tqdm / JSON lines) and the GUI.
+
+Long operations are generators that yield :class:`Progress` events; whoever
+drives them decides how to show them and can stop early by closing the
+generator (``gen.close()`` raises ``GeneratorExit`` inside it, where a
+training loop saves its checkpoint). The CLI drives them with
+:func:`drive`; napari drives the same generators in a generator worker.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, TextIO
+
+
+@dataclass
+class Progress:
+    """One step of a long operation.
+
+    Attributes
+    ----------
+    stage : str
+        What is running ("flow", "train-cam", ...).
+    done, total : int
+        Units done so far and in all (frames, iterations, videos).
+    unit : str
+        What a unit is.
+    metrics : dict
+        Numbers worth showing (loss, lr, fps ...); JSON-serialisable.
+    message : str
+        A line for the log, or "".
+    """
+
+    stage: str
+    done: int
+    total: int
+    unit: str = "it"
+    metrics: dict[str, float] = field(default_factory=dict)
+    message: str = ""
+
+    def to_json(self) -> str:
+        """One JSON line (the subprocess protocol of the plugin's training dock)."""
+        return json.dumps({"event": "progress", "time": time.time(), **asdict(self)})
+
+
+def drive(events: Iterable[Progress], json_lines: bool = False, stream: TextIO | None = None) -> Progress | None:
+    """Consume a progress generator, showing a tqdm bar (or JSON lines).
+
+    Parameters
+    ----------
+    events : iterable of Progress
+    json_lines : bool
+        Print one JSON object per event on ``stream`` instead of a bar.
+    stream : text stream, default stderr (bar) / stdout (JSON lines)
+
+    Returns
+    -------
+    last : the last event, or None if there was none.
+    """
+    last = None
+    if json_lines:
+        out = stream or sys.stdout
+        for ev in events:
+            print(ev.to_json(), file=out, flush=True)
+            last = ev
+        return last
+    from tqdm import tqdm
+
+    bar = None
+    try:
+        for ev in events:
+            if bar is None or bar.desc != ev.stage or bar.total != ev.total:
+                if bar is not None:
+                    bar.close()
+                bar = tqdm(total=ev.total, desc=ev.stage, unit=ev.unit, file=stream or sys.stderr, disable=None)
+            bar.update(ev.done - bar.n)
+            if ev.metrics:
+                bar.set_postfix({k: f"{v:.4g}" for k, v in ev.metrics.items()}, refresh=False)
+            if ev.message:
+                bar.write(ev.message)
+            last = ev
+    finally:
+        if bar is not None:
+            bar.close()
+    return last
+
+
+def counted(items: Iterable[Any], stage: str, total: int, unit: str = "it") -> Iterator[tuple[Any, Progress]]:
+    """Pair each item with the progress event to yield after it is processed."""
+    for i, item in enumerate(items):
+        yield item, Progress(stage, i + 1, total, unit)
