@@ -125,3 +125,43 @@ def test_info_describes_a_dataset(tiny_dataset, capsys):
     assert main(["info", str(tiny_dataset), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["kind"] == "YouTube-VIS ground truth" and info["videos"] == 2 and info["instances"] == 6
+
+
+def _results_of_gt(tiny_dataset, tmp_path):
+    res = tmp_path / "res.json"
+    assert main(["export", str(tiny_dataset), "--form", "results", "--out", str(res)]) == 0
+    return res
+
+
+def test_eval_json_prints_the_twelve_stats(tiny_dataset, tmp_path, capsys):
+    res = _results_of_gt(tiny_dataset, tmp_path)
+    capsys.readouterr()
+    assert main(["eval", "--gt", str(tiny_dataset), "--results", str(res), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert list(stats) == ["AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
+                           "AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large"]  # fmt: skip
+    assert stats["AP"] == 1.0 and stats["AR100"] == 1.0 and stats["AP_large"] == -1.0
+
+
+def test_eval_frame_level_of_gt_is_perfect(tiny_dataset, tmp_path, capsys):
+    res = _results_of_gt(tiny_dataset, tmp_path)
+    capsys.readouterr()
+    assert main(["eval", "--gt", str(tiny_dataset), "--results", str(res), "--frame-level"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("frame-level COCO mask AP") and "= 1.000" in out
+
+
+def test_eval_of_an_empty_results_list_is_all_zero(tiny_dataset, tmp_path, capsys):
+    res = tmp_path / "empty.json"
+    res.write_text("[]")
+    assert main(["eval", "--gt", str(tiny_dataset), "--results", str(res), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["AP"] == 0.0 and stats["AR100"] == 0.0
+
+
+def test_eval_of_results_naming_an_unknown_video_exits_2(tiny_dataset, tmp_path, capsys):
+    res = tmp_path / "res.json"
+    res.write_text(json.dumps([{"video_id": 9, "category_id": 3, "score": 0.5, "segmentations": [None] * 3}]))
+    assert main(["eval", "--gt", str(tiny_dataset), "--results", str(res)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "video id 9" in err and "res.json" in err
