@@ -6,6 +6,9 @@ from pathlib import Path
 
 from napari_vis_ws._layers import dataset_layers, sample_root
 
+# How sample_data/ was made: `vis-ws sample --out sample_data --videos 2 --frames 16 --seed 0`
+SAMPLE_CONFIG = {"n_videos": 2, "n_frames": 16, "seed": 0}
+
 
 def ensure_sample() -> Path:
     """Path of the sample ``gt.json``.
@@ -17,15 +20,13 @@ def ensure_sample() -> Path:
     gt = sample_root() / "gt.json"
     if gt.is_file():
         return gt
-    import json
     import os
 
     from training.data.synthetic import SyntheticConfig, generate_dataset
 
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "napari-vis-ws" / "sample_data"
     if not (cache / "gt.json").is_file():
-        cfg = json.loads((Path(__file__).parent / "sample_config.json").read_text())
-        generate_dataset(cache, SyntheticConfig(**cfg))
+        generate_dataset(cache, SyntheticConfig(**SAMPLE_CONFIG))
     return cache / "gt.json"
 
 
