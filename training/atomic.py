@@ -10,12 +10,25 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+
+
+def new_file_mode(path: Path) -> int:
+    """Permissions for a file about to replace ``path``.
+
+    ``mkstemp`` creates 0600 files; keep the mode of the file being replaced,
+    or give a new file the usual 0644 (read for all, as ``open()`` would).
+    """
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o644
 
 
 @contextlib.contextmanager
@@ -40,6 +53,7 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
+            os.fchmod(f.fileno(), new_file_mode(path))
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -151,3 +151,11 @@ def test_coco_images_carry_video_and_frame_index():
     assert [im["frame_index"] for im in images] == [0, 1, 2]
     assert {im["video_id"] for im in images} == {4}
     assert {a["instance_id"] for a in anns} == {1, 2, 5}
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    write_ytvis(tmp_path / "gt.json", [make_volume()], CATS)
+    assert (tmp_path / "gt.json").stat().st_mode & 0o777 == 0o644
+    (tmp_path / "gt.json").chmod(0o664)
+    write_ytvis(tmp_path / "gt.json", [make_volume()], CATS)  # replacing keeps the file's mode
+    assert (tmp_path / "gt.json").stat().st_mode & 0o777 == 0o664

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from training.atomic import write_json
+from training.atomic import new_file_mode, write_json
 from training.data.json_io import read_json
 from training.errors import InputError
 
@@ -106,6 +106,7 @@ def flow_writer(
         arr.flush()
         del arr
         with open(tmp, "rb+") as f:
+            os.fchmod(f.fileno(), new_file_mode(npy))
             os.fsync(f.fileno())
         os.replace(tmp, npy)
     except BaseException:
