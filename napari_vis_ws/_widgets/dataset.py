@@ -87,7 +87,12 @@ class DatasetWidget(QWidget):
         self.eval_output.setReadOnly(True)
         ev = QGroupBox("Evaluate against the ground truth")
         ev_layout = QVBoxLayout(ev)
-        ev_layout.addWidget(self.results_edit)
+        res_row = QHBoxLayout()
+        res_row.addWidget(self.results_edit)
+        res_browse = QPushButton("Browse…")
+        res_browse.clicked.connect(self._browse_results)
+        res_row.addWidget(res_browse)
+        ev_layout.addLayout(res_row)
         ev_layout.addWidget(self.frame_level)
         ev_layout.addWidget(self.eval_button)
         ev_layout.addWidget(self.eval_output)
@@ -108,6 +113,11 @@ class DatasetWidget(QWidget):
         )
         if path:
             self.set_path(path)
+
+    def _browse_results(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "YouTube-VIS results", "", "JSON (*.json);;All (*)")
+        if path:
+            self.results_edit.setText(path)
 
     def set_path(self, path: str | Path) -> None:
         """Point the widget at a file or folder and list its videos."""
