@@ -81,4 +81,4 @@ def write_json(path: str | os.PathLike, obj: Any, indent: int | None = None) -> 
 def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     """Write arrays to a compressed ``.npz`` atomically (no pickled objects)."""
     with atomic_open(path) as f:
-        np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
+        np.savez_compressed(f, allow_pickle=False, **{k: np.asarray(v) for k, v in arrays.items()})

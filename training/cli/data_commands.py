@@ -160,8 +160,9 @@ def describe(path: Path, frames: Path | None = None) -> dict[str, Any]:
     reader = open_frames(path)
     t, h, w, _ = reader.shape
     info = {"path": str(path), "kind": type(reader).__name__, "frames": t, "height": h, "width": w}
-    if getattr(reader, "fps", 0):
-        info["fps"] = reader.fps
+    fps = getattr(reader, "fps", 0.0)
+    if fps:
+        info["fps"] = fps
     return info
 
 

@@ -152,7 +152,7 @@ class SyntheticConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise InputError(None, f"synthetic config: unknown key {unknown[0]!r}; known: {sorted(known)}")
-        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         try:
             return cls(**kwargs)
         except (TypeError, ValueError) as exc:
@@ -614,7 +614,7 @@ def plan_video(config: SyntheticConfig, index: int) -> Scene:
             ob = _place(shape_outline(b.category_id, b.size, b.aspect), np.zeros(2), b.angle)
             d = max(0.0, _touch_distance(oa, ob, direction) - _TOUCH_OVERLAP)
             off_a, off_b = -direction * d / 2.0, direction * d / 2.0
-            radius = max(np.linalg.norm(off_a) + a.radius, np.linalg.norm(off_b) + b.radius)
+            radius = float(max(np.linalg.norm(off_a) + a.radius, np.linalg.norm(off_b) + b.radius))
             centre = _wander_path(rng, config, radius, camera_step)
             paths += [centre + off_a, centre + off_b]
             i += 2

@@ -172,7 +172,7 @@ class TiffStackReader(FrameReader):
         elif len(shape) in (3, 4):
             self._paged = True
             self.n_frames = int(shape[0])
-            hw = shape[1:3]
+            hw = (shape[1], shape[2])
         else:
             raise InputError(self.path, f"TIFF of shape {shape} is not a (T, H, W[, C]) stack")
         if self.n_frames == 0:
@@ -251,7 +251,8 @@ class VideoFileReader(FrameReader):
     def _read(self, index: int) -> np.ndarray:
         with self._lock:
             try:
-                keyframe = self._keyframes[max(np.searchsorted(self._keyframes, index, side="right") - 1, 0)]
+                k = int(np.searchsorted(self._keyframes, index, side="right")) - 1
+                keyframe = int(self._keyframes[max(k, 0)])
                 if self._decoder is None or not (0 <= self._next <= index and keyframe <= self._next):
                     self._decode_from(index)
                 for frame in self._decoder:

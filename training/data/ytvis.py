@@ -53,9 +53,9 @@ def validate_videos(data: dict[str, Any], path: str | os.PathLike) -> dict[int, 
         where = f"videos[{i}]"
         if not isinstance(v, dict):
             raise InputError(path, f"{where} is not an object")
-        vid = v.get("id")
-        if not _is_int(vid):
+        if not _is_int(v.get("id")):
             raise InputError(path, f"{where}: 'id' must be an integer")
+        vid: int = v["id"]
         where = f"videos[{i}] (id {vid})"
         if vid in out:
             raise InputError(path, f"{where}: duplicate video id")

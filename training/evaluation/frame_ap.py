@@ -53,7 +53,7 @@ def _frame_annotations(
     Ground truth keeps its JSON per-frame area (mask area where the JSON has
     none); detections use their mask area, as ``COCO.loadRes`` does.
     """
-    anns = []
+    anns: list[dict[str, Any]] = []
     for tube in tubes:
         for t, rle in enumerate(tube.frames):
             if rle is None:

@@ -103,7 +103,7 @@ def labels_to_ytvis(volume: LabelVolume, form: Form = "gt", first_id: int = 1) -
     -------
     annotations : list of dict, one per instance present in at least one frame.
     """
-    out = []
+    out: list[dict[str, Any]] = []
     vid = volume.video["id"]
     for k in volume.instance_ids:
         segs, areas, boxes = _instance_masks(volume.labels, k)
