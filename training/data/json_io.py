@@ -10,6 +10,11 @@ from typing import Any
 from training.errors import InputError
 
 
+def is_json_int(v: Any) -> bool:
+    """A JSON integer (not a bool), which also makes it hashable for id lookups."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def read_json(path: str | os.PathLike) -> Any:
     """Parse a JSON file.
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from training.data.json_io import read_json
+from training.data.json_io import is_json_int, read_json
 from training.data.ytvis import validate_categories, validate_videos
 from training.errors import InputError
 
@@ -71,7 +71,7 @@ def validate_tags(data: Any, path: str | os.PathLike) -> dict[str, Any]:
         if not isinstance(t, dict):
             raise InputError(path, f"{where} is not an object")
         vid, f, ids = t.get("video_id"), t.get("frame"), t.get("category_ids")
-        if vid not in videos:
+        if not is_json_int(vid) or vid not in videos:
             raise InputError(path, f"{where}: unknown video_id {vid!r}")
         n = len(videos[vid]["file_names"])
         if not isinstance(f, int) or isinstance(f, bool) or not 0 <= f < n:
@@ -81,7 +81,7 @@ def validate_tags(data: Any, path: str | os.PathLike) -> dict[str, Any]:
         seen.add((vid, f))
         if not isinstance(ids, list):
             raise InputError(path, f"{where}: 'category_ids' must be a list")
-        unknown = [c for c in ids if c not in cats]
+        unknown = [c for c in ids if not is_json_int(c) or c not in cats]
         if unknown:
             raise InputError(path, f"{where}: unknown category id {unknown[0]!r} in video {vid} frame {f}")
     return data

@@ -12,14 +12,10 @@ import os
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from training.data.json_io import read_json
+from training.data.json_io import is_json_int, read_json
 from training.data.video import ImageSequenceReader
 from training.errors import InputError
 from training.export.labels import LabelVolume, ytvis_to_labels
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def safe_relative_path(name: Any) -> bool:
@@ -53,7 +49,7 @@ def validate_videos(data: dict[str, Any], path: str | os.PathLike) -> dict[int, 
         where = f"videos[{i}]"
         if not isinstance(v, dict):
             raise InputError(path, f"{where} is not an object")
-        if not _is_int(v.get("id")):
+        if not is_json_int(v.get("id")):
             raise InputError(path, f"{where}: 'id' must be an integer")
         vid: int = v["id"]
         where = f"videos[{i}] (id {vid})"
@@ -68,10 +64,10 @@ def validate_videos(data: dict[str, Any], path: str | os.PathLike) -> dict[int, 
                     path, f"{where}: file_names[{j}] {n!r} is not a relative path inside the frames folder"
                 )
         for key in ("height", "width"):
-            if not _is_int(v.get(key)) or v[key] <= 0:
+            if not is_json_int(v.get(key)) or v[key] <= 0:
                 raise InputError(path, f"{where}: '{key}' must be a positive integer")
         length = v.get("length", len(names))
-        if not _is_int(length) or length != len(names):
+        if not is_json_int(length) or length != len(names):
             raise InputError(path, f"{where}: 'length' {length!r} does not match {len(names)} file_names")
         out[vid] = v
     return out
@@ -84,7 +80,7 @@ def validate_categories(data: dict[str, Any], path: str | os.PathLike) -> dict[i
         raise InputError(path, "missing 'categories' list")
     out: dict[int, dict[str, Any]] = {}
     for i, c in enumerate(cats):
-        if not isinstance(c, dict) or not _is_int(c.get("id")):
+        if not isinstance(c, dict) or not is_json_int(c.get("id")):
             raise InputError(path, f"categories[{i}]: needs an integer 'id'")
         if c["id"] in out:
             raise InputError(path, f"categories[{i}]: duplicate category id {c['id']}")
@@ -110,15 +106,15 @@ def validate_annotations(data: dict[str, Any], path: str | os.PathLike) -> None:
         where = f"annotations[{i}]"
         if not isinstance(a, dict):
             raise InputError(path, f"{where} is not an object")
-        if not _is_int(a.get("id")):
+        if not is_json_int(a.get("id")):
             raise InputError(path, f"{where}: 'id' must be an integer")
         where = f"annotations[{i}] (id {a['id']})"
         if a["id"] in seen:
             raise InputError(path, f"{where}: duplicate annotation id")
         seen.add(a["id"])
-        if a.get("video_id") not in videos:
+        if not is_json_int(a.get("video_id")) or a["video_id"] not in videos:
             raise InputError(path, f"{where}: unknown video_id {a.get('video_id')!r}")
-        if a.get("category_id") not in cats:
+        if not is_json_int(a.get("category_id")) or a["category_id"] not in cats:
             raise InputError(path, f"{where}: unknown category_id {a.get('category_id')!r}")
         segs = a.get("segmentations")
         n = len(videos[a["video_id"]]["file_names"])

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from training.atomic import write_json, write_npz
+from training.data.json_io import is_json_int
 from training.errors import InputError
 from training.export.rle import decode_segmentation, encode_mask, mask_bbox
 
@@ -145,7 +146,8 @@ def _paint(
 
 def _instance_ids(anns: list[dict[str, Any]]) -> list[int]:
     ids = [a.get("instance_id") for a in anns]
-    if all(isinstance(i, int) and i > 0 for i in ids) and len(set(ids)) == len(ids):
+    valid = all(is_json_int(i) and 0 < i < 2**31 for i in ids)  # ids live in int32 arrays
+    if valid and len(set(ids)) == len(ids):
         return ids  # type: ignore[return-value]
     return list(range(1, len(anns) + 1))
 
@@ -169,21 +171,31 @@ def ytvis_to_labels(annotations: list[dict[str, Any]], video: dict[str, Any]) ->
     Raises
     ------
     ValueError
-        A segmentation that does not fit the video.
+        An entry that does not fit the video, naming its index in ``annotations``.
     """
     h, w = int(video["height"]), int(video["width"])
     t = int(video.get("length") or len(video["file_names"]))
     anns = [a for a in annotations if not a.get("iscrowd")]
     entries = []
-    for k, a in zip(_instance_ids(anns), anns, strict=True):
-        segs = a.get("segmentations") or []
-        if len(segs) > t:
-            raise ValueError(f"annotation has {len(segs)} frames, the video has {t}")
-        for f, seg in enumerate(segs):
-            entries.append((k, int(a["category_id"]), float(a.get("score", 1.0)), f, seg))
-        if not segs:
-            entries.append((k, int(a["category_id"]), float(a.get("score", 1.0)), 0, None))
-    labels, cats, scores = _paint((t, h, w), entries)
+    for n, (k, a) in enumerate(zip(_instance_ids(anns), anns, strict=True)):
+        try:
+            segs = a.get("segmentations") or []
+            if not isinstance(segs, list) or len(segs) > t:
+                raise ValueError(f"'segmentations' must be a list of at most {t} frames")
+            cat, score = a["category_id"], a.get("score", 1.0)
+            finite = isinstance(score, int | float) and bool(np.isfinite(score))
+            if not (is_json_int(cat) and abs(cat) < 2**31) or not finite:
+                raise ValueError("needs an integer 'category_id' and a finite 'score'")
+            frames = enumerate(segs) if segs else [(0, None)]
+            entries += [(k, cat, float(score), f, seg) for f, seg in frames]
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"annotation {n}: malformed ({type(exc).__name__}: {exc})") from None
+        except ValueError as exc:
+            raise ValueError(f"annotation {n}: {exc}") from None
+    try:
+        labels, cats, scores = _paint((t, h, w), entries)
+    except (TypeError, OverflowError) as exc:
+        raise ValueError(f"malformed segmentation ({type(exc).__name__}: {exc})") from None
     return LabelVolume(labels, cats, scores, dict(video))
 
 

@@ -60,7 +60,7 @@ def segmentation_to_rle(seg: Any, height: int, width: int) -> dict[str, Any] | N
     if not isinstance(seg, dict) or "counts" not in seg or "size" not in seg:
         raise ValueError("a segmentation must be an RLE dict with 'size' and 'counts', a polygon list or null")
     size = seg["size"]
-    if not (isinstance(size, list | tuple) and len(size) == 2 and [int(size[0]), int(size[1])] == [height, width]):
+    if not (isinstance(size, list | tuple) and list(size) == [height, width]):
         raise ValueError(f"RLE size {size} does not match the frame size [{height}, {width}]")
     counts = seg["counts"]
     if isinstance(counts, list):
@@ -68,7 +68,10 @@ def segmentation_to_rle(seg: Any, height: int, width: int) -> dict[str, Any] | N
             raise ValueError(f"uncompressed RLE counts must be non-negative ints summing to {height}x{width}")
         return mask_utils.frPyObjects(seg, height, width)
     if isinstance(counts, str):
-        counts = counts.encode("ascii")
+        try:
+            counts = counts.encode("ascii")
+        except UnicodeEncodeError:
+            raise ValueError("compressed RLE counts must be ASCII") from None
     if not isinstance(counts, bytes):
         raise ValueError("RLE counts must be a string or a list of ints")
     return {"size": [height, width], "counts": counts}
