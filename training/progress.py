@@ -71,12 +71,14 @@ def drive(events: Iterable[Progress], json_lines: bool = False, stream: TextIO |
     from tqdm import tqdm
 
     bar = None
+    shown: tuple[str, int] | None = None  # (stage, total) of the open bar; a disabled tqdm keeps no desc
     try:
         for ev in events:
-            if bar is None or bar.desc != ev.stage or bar.total != ev.total:
+            if bar is None or shown != (ev.stage, ev.total):
                 if bar is not None:
                     bar.close()
                 bar = tqdm(total=ev.total, desc=ev.stage, unit=ev.unit, file=stream or sys.stderr, disable=None)
+                shown = (ev.stage, ev.total)
             bar.update(ev.done - bar.n)
             if ev.metrics:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in ev.metrics.items()}, refresh=False)

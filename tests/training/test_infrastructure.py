@@ -93,3 +93,9 @@ def test_camera_motion_is_the_median_flow():
     assert camera_motion(flow).tolist() == [3.0, -1.0]
     rel = remove_camera_motion(flow)
     assert np.abs(rel[5:, 5:]).max() == 0 and rel[0, 0].tolist() == [7.0, 11.0]
+
+
+def test_progress_bar_mode_works_when_stderr_is_not_a_terminal(capsys):
+    events = [Progress("flow", 1, 2, message="first"), Progress("flow", 2, 2), Progress("cams", 1, 1)]
+    last = drive(iter(events))
+    assert last.stage == "cams" and "first" in capsys.readouterr().out + capsys.readouterr().err

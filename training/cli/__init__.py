@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     from training.cli import (
         data_commands,
         eval_commands,
+        flow_commands,
     )
 
     parser = argparse.ArgumentParser(
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     modules = [
         data_commands,
+        flow_commands,
         eval_commands,
     ]
     for module in modules:
