@@ -106,28 +106,12 @@ def dataset_layers(json_path: str | Path, video_id: int | None = None, frames: s
     Returns ``frames`` and, for a ground-truth file, ``ground truth`` labels.
     ``video_id`` defaults to the dataset's first video.
     """
-    from training.data.json_io import read_json
-    from training.data.tags import validate_tags
-    from training.data.ytvis import (
-        dataset_video_frames,
-        gt_volume,
-        validate_annotations,
-        validate_categories,
-        validate_videos,
-    )
+    from training.data.sources import load_dataset_json
+    from training.data.ytvis import dataset_video_frames, gt_volume
     from training.errors import InputError
 
     json_path = Path(json_path)
-    data = read_json(json_path)
-    if not isinstance(data, dict):
-        raise InputError(json_path, "expected a YouTube-VIS dataset or frame-tags JSON object")
-    if "annotations" in data:
-        validate_annotations(data, json_path)
-    elif "frame_tags" in data:
-        validate_tags(data, json_path)
-    else:
-        validate_videos(data, json_path)
-        validate_categories(data, json_path)
+    data = load_dataset_json(json_path)
     if not data["videos"]:
         raise InputError(json_path, "the dataset has no videos")
     vid = data["videos"][0]["id"] if video_id is None else video_id

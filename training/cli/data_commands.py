@@ -124,24 +124,16 @@ def _refuse_overwriting_input(out: Path, inputs: list[Path]) -> None:
 
 def describe(path: Path, frames: Path | None = None) -> dict[str, Any]:
     """What ``vis-ws info`` reports about ``path`` (a plain dict)."""
-    from training.data.json_io import read_json
-    from training.data.tags import validate_tags
+    from training.data.sources import load_dataset_json
     from training.data.video import open_frames
-    from training.data.ytvis import validate_annotations, validate_categories, validate_videos
 
     if path.suffix.lower() == ".json":
-        data = read_json(path)
-        if not isinstance(data, dict):
-            raise InputError(path, "expected a JSON object (a YouTube-VIS dataset or frame tags)")
+        data = load_dataset_json(path)
         if "frame_tags" in data:
-            validate_tags(data, path)
             kind = "frame tags"
         elif "annotations" in data:
-            validate_annotations(data, path)
             kind = "YouTube-VIS ground truth"
         else:
-            validate_videos(data, path)
-            validate_categories(data, path)
             kind = "YouTube-VIS videos"
         info: dict[str, Any] = {
             "path": str(path),
