@@ -4,4 +4,14 @@ Thin by design: readers, writers, sample data and dock widgets that call
 ``training`` and turn its results into layers. No algorithm lives here.
 """
 
+import sys
+
 __version__ = "0.1.0"
+
+# Importing torchvision pulls in triton, whose bundled LLVM crashes the process
+# (segmentation fault in libtriton) once napari's OpenGL context has loaded
+# Mesa's LLVM, e.g. under Xvfb. The plugin never compiles kernels (training
+# runs in a subprocess of `vis-ws`), and torch treats a triton that fails to
+# import as absent, so keep it out of napari's process.
+if "triton" not in sys.modules:
+    sys.modules["triton"] = None  # type: ignore[assignment]
