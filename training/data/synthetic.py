@@ -537,6 +537,7 @@ def _wander_path(
 ) -> np.ndarray:
     """A swaying path that bounces inside the frame, moving against the background."""
     h, w = config.height, config.width
+    radius = min(radius, (min(h, w) - 4) / 2)  # a wide touching pair in a small frame: start anywhere that fits
     velocity = _own_velocity(rng, config, camera_step)
     start = np.array([rng.uniform(radius + 1, w - 2 - radius), rng.uniform(radius + 1, h - 2 - radius)])
     t = np.arange(config.n_frames, dtype=np.float64)
