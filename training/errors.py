@@ -24,3 +24,11 @@ class InputError(ValueError):
         self.problem = " ".join(str(problem).split())
         msg = self.problem if self.path is None else f"{self.path}: {self.problem}"
         super().__init__(msg)
+
+
+class TrainingStopped(RuntimeError):
+    """Training cannot go on (e.g. the loss became NaN); the message is one line.
+
+    The last good checkpoint is kept; the CLI prints the message and exits
+    with code 1.
+    """

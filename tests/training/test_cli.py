@@ -174,3 +174,16 @@ def test_sample_makes_small_frames_with_objects_that_fit(tmp_path, size):
     assert main(["sample", "--out", str(out), "--videos", "2", "--frames", "3", "--height", str(h), "--width", str(w)]) == 0
     gt = json.loads((out / "gt.json").read_text())
     assert gt["videos"][0]["height"] == h and len(gt["annotations"]) >= 4
+
+
+def test_training_that_stops_exits_1_with_one_line(monkeypatch, capsys, tiny_dataset):
+    from training.cli import eval_commands
+    from training.errors import TrainingStopped
+
+    def stop(args):
+        raise TrainingStopped("train-x: loss became nan at epoch 2 step 3; the last good checkpoint is kept: run/c.pt")
+
+    monkeypatch.setattr(eval_commands, "run_eval", stop)
+    assert main(["eval", "--gt", str(tiny_dataset), "--results", str(tiny_dataset)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("vis-ws eval: stopped: train-x: loss became nan")

@@ -27,7 +27,7 @@ from training.atomic import write_json
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.data.sources import VideoSource, iter_videos
 from training.device import describe_device, resolve_device
-from training.errors import InputError
+from training.errors import InputError, TrainingStopped
 from training.flow.config import CHECKPOINT_NAME, CONFIG_NAME, PHOTOMETRIC, FlowTrainConfig
 from training.flow.losses import unsupervised_flow_loss
 from training.flow.raft import RAFT_MIN_SIZE, RAFT_STRIDE, build_raft, load_raft_weights
@@ -38,7 +38,7 @@ STAGE = "train-flow"
 RESUMABLE_CHANGES = ("iterations", "device", "checkpoint_every", "amp")
 
 
-class LossNotFiniteError(RuntimeError):
+class LossNotFiniteError(TrainingStopped):
     """The training loss became NaN or infinite (the message is one line naming the run)."""
 
 
