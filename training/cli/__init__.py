@@ -18,8 +18,9 @@ import sys  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 
 from training import __version__  # noqa: E402
-from training.errors import InputError  # noqa: E402
+from training.errors import InputError, TrainingStopped  # noqa: E402
 
+EXIT_TRAINING_STOPPED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     sub.required = True
-    modules = [
+    modules = [  # in pipeline order, as `vis-ws --help` lists them
         data_commands,
         flow_commands,
         eval_commands,
@@ -58,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as exc:
         print(f"vis-ws {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except TrainingStopped as exc:
+        print(f"vis-ws {args.command}: stopped: {exc}", file=sys.stderr)
+        return EXIT_TRAINING_STOPPED
     except KeyboardInterrupt:
         print(f"vis-ws {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
