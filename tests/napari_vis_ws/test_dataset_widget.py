@@ -21,9 +21,13 @@ def widget(make_napari_viewer, qtbot):
     return w
 
 
-def _wait(qtbot, w):
-    with qtbot.waitSignal(w.worker.finished, timeout=30000):
-        pass
+def _wait(qtbot, button):
+    """Wait for the worker a button started: the button is re-enabled when it finishes.
+
+    (Waiting on the worker's finished signal would miss a worker that ends before the wait starts.)
+    """
+    assert not button.isEnabled()  # the click started a worker
+    qtbot.waitUntil(button.isEnabled, timeout=60000)
 
 
 def test_picking_the_second_video_shows_its_frames_and_ground_truth(widget, qtbot, tiny_dataset):
@@ -31,14 +35,14 @@ def test_picking_the_second_video_shows_its_frames_and_ground_truth(widget, qtbo
     assert widget.video_combo.count() == 2
     widget.video_combo.setCurrentIndex(1)
     widget.open_button.click()
-    _wait(qtbot, widget)
+    _wait(qtbot, widget.open_button)
     layers = widget.viewer.layers
     assert layers["frames"].data.shape == (2, 20, 30, 3)
     np.testing.assert_array_equal(layers["ground truth"].data, make_volume(t=2, seed=2).labels)
     assert widget.info.text().startswith("2 frames of 30×20")
     # reopening replaces the layers instead of stacking copies
     widget.open_button.click()
-    _wait(qtbot, widget)
+    _wait(qtbot, widget.open_button)
     assert [ly.name for ly in layers] == ["frames", "ground truth"]
 
 
@@ -50,7 +54,7 @@ def test_evaluating_ground_truth_as_results_gives_perfect_ap(widget, qtbot, tiny
     widget.set_path(tiny_dataset)
     widget.results_edit.setText(str(res))
     widget.eval_button.click()
-    _wait(qtbot, widget)
+    _wait(qtbot, widget.eval_button)
     text = widget.eval_output.toPlainText()
     assert "Average Precision" in text and "= 1.000" in text
 
@@ -61,7 +65,7 @@ def test_bad_results_file_shows_a_one_line_error(widget, qtbot, tiny_dataset, tm
     widget.set_path(tiny_dataset)
     widget.results_edit.setText(str(res))
     widget.eval_button.click()
-    _wait(qtbot, widget)
+    _wait(qtbot, widget.eval_button)
     assert "res.json" in widget.eval_output.toPlainText() and "77" in widget.eval_output.toPlainText()
     assert "\n" not in widget.eval_output.toPlainText().strip()
 
@@ -70,5 +74,5 @@ def test_a_video_file_opens_without_a_video_list(widget, qtbot, real_clip):
     widget.set_path(real_clip)
     assert not widget.video_combo.isEnabled()
     widget.open_button.click()
-    _wait(qtbot, widget)
+    _wait(qtbot, widget.open_button)
     assert widget.viewer.layers["frames"].data.shape == (250, 272, 640, 3)

@@ -171,7 +171,10 @@ def test_eval_of_results_naming_an_unknown_video_exits_2(tiny_dataset, tmp_path,
 def test_sample_makes_small_frames_with_objects_that_fit(tmp_path, size):
     h, w = size
     out = tmp_path / "s"
-    assert main(["sample", "--out", str(out), "--videos", "2", "--frames", "3", "--height", str(h), "--width", str(w)]) == 0
+    assert (
+        main(["sample", "--out", str(out), "--videos", "2", "--frames", "3", "--height", str(h), "--width", str(w)])
+        == 0
+    )
     gt = json.loads((out / "gt.json").read_text())
     assert gt["videos"][0]["height"] == h and len(gt["annotations"]) >= 4
 

@@ -28,9 +28,11 @@ EXIT_INTERRUPTED = 130
 def build_parser() -> argparse.ArgumentParser:
     """The ``vis-ws`` parser with every subcommand registered."""
     from training.cli import (
+        cam_commands,
         data_commands,
         eval_commands,
         flow_commands,
+        irn_commands,
     )
 
     parser = argparse.ArgumentParser(
@@ -43,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     modules = [  # in pipeline order, as `vis-ws --help` lists them
         data_commands,
         flow_commands,
+        cam_commands,
+        irn_commands,
         eval_commands,
     ]
     for module in modules:

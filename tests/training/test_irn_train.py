@@ -1,0 +1,169 @@
+"""IRN / flowIRN training, pseudo-label generation and `vis-ws pseudo-labels` on a tiny set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from training.cli import main
+from training.errors import InputError, TrainingStopped
+from training.export import load_labels
+from training.irn.data import RelationFrames, flow_at_grid
+from training.irn.pseudo_labels import make_pseudo_labels, paint_instances
+from training.irn.train import IRNTrainConfig, load_irn_run, train_irn
+
+FAST = {"epochs": 2, "batch_size": 4, "crop": 64, "radius": 5, "seed": 3}
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    """Tags, flow, a 1-epoch classifier and its CAMs + f-CAMs for 2 videos x 4 frames of 64x80."""
+    root = tmp_path_factory.mktemp("irn")
+    args = ["--videos", "2", "--frames", "4", "--height", "64", "--width", "80", "--seed", "2"]
+    assert main(["sample", "--out", str(root / "data"), *args]) == 0
+    tags = str(root / "data" / "tags.json")
+    assert main(["flow", tags, "--out", str(root / "flow"), "--progress", "json"]) == 0
+    cam = ["--arch", "resnet18", "--epochs", "1", "--batch-size", "4", "--crop", "64", "--progress", "json"]
+    assert main(["train-cam", tags, "--out", str(root / "cam"), *cam]) == 0
+    cams = ["--model", str(root / "cam"), "--flow", str(root / "flow"), "--progress", "json"]
+    assert main(["cams", tags, "--out", str(root / "cams"), *cams]) == 0
+    return root
+
+
+def _train(root: Path, out: Path, variant: str = "flowirn", **kw) -> list:
+    cfg = IRNTrainConfig(variant=variant, **{**FAST, **kw})
+    gen = train_irn(cfg, root / "data/tags.json", root / "cam", root / "cams", out, root / "flow")
+    return list(gen)
+
+
+@pytest.mark.parametrize("variant", ["irn", "irn+fbound", "irn+fcam", "flowirn"])
+def test_every_table_4_variant_trains_with_finite_losses(prepared, tmp_path, variant):
+    events = _train(prepared, tmp_path / "run", variant)
+    losses = [e.metrics["loss"] for e in events if "loss" in e.metrics]
+    assert len(losses) == 4 and all(np.isfinite(losses))
+    fbound = [e.metrics["fbound"] for e in events if "fbound" in e.metrics]
+    assert (max(fbound) > 0) == (variant in ("irn+fbound", "flowirn"))  # the flow loss only where asked
+    model, cats = load_irn_run(tmp_path / "run")
+    assert [c["name"] for c in cats] == ["disc", "box", "triangle", "star"]
+    assert not model.training
+
+
+def test_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(prepared, tmp_path):
+    _train(prepared, tmp_path / "full")
+    cfg = IRNTrainConfig(**FAST)
+    gen = train_irn(cfg, prepared / "data/tags.json", prepared / "cam", prepared / "cams", tmp_path / "cut",
+                    prepared / "flow")  # fmt: skip
+    for ev in gen:
+        if ev.done == 1 and "loss" in ev.metrics:
+            break
+    gen.close()  # cancelled after one step: the checkpoint is saved
+    list(train_irn(cfg, prepared / "data/tags.json", prepared / "cam", prepared / "cams", tmp_path / "cut",
+                   prepared / "flow", resume=True))  # fmt: skip
+    a = torch.load(tmp_path / "full/checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "cut/checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_flow_variants_need_the_flow(prepared, tmp_path):
+    cfg = IRNTrainConfig(variant="irn+fbound", **FAST)
+    with pytest.raises(InputError, match="needs --flow"):
+        list(train_irn(cfg, prepared / "data/tags.json", prepared / "cam", prepared / "cams", tmp_path / "r"))
+    assert not (tmp_path / "r").exists()
+
+
+def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(prepared, tmp_path, monkeypatch):
+    cfg = IRNTrainConfig(**FAST)
+    gen = train_irn(cfg, prepared / "data/tags.json", prepared / "cam", prepared / "cams", tmp_path / "run",
+                    prepared / "flow")  # fmt: skip
+    next(ev for ev in gen if ev.message.startswith("epoch 1/2"))
+    gen.close()
+    before = (tmp_path / "run/checkpoint.pt").read_bytes()
+    import training.irn.train as irn_train
+
+    real = irn_train.irn_total_loss
+    monkeypatch.setattr(irn_train, "irn_total_loss", lambda *a, **k: real(*a, **k)._replace(total=torch.tensor(np.nan)))
+    gen = train_irn(cfg, prepared / "data/tags.json", prepared / "cam", prepared / "cams", tmp_path / "run",
+                    prepared / "flow", resume=True)  # fmt: skip
+    with pytest.raises(TrainingStopped, match="loss became nan at epoch 2 step 3"):
+        list(gen)
+    assert (tmp_path / "run/checkpoint.pt").read_bytes() == before
+
+
+def test_mirrored_crops_mirror_the_labels_and_reverse_horizontal_motion(prepared):
+    ds = RelationFrames(prepared / "data/tags.json", prepared / "cams", prepared / "flow", use_fcams=True, crop=96)
+    labels = ds.labels(0)
+    assert labels.shape == (16, 20) and set(np.unique(labels)) <= {0, 1, 2, 3, 4, 255}
+    for epoch in range(6):
+        ds.set_epoch(epoch)
+        x, lab, flow = ds[0]
+        assert x.shape == (3, 96, 96) and lab.shape == (24, 24) and flow.shape == (2, 24, 24)
+        placed = lab != 255
+        grid_flow = torch.from_numpy(ds.flow(0, labels.shape))
+        mirrored = torch.equal(lab[placed].reshape(-1), torch.from_numpy(labels).flip(-1).reshape(-1)) and not (
+            torch.equal(lab[placed].reshape(-1), torch.from_numpy(labels).reshape(-1))
+        )
+        if mirrored:
+            assert torch.allclose(flow[0][placed].reshape(-1), -grid_flow[0].flip(-1).reshape(-1))
+
+
+def test_flow_is_resized_to_the_grid_in_grid_pixels():
+    flow = np.zeros((64, 80, 2), np.float32)
+    flow[..., 0] = 8.0  # 8 image pixels to the right = 2 grid pixels
+    out = flow_at_grid(flow, (16, 20))
+    assert out.shape == (2, 16, 20) and np.allclose(out[0], 2.0) and np.allclose(out[1], 0.0)
+
+
+def test_higher_scored_detections_are_painted_on_top():
+    from training.irn.inference import Instance
+
+    a = np.zeros((4, 4), bool)
+    a[:2] = True
+    b = np.ones((4, 4), bool)
+    labels, ids = paint_instances([Instance(1, 0.9, a), Instance(2, 0.3, b)], (4, 4), first_id=5)
+    assert ids == [5, 6] and (labels[:2] == 5).all() and (labels[2:] == 6).all()
+
+
+@pytest.mark.slow
+def test_pseudo_labels_write_volumes_intermediates_and_json_then_skip(prepared, tmp_path):
+    _train(prepared, tmp_path / "irn", epochs=1)
+    out = tmp_path / "pseudo"
+    events = list(make_pseudo_labels(prepared / "data/tags.json", tmp_path / "irn", prepared / "cams", out))
+    assert events[-1].done == events[-1].total == 8
+    vol = load_labels(out / "synth_0000" / "pseudo.npz")
+    assert vol.labels.shape == (4, 64, 80)
+    assert set(vol.categories.values()) <= {1, 2, 3, 4}
+    with np.load(out / "synth_0000" / "irn.npz") as z:
+        assert z["boundary"].shape == (4, 16, 20) and z["displacement"].shape == (4, 2, 16, 20)
+        assert z["centroids"].ndim == 2 and z["centroids"].shape[1] == 3
+    res = json.loads((out / "pseudo_labels.json").read_text())
+    assert len(res) == sum(len(load_labels(out / k / "pseudo.npz").categories) for k in ("synth_0000", "synth_0001"))
+    again = list(make_pseudo_labels(prepared / "data/tags.json", tmp_path / "irn", prepared / "cams", out))
+    assert sum("already done" in e.message for e in again) == 2
+
+
+@pytest.mark.slow
+def test_pseudo_labels_command_runs_every_stage_and_resumes(prepared, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["pseudo-labels", str(prepared / "data/tags.json"), "--out", str(run), "--arch", "resnet18",
+            "--cam-epochs", "1", "--cam-batch-size", "4", "--cam-crop", "64", "--irn-epochs", "1",
+            "--irn-batch-size", "4", "--irn-crop", "64", "--irn-radius", "5", "--progress", "json"]  # fmt: skip
+    assert main(args) == 0
+    assert (run / "pseudo" / "pseudo_labels.json").is_file()
+    stamp = (run / "irn" / "checkpoint.pt").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "already done, skipped" in out and (run / "irn" / "checkpoint.pt").stat().st_mtime_ns == stamp
+    assert main(["eval", "--gt", str(prepared / "data/gt.json"), "--results", str(run / "pseudo/pseudo_labels.json"),
+                 "--frame-level", "--json"]) == 0  # fmt: skip
+
+
+def test_pseudo_labels_command_refuses_bad_tags_without_writing(tmp_path, capsys):
+    bad = tmp_path / "tags.json"
+    bad.write_text('{"videos": []}')
+    assert main(["pseudo-labels", str(bad), "--out", str(tmp_path / "run")]) == 2
+    assert "missing 'categories'" in capsys.readouterr().err and not (tmp_path / "run").exists()

@@ -1,0 +1,512 @@
+"""Training the CAM classifier on frame tags (METHOD.md §2), and reading a trained run back.
+
+A run folder holds::
+
+    RUN/config.json      the CAMTrainConfig (everything needed to reproduce the run)
+    RUN/categories.json  the K categories, in the classifier's output order
+    RUN/checkpoint.pt    model, optimizer, step, RNG state; written at the end of
+                         every epoch and when training is cancelled
+
+:func:`train_cam` is a generator of :class:`~training.progress.Progress`
+events; closing it (``gen.close()``, the GUI's cancel) saves the checkpoint,
+and ``resume=True`` continues from it to the same final weights as an
+uninterrupted run (on CPU, bit for bit: batches and augmentation are pure
+functions of (seed, epoch, frame), see :mod:`training.cam.data`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from training.atomic import write_json
+from training.cam.data import TagFrames, epoch_batches, iterate_batches, normalize
+from training.cam.network import ARCHS, CAMNet, load_weights
+from training.checkpoint import load_checkpoint, save_checkpoint
+from training.data.json_io import read_json
+from training.device import describe_device, resolve_device
+from training.errors import InputError
+from training.progress import Progress
+
+CHECKPOINT = "checkpoint.pt"
+CONFIG = "config.json"
+CATEGORIES = "categories.json"
+STAGE = "train-cam"
+# Fields that may differ between a run and its resumption without changing the result.
+_RESUME_FREE = ("device", "workers")
+
+
+@dataclass(frozen=True)
+class CAMTrainConfig:
+    """How the CAM classifier is trained (IRN's ``train_cam``, adapted to random init on a CPU).
+
+    Attributes
+    ----------
+    arch : {"resnet50", "resnet18"}
+        Backbone; ResNet-50 is IRN's, ResNet-18 is about 3x faster on a CPU.
+    epochs : int
+        Passes over the tagged frames (IRN: 5 on VOC's 10k images; a small
+        video set needs more, see benchmarks/RESULTS.md).
+    batch_size : int
+        Frames per iteration (IRN: 16).
+    lr : float
+        Learning rate of the new 1x1 classifier at step 0, decayed by the poly
+        schedule ``(1 - step/steps)^0.9``.
+    backbone_lr : float or None
+        Learning rate of the backbone. None: ``lr / 10`` with ``weights`` (IRN
+        gives the pretrained backbone a tenth of the classifier's rate), ``lr``
+        from random init (nothing is pretrained, everything must learn).
+    momentum : float
+        SGD momentum. IRN's PolyOptimizer effectively uses none; from random
+        init 0.9 converges in far fewer iterations.
+    weight_decay : float
+        L2 penalty on every trained weight (IRN: 1e-4).
+    crop : int
+        Side of the square training crop (IRN: 512 on VOC's ~500 px images; 224
+        covers most of a 240x320 frame).
+    scale_range : (float, float)
+        Random rescale of each frame before the crop (IRN: long side 320-640
+        on ~500 px images, i.e. about 0.65-1.3).
+    channel_shuffle : float
+        Probability of permuting a frame's RGB channels (not in IRN, whose
+        ImageNet features already ignore a video's colours). From random init on
+        few videos a classifier otherwise learns each video's background colours
+        and its tags instead of the objects (see benchmarks/RESULTS.md).
+    seed : int
+        Seeds the initial weights, the batch order and the augmentation.
+    device : str
+        ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    amp : bool
+        Mixed precision (float16 autocast + gradient scaling) on CUDA; ignored
+        on CPU.
+    weights : str or None
+        Local file with ImageNet (torchvision ResNet state dict) or vis-ws
+        weights to start from; None is random init.
+    freeze_stem : bool
+        IRN's treatment of ImageNet weights: conv1/bn1 frozen, stages 1-2
+        detached, BatchNorm statistics fixed. Leave off from random init.
+    workers : int
+        DataLoader worker processes (0: decode in the training process).
+    """
+
+    arch: str = "resnet50"
+    epochs: int = 30
+    batch_size: int = 8
+    lr: float = 0.1
+    backbone_lr: float | None = None
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    crop: int = 224
+    scale_range: tuple[float, float] = (0.7, 1.3)
+    channel_shuffle: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    weights: str | None = None
+    freeze_stem: bool = False
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, what: str) -> None:
+            if not ok:
+                raise InputError(None, f"train-cam: {what}")
+
+        need(self.arch in ARCHS, f"--arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+        for name in ("epochs", "batch_size", "crop"):
+            need(int(getattr(self, name)) >= 1, f"--{name.replace('_', '-')} must be at least 1")
+        need(self.crop >= 32, "--crop must be at least 32 (the network downsamples by 16)")
+        need(math.isfinite(self.lr) and self.lr > 0, f"--lr must be a positive number, got {self.lr}")
+        bl = self.backbone_lr
+        need(bl is None or (math.isfinite(bl) and bl >= 0), f"backbone_lr must be >= 0, got {bl}")
+        need(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
+        need(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        lo, hi = (float(v) for v in self.scale_range)
+        need(0 < lo <= hi, f"scale_range must be (low, high) with 0 < low <= high, got {self.scale_range}")
+        object.__setattr__(self, "scale_range", (lo, hi))
+        need(0 <= self.channel_shuffle <= 1, f"channel_shuffle must be in [0, 1], got {self.channel_shuffle}")
+        need(self.seed >= 0, f"--seed must be non-negative, got {self.seed}")
+        need(self.workers >= 0, f"workers must be >= 0, got {self.workers}")
+
+    @property
+    def backbone_learning_rate(self) -> float:
+        """The backbone's initial learning rate (see ``backbone_lr``)."""
+        if self.backbone_lr is not None:
+            return float(self.backbone_lr)
+        return self.lr / 10 if self.weights else self.lr
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (``config.json``)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], path: str | os.PathLike | None = None) -> CAMTrainConfig:
+        """Rebuild a config from :meth:`to_dict` output; InputError naming ``path`` on unknown fields."""
+        if not isinstance(data, dict):
+            raise InputError(path, "expected a JSON object with the train-cam config")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise InputError(path, f"unknown train-cam config field {unknown[0]!r}")
+        d = dict(data)
+        if "scale_range" in d:
+            d["scale_range"] = tuple(d["scale_range"])
+        try:
+            return cls(**d)
+        except InputError as exc:
+            raise InputError(path, exc.problem) from None
+        except (TypeError, ValueError) as exc:
+            raise InputError(path, f"invalid train-cam config ({exc})") from None
+
+
+def cam_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """IRN's classification loss: multi-label soft margin of (N, K) logits against (N, K) 0/1 tags."""
+    return F.multilabel_soft_margin_loss(logits.float(), targets)
+
+
+def poly_lr(base: float, step: int, total: int, power: float = 0.9) -> float:
+    """IRN's poly schedule: ``base * (1 - step/total)^power``."""
+    return base * (1.0 - min(step, total) / total) ** power
+
+
+def build_model(config: CAMTrainConfig, n_classes: int) -> CAMNet:
+    """The initial network: seeded random init, then ``config.weights`` if any."""
+    torch.manual_seed(config.seed)
+    model = CAMNet(n_classes, config.arch, freeze_stem=config.freeze_stem)
+    if config.weights:
+        load_weights(model, config.weights)
+    return model
+
+
+def make_optimizer(model: CAMNet, config: CAMTrainConfig) -> torch.optim.SGD:
+    """SGD with two groups: backbone (group 0) and the new classifier (group 1)."""
+    backbone = [p for p in model.backbone.parameters() if p.requires_grad]
+    return torch.optim.SGD(
+        [
+            {"params": backbone, "lr": config.backbone_learning_rate, "initial_lr": config.backbone_learning_rate},
+            {"params": list(model.classifier.parameters()), "lr": config.lr, "initial_lr": config.lr},
+        ],
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+    )
+
+
+def _check_resumable(run: Path, config: CAMTrainConfig, category_ids: list[int]) -> None:
+    saved = CAMTrainConfig.from_dict(read_json(run / CONFIG), run / CONFIG).to_dict()
+    now = config.to_dict()
+    for k, v in now.items():
+        if k not in _RESUME_FREE and saved.get(k) != v:
+            raise InputError(
+                run / CONFIG,
+                f"cannot resume: the run was started with {k}={saved.get(k)!r}, now {k}={v!r}; "
+                "resume with the same options or train into a new --out",
+            )
+    cats = read_json(run / CATEGORIES)
+    if not isinstance(cats, list) or [c.get("id") for c in cats if isinstance(c, dict)] != category_ids:
+        raise InputError(run / CATEGORIES, "cannot resume: the tags file now has other categories than the run")
+
+
+def _state(
+    model: CAMNet,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    step: int,
+    steps_per_epoch: int,
+    config: CAMTrainConfig,
+    category_ids: list[int],
+    losses: list[float],
+) -> dict[str, Any]:
+    rng: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return {
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else {},
+        "step": step,
+        "epoch": step // steps_per_epoch,
+        "rng": rng,
+        "config": config.to_dict(),
+        "category_ids": list(category_ids),
+        "epoch_losses": list(losses),
+    }
+
+
+def train_cam(
+    config: CAMTrainConfig,
+    tags_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    frames: str | os.PathLike | None = None,
+    resume: bool = False,
+) -> Generator[Progress, None, None]:
+    """Train the CAM classifier on frame tags; a generator of progress events.
+
+    Parameters
+    ----------
+    config : CAMTrainConfig
+    tags_path : path
+        Frame-tags JSON; frames in ``JPEGImages/`` beside it or ``frames``.
+    out_dir : path
+        The run folder (see the module docstring).
+    frames : path, optional
+    resume : bool
+        Continue from ``out_dir/checkpoint.pt`` (same options required); with
+        no checkpoint there, start from scratch.
+
+    Yields
+    ------
+    Progress
+        One per iteration (``metrics``: loss, lr) and one message per epoch.
+
+    Raises
+    ------
+    InputError
+        Bad tags or frames (nothing is written), an existing checkpoint without
+        ``resume``, options that differ from the run being resumed.
+    RuntimeError
+        The loss became NaN or infinite; the last good checkpoint is kept.
+    """
+    run = Path(out_dir)
+    ckpt_path = run / CHECKPOINT
+    if run.exists() and not run.is_dir():
+        raise InputError(run, "exists and is not a folder")
+    if ckpt_path.exists() and not resume:
+        raise InputError(
+            run, "already holds a trained checkpoint: pass --resume to continue it, or choose another --out"
+        )
+    dataset = TagFrames(
+        tags_path, frames, config.crop, config.scale_range, config.seed, channel_shuffle=config.channel_shuffle
+    )
+    device = resolve_device(config.device)
+    model = build_model(config, len(dataset.category_ids))
+    optimizer = make_optimizer(model, config)
+    use_amp = config.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    steps_per_epoch = len(epoch_batches(len(dataset), config.batch_size, config.seed, 0))
+    total = config.epochs * steps_per_epoch
+    step, losses = 0, []
+    resumed = resume and ckpt_path.exists()
+    if resumed:
+        _check_resumable(run, config, dataset.category_ids)
+        state = load_checkpoint(ckpt_path)
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            if scaler is not None and state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
+            step, losses = int(state["step"]), list(state.get("epoch_losses", []))
+            torch.set_rng_state(state["rng"]["torch"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise InputError(ckpt_path, f"not a train-cam checkpoint of this run ({type(exc).__name__})") from None
+    else:
+        write_json(run / CONFIG, config.to_dict(), indent=1)
+        write_json(run / CATEGORIES, dataset.categories, indent=1)
+    model.to(device)
+    _move_optimizer_state(optimizer, device)
+
+    def save() -> None:
+        save_checkpoint(
+            ckpt_path, _state(model, optimizer, scaler, step, steps_per_epoch, config, dataset.category_ids, losses)
+        )
+
+    start = "resuming at" if resumed else "training from"
+    yield Progress(
+        STAGE,
+        step,
+        total,
+        "it",
+        message=(
+            f"{start} step {step}/{total}: {config.arch} on {len(dataset)} frames of {len(dataset.readers)} videos, "
+            f"{len(dataset.category_ids)} classes, {describe_device(device)}"
+        ),
+    )
+    try:
+        while step < total:
+            epoch, first = divmod(step, steps_per_epoch)
+            dataset.set_epoch(epoch)
+            batches = epoch_batches(len(dataset), config.batch_size, config.seed, epoch)[first:]
+            epoch_sum, n, t0 = 0.0, 0, time.perf_counter()
+            model.train()
+            for x, y in iterate_batches(dataset, batches, config.workers):
+                for group in optimizer.param_groups:
+                    group["lr"] = poly_lr(group["initial_lr"], step, total)
+                loss = _train_step(model, optimizer, scaler, x.to(device), y.to(device), use_amp)
+                if not math.isfinite(loss):
+                    last = f"{ckpt_path} (epoch {epoch})" if ckpt_path.exists() else "no checkpoint yet"
+                    raise RuntimeError(
+                        f"train-cam: loss became {loss} at epoch {epoch + 1} step {step + 1}; training stopped, "
+                        f"the last good checkpoint is kept: {last}; try a lower --lr"
+                    )
+                step += 1
+                epoch_sum, n = epoch_sum + loss, n + 1
+                lr = optimizer.param_groups[1]["lr"]
+                yield Progress(STAGE, step, total, "it", {"loss": loss, "lr": lr, "epoch": epoch + 1})
+            losses.append(epoch_sum / max(n, 1))
+            save()
+            rate = n / max(time.perf_counter() - t0, 1e-9)
+            yield Progress(
+                STAGE,
+                step,
+                total,
+                "it",
+                message=(
+                    f"epoch {epoch + 1}/{config.epochs}: mean loss {losses[-1]:.4f}, {rate:.2f} it/s, saved {ckpt_path}"
+                ),
+            )
+    except GeneratorExit:
+        save()  # cancelled between two iterations: the state is consistent, keep it for --resume
+        raise
+
+
+def _train_step(
+    model: CAMNet,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    use_amp: bool,
+) -> float:
+    """One SGD step; returns the loss (the step is skipped when it is not finite)."""
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+        logits = model(x)
+    loss = cam_loss(logits, y)
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        return value
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    return value
+
+
+def _move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    for st in optimizer.state.values():
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor):
+                st[k] = v.to(device)
+
+
+def load_run(run: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[CAMNet, list[dict[str, Any]], Path]:
+    """A trained CAM network from its run folder, in eval mode on ``device``.
+
+    Parameters
+    ----------
+    run : path
+        Folder written by :func:`train_cam` (``vis-ws train-cam --out RUN``).
+    device : torch.device or str
+
+    Returns
+    -------
+    model : CAMNet
+    categories : list of dict
+        ``{"id", "name"}`` per output, in order.
+    checkpoint : Path
+        The weights file (to fingerprint outputs made with it).
+
+    Raises
+    ------
+    InputError
+        Not a run folder, or files that do not fit together.
+    """
+    run = Path(run)
+    if not (run / CHECKPOINT).is_file():
+        raise InputError(run, f"no {CHECKPOINT} here: not a train-cam run folder (see 'vis-ws train-cam --out')")
+    config = CAMTrainConfig.from_dict(read_json(run / CONFIG), run / CONFIG)
+    categories = read_json(run / CATEGORIES)
+    if not isinstance(categories, list) or not all(isinstance(c, dict) and "id" in c for c in categories):
+        raise InputError(run / CATEGORIES, "expected a list of {id, name} categories")
+    model = CAMNet(len(categories), config.arch, freeze_stem=config.freeze_stem)
+    state = load_checkpoint(run / CHECKPOINT)
+    try:
+        model.load_state_dict(state.get("model", state))
+    except RuntimeError as exc:
+        problem = " ".join(str(exc).split())[:160]
+        raise InputError(
+            run / CHECKPOINT, f"weights do not fit {config.arch} with {len(categories)} classes ({problem})"
+        ) from None
+    return model.to(device).eval(), categories, run / CHECKPOINT
+
+
+def average_precision(scores: np.ndarray, positives: np.ndarray) -> float:
+    """Non-interpolated average precision of one class (mean precision at each positive).
+
+    Parameters
+    ----------
+    scores : (N,) float
+    positives : (N,) bool
+
+    Returns
+    -------
+    ap : float, NaN when there is no positive
+    """
+    pos = np.asarray(positives, bool)
+    if not pos.any():
+        return float("nan")
+    order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
+    hits = pos[order]
+    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float(precision[hits].mean())
+
+
+def classification_map(scores: np.ndarray, targets: np.ndarray) -> float:
+    """Mean over classes with at least one positive frame of their average precision.
+
+    Parameters
+    ----------
+    scores : (N, K) float
+        Per-frame class scores (logits or probabilities).
+    targets : (N, K) bool or 0/1
+        Frame tags.
+
+    Returns
+    -------
+    map : float, NaN when no class has a positive
+    """
+    s, t = np.asarray(scores), np.asarray(targets).astype(bool)
+    aps = [average_precision(s[:, k], t[:, k]) for k in range(t.shape[1])]
+    aps = [a for a in aps if not math.isnan(a)]
+    return float(np.mean(aps)) if aps else float("nan")
+
+
+@torch.inference_mode()
+def frame_scores(model: CAMNet, dataset: TagFrames, batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities of every dataset frame at full size, unaugmented.
+
+    Returns
+    -------
+    scores : (N, K) float32 sigmoid of the logits
+    targets : (N, K) float32 tags
+    """
+    device = next(model.parameters()).device
+    model.eval()
+    out: list[np.ndarray] = []
+    batch: list[torch.Tensor] = []
+
+    def flush() -> None:
+        if batch:
+            out.append(torch.sigmoid(model(torch.stack(batch).to(device))).float().cpu().numpy())
+            batch.clear()
+
+    for i in range(len(dataset)):
+        x = normalize(dataset.image(i))
+        if batch and (x.shape != batch[0].shape or len(batch) == batch_size):
+            flush()
+        batch.append(x)
+    flush()
+    targets = np.stack([it.target for it in dataset.items])
+    return np.concatenate(out), targets

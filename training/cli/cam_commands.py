@@ -1,0 +1,133 @@
+"""CAM subcommands: ``train-cam`` (classifier on frame tags) and ``cams`` (per-frame CAMs and f-CAMs)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``train-cam`` and ``cams`` to ``vis-ws``."""
+    from training.cam.fcam import AMPLIFICATION, THRESHOLD
+    from training.cam.train import CAMTrainConfig
+    from training.cli import formatter
+
+    d = CAMTrainConfig()
+    p = sub.add_parser(
+        "train-cam",
+        help="train the CAM classifier (IRN's ResNet, output stride 16) on frame tags",
+        description="Train IRN's CAM network on frame-level tags only (multi-label soft-margin loss, SGD with "
+        "a poly schedule). RUN gets config.json, categories.json and checkpoint.pt, saved every epoch and on "
+        "Ctrl+C; --resume continues to the same weights as an uninterrupted run.",
+        formatter_class=formatter,
+    )
+    p.add_argument("tags", type=Path, help="frame-tags JSON ('vis-ws tags'); frames in JPEGImages/ beside it")
+    p.add_argument("--out", required=True, type=Path, help="run folder to write")
+    p.add_argument("--arch", choices=("resnet50", "resnet18"), default=d.arch, help="backbone")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the tagged frames")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="frames per iteration")
+    p.add_argument("--crop", type=int, default=d.crop, help="side of the square training crop")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=d.lr,
+        help="classifier learning rate (backbone: the same from random init, a tenth with --weights)",
+    )
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of init, batch order and augmentation")
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        help="local ImageNet (torchvision ResNet) or vis-ws weights to start from (default: random init)",
+    )
+    p.add_argument(
+        "--freeze-stem",
+        action="store_true",
+        help="IRN's recipe for ImageNet weights: conv1 .. layer2 and BatchNorm statistics frozen",
+    )
+    p.add_argument("--workers", type=int, default=d.workers, help="data loader processes")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--frames", type=Path, default=None, help="frames folder (default: JPEGImages/ beside TAGS)")
+    p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar or JSON lines")
+    p.set_defaults(func=run_train_cam)
+
+    p = sub.add_parser(
+        "cams",
+        help="write per-frame CAMs (and f-CAMs with --flow) of a tagged dataset",
+        description="Multi-scale (1.0, 0.5, 1.5, 2.0) + flip CAMs of every frame for its tagged classes, "
+        "max-normalised, at the stride-4 grid and at frame size; with --flow also f-CAMs (CAM x A where the flow "
+        "moves more than T px against the camera). OUT/<video>/<frame>.npz, float16; frames already written "
+        "by the same model and parameters are skipped.",
+        formatter_class=formatter,
+    )
+    p.add_argument("input", type=Path, help="frame-tags JSON: each frame's tags choose its classes")
+    p.add_argument("--model", required=True, type=Path, help="train-cam run folder")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--flow", type=Path, default=None, help="'vis-ws flow' output folder (adds f-CAMs)")
+    p.add_argument("--amplification", type=float, default=AMPLIFICATION, help="f-CAM factor A on moving pixels")
+    p.add_argument(
+        "--threshold", type=float, default=THRESHOLD, help="f-CAM motion threshold T (px, camera motion removed)"
+    )
+    p.add_argument("--frames", type=Path, default=None, help="frames folder (default: JPEGImages/ beside INPUT)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar or JSON lines")
+    p.set_defaults(func=run_cams)
+
+
+def run_train_cam(args: argparse.Namespace) -> int:
+    """``vis-ws train-cam``."""
+    from training.cam.train import CHECKPOINT, CAMTrainConfig, train_cam
+    from training.progress import drive
+
+    config = CAMTrainConfig(
+        arch=args.arch,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        crop=args.crop,
+        seed=args.seed,
+        device=args.device,
+        amp=not args.no_amp,
+        weights=str(args.weights) if args.weights is not None else None,
+        freeze_stem=args.freeze_stem,
+        workers=args.workers,
+    )
+    events = train_cam(config, args.tags, args.out, frames=args.frames, resume=args.resume)
+    try:
+        drive(events, json_lines=args.progress == "json")
+    finally:
+        events.close()  # on Ctrl+C this saves the checkpoint for --resume
+    print(f"wrote {args.out / CHECKPOINT}")
+    return 0
+
+
+def run_cams(args: argparse.Namespace) -> int:
+    """``vis-ws cams``."""
+    from training.cam.store import write_cams
+    from training.errors import InputError
+    from training.progress import drive
+
+    if args.out.exists() and not args.out.is_dir():
+        raise InputError(args.out, "exists and is not a folder")
+    if not (math.isfinite(args.amplification) and args.amplification >= 1):
+        raise InputError(None, f"--amplification must be a number >= 1, got {args.amplification}")
+    if not (math.isfinite(args.threshold) and args.threshold >= 0):
+        raise InputError(None, f"--threshold must be a number >= 0, got {args.threshold}")
+    events = write_cams(
+        args.input,
+        args.model,
+        args.out,
+        flow_dir=args.flow,
+        amplification=args.amplification,
+        threshold=args.threshold,
+        frames=args.frames,
+        device=args.device,
+    )
+    last = drive(events, json_lines=args.progress == "json")
+    n = last.total if last is not None else 0
+    what = "CAMs and f-CAMs" if args.flow is not None else "CAMs"
+    print(f"wrote {what} of {n} frames to {args.out}")
+    return 0

@@ -1,0 +1,172 @@
+"""IRN subcommands: ``train-irn`` (IRN / flowIRN) and ``pseudo-labels`` (the whole first module)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+VARIANTS = ("irn", "irn+fbound", "irn+fcam", "flowirn")
+
+
+def _add_irn_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--variant", choices=VARIANTS, default="flowirn", help="Table 4 row: which flow cues to use")
+    p.add_argument("--irn-epochs", type=int, default=3, help="IRN training epochs")
+    p.add_argument("--irn-batch-size", type=int, default=8, help="IRN frames per iteration")
+    p.add_argument("--irn-crop", type=int, default=256, help="IRN square crop side (multiple of 4)")
+    p.add_argument("--irn-lr", type=float, default=0.1, help="IRN learning rate (SGD, poly schedule)")
+    p.add_argument("--irn-radius", type=int, default=10, help="IRN pair radius γ on the stride-4 grid (< crop/8)")
+    p.add_argument("--crf", action="store_true", help="refine relation labels with a dense CRF (pydensecrf2)")
+    p.add_argument("--seed", type=int, default=0, help="seed of init, batch order and augmentation")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--frames", type=Path, default=None, help="frames folder (default: JPEGImages/ beside TAGS)")
+    p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar or JSON lines")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``train-irn`` and ``pseudo-labels`` to ``vis-ws``."""
+    from training.cli import formatter
+
+    p = sub.add_parser(
+        "train-irn",
+        help="train IRN / flowIRN (class boundaries + displacement) on relation labels from (f-)CAMs",
+        description="Train IRN's boundary and displacement branches on the frozen classifier, from inter-pixel "
+        "relation labels of the stored CAMs (f-CAMs for irn+fcam and flowirn) with IRN's losses, plus the "
+        "flow-boundary loss for irn+fbound and flowirn. RUN gets config.json, categories.json, checkpoint.pt.",
+        formatter_class=formatter,
+    )
+    p.add_argument("tags", type=Path, help="frame-tags JSON")
+    p.add_argument("--cam-model", required=True, type=Path, help="train-cam run folder (the frozen backbone)")
+    p.add_argument("--cams", required=True, type=Path, help="'vis-ws cams' output folder")
+    p.add_argument("--flow", type=Path, default=None, help="'vis-ws flow' output (needed for the f-Bound loss)")
+    p.add_argument("--out", required=True, type=Path, help="run folder to write")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    _add_irn_options(p)
+    p.set_defaults(func=run_train_irn)
+
+    p = sub.add_parser(
+        "pseudo-labels",
+        help="frame tags → instance pseudo-labels: flow, classifier, CAMs, flowIRN, pseudo-labels (resumable)",
+        description="Run the paper's first module end to end on a frame-tags file: optical flow, the CAM "
+        "classifier, CAMs and f-CAMs, IRN/flowIRN, and per-frame instance pseudo-labels. Stages already "
+        "finished in RUN are skipped. RUN/pseudo/pseudo_labels.json is YouTube-VIS results, "
+        "RUN/pseudo/<video>/pseudo.npz a label volume per video.",
+        formatter_class=formatter,
+    )
+    p.add_argument("tags", type=Path, help="frame-tags JSON")
+    p.add_argument("--out", required=True, type=Path, help="run folder (flow/, cam/, cams/, irn/, pseudo/)")
+    p.add_argument("--flow-method", choices=("dis", "farneback", "tvl1"), default="dis", help="optical flow method")
+    p.add_argument("--arch", choices=("resnet50", "resnet18"), default="resnet50", help="classifier backbone")
+    p.add_argument("--cam-epochs", type=int, default=5, help="classifier training epochs")
+    p.add_argument("--cam-batch-size", type=int, default=16, help="classifier frames per iteration")
+    p.add_argument("--cam-crop", type=int, default=224, help="classifier square crop side")
+    _add_irn_options(p)
+    p.set_defaults(func=run_pseudo_labels)
+
+
+def _irn_config(args: argparse.Namespace) -> Any:
+    from training.irn.train import IRNTrainConfig
+
+    return IRNTrainConfig(
+        variant=args.variant,
+        epochs=args.irn_epochs,
+        batch_size=args.irn_batch_size,
+        crop=args.irn_crop,
+        lr=args.irn_lr,
+        radius=args.irn_radius,
+        crf=args.crf,
+        seed=args.seed,
+        device=args.device,
+    )
+
+
+def _drive(events: Any, json_lines: bool) -> Any:
+    from training.progress import drive
+
+    try:
+        return drive(events, json_lines=json_lines)
+    finally:
+        events.close()  # Ctrl+C: training stages save their checkpoint for --resume
+
+
+def run_train_irn(args: argparse.Namespace) -> int:
+    """``vis-ws train-irn``."""
+    from training.irn.train import train_irn
+
+    events = train_irn(
+        _irn_config(args), args.tags, args.cam_model, args.cams, args.out, args.flow, args.frames, args.resume
+    )
+    _drive(events, args.progress == "json")
+    print(f"wrote {args.out / 'checkpoint.pt'}")
+    return 0
+
+
+def run_pseudo_labels(args: argparse.Namespace) -> int:
+    """``vis-ws pseudo-labels``: every stage of the first module, resuming what is done."""
+    from training.cam.store import write_cams
+    from training.cam.train import CAMTrainConfig, train_cam
+    from training.data.tags import load_tags
+    from training.flow.video import compute_flow
+    from training.irn.pseudo_labels import make_pseudo_labels
+    from training.irn.train import train_irn
+
+    run: Path = args.out
+    load_tags(args.tags)  # bad tags fail before anything is written
+    json_lines = args.progress == "json"
+    irn = _irn_config(args)
+    cam = CAMTrainConfig(
+        arch=args.arch,
+        epochs=args.cam_epochs,
+        batch_size=args.cam_batch_size,
+        crop=args.cam_crop,
+        seed=args.seed,
+        device=args.device,
+    )
+    flow_needed = irn.uses_flow_loss or irn.uses_fcams
+    stages: list[tuple[str, Any]] = []
+    if flow_needed:
+        stages.append(("flow", lambda: compute_flow(args.tags, run / "flow", args.flow_method, frames=args.frames)))
+    stages += [
+        ("train-cam", lambda: train_cam(cam, args.tags, run / "cam", frames=args.frames, resume=True)),
+        (
+            "cams",
+            lambda: write_cams(
+                args.tags,
+                run / "cam",
+                run / "cams",
+                run / "flow" if flow_needed else None,
+                frames=args.frames,
+                device=args.device,
+            ),
+        ),
+        (
+            "train-irn",
+            lambda: train_irn(
+                irn,
+                args.tags,
+                run / "cam",
+                run / "cams",
+                run / "irn",
+                run / "flow" if flow_needed else None,
+                args.frames,
+                resume=True,
+            ),
+        ),
+        (
+            "pseudo-labels",
+            lambda: make_pseudo_labels(
+                args.tags,
+                run / "irn",
+                run / "cams",
+                run / "pseudo",
+                use_fcams=irn.uses_fcams,
+                frames=args.frames,
+                device=args.device,
+            ),
+        ),
+    ]
+    for name, start in stages:
+        print(f"==> {name}", flush=True)
+        _drive(start(), json_lines)
+    print(f"wrote {run / 'pseudo' / 'pseudo_labels.json'} (YouTube-VIS results) and per-video label volumes")
+    return 0

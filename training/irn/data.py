@@ -1,0 +1,177 @@
+"""Training data of IRN / flowIRN: frames with relation labels and flow at the stride-4 grid.
+
+Each tagged frame gives (METHOD.md §4-§5):
+
+- the image, ImageNet-normalised, flipped and cropped like IRN (a random crop
+  whose offset is a multiple of 4, so the label grid stays aligned);
+- its inter-pixel relation labels (0 background, c+1 class, 255 ignore) from
+  the stored CAMs, or the f-CAMs for the f-CAM variants;
+- the optical flow at frame t resized to the grid in grid pixels (for the
+  flow-boundary loss), zero when no flow is used.
+
+Labels are computed once per frame and kept (a few KB each). Every random
+draw comes from a generator seeded by (seed, epoch, item), as for the CAM
+classifier, so a resumed run sees the same batches.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from training.cam.data import TagFrames, normalize, seeded_generator
+from training.cam.store import read_frame_cams
+from training.errors import InputError
+from training.flow.storage import VideoFlow, read_video_flow
+from training.irn.ir_labels import CONF_BG, CONF_FG, ir_labels
+
+IGNORE = 255
+STRIDE = 4
+
+
+def grid_size(height: int, width: int) -> tuple[int, int]:
+    """The stride-4 grid of a frame: ((H-1)//4+1, (W-1)//4+1)."""
+    return (height - 1) // STRIDE + 1, (width - 1) // STRIDE + 1
+
+
+def flow_at_grid(flow: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """A frame's flow on the stride-4 grid, in grid pixels.
+
+    Parameters
+    ----------
+    flow : (H, W, 2) float32, (dx, dy) in image pixels
+    grid : (h, w)
+
+    Returns
+    -------
+    (2, h, w) float32, (dx, dy) in grid pixels (area-averaged, divided by 4).
+    """
+    h, w = grid
+    small = cv2.resize(np.asarray(flow, np.float32), (w, h), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(small.transpose(2, 0, 1)) / STRIDE
+
+
+class RelationFrames(torch.utils.data.Dataset):
+    """Every tagged frame as (image, relation labels, flow at the grid).
+
+    Parameters
+    ----------
+    tags_path : path
+        Frame-tags JSON.
+    cams_dir : path
+        ``vis-ws cams`` output for the same tags.
+    flow_dir : path or None
+        ``vis-ws flow`` output; needed for the flow-boundary loss.
+    use_fcams : bool
+        Build the labels from the f-CAMs (flowIRN's f-CAM variants).
+    crop : int
+        Side of the square crops (a multiple of 4).
+    conf_fg, conf_bg, crf
+        Relation-label settings (METHOD.md §4).
+    frames : path, optional
+        Frames folder of the tags file.
+    seed : int
+
+    Raises
+    ------
+    InputError
+        Bad tags, missing CAMs (or f-CAMs) or flow for a video, naming it.
+    """
+
+    def __init__(
+        self,
+        tags_path: str | os.PathLike,
+        cams_dir: str | os.PathLike,
+        flow_dir: str | os.PathLike | None = None,
+        use_fcams: bool = False,
+        crop: int = 256,
+        conf_fg: float = CONF_FG,
+        conf_bg: float = CONF_BG,
+        crf: bool = False,
+        frames: str | os.PathLike | None = None,
+        seed: int = 0,
+    ) -> None:
+        if crop % STRIDE:
+            raise ValueError(f"crop must be a multiple of {STRIDE}, got {crop}")
+        self.frames = TagFrames(tags_path, frames, crop=crop, seed=seed)
+        self.cams_dir = Path(cams_dir)
+        self.use_fcams = use_fcams
+        self.crop = crop
+        self.conf_fg, self.conf_bg, self.crf = conf_fg, conf_bg, crf
+        self.seed = seed
+        self.epoch = 0
+        self.column = {c: i for i, c in enumerate(self.frames.category_ids)}
+        self.flows: list[VideoFlow | None] = [None] * len(self.frames.readers)
+        if flow_dir is not None:
+            self.flows = [read_video_flow(flow_dir, key) for key in self.frames.keys]
+            for key, flow, reader in zip(self.frames.keys, self.flows, self.frames.readers, strict=True):
+                assert flow is not None
+                if flow.n_frames != len(reader) or (flow.meta["height"], flow.meta["width"]) != reader.frame_shape:
+                    raise InputError(
+                        flow_dir, f"flow of video {key!r} has {flow.n_frames} frames of another size than the video"
+                    )
+        self._labels: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation stream of ``epoch``."""
+        self.epoch = epoch
+
+    def labels(self, index: int) -> np.ndarray:
+        """Relation labels of item ``index`` at the frame's stride-4 grid, (h, w) uint8 (cached)."""
+        if index not in self._labels:
+            it = self.frames.items[index]
+            key = self.frames.keys[it.video]
+            maps = read_frame_cams(self.cams_dir, key, it.frame)
+            cams = maps.fcams if self.use_fcams else maps.cams
+            if cams is None:
+                raise InputError(
+                    self.cams_dir, f"video {key!r} frame {it.frame} has no f-CAMs: run 'vis-ws cams' with --flow"
+                )
+            cols = [self.column[int(k)] for k in maps.keys]
+            image = self.frames.image(index) if self.crf else None
+            self._labels[index] = ir_labels(cams, cols, image, self.conf_fg, self.conf_bg, crf=self.crf)
+        return self._labels[index]
+
+    def flow(self, index: int, grid: tuple[int, int]) -> np.ndarray:
+        """(2, h, w) float32 flow of item ``index`` at the grid (zeros without flow)."""
+        it = self.frames.items[index]
+        flow = self.flows[it.video]
+        if flow is None:
+            return np.zeros((2, *grid), np.float32)
+        return flow_at_grid(flow.motion(it.frame), grid)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(3, c, c) float32 image, (c/4, c/4) uint8 labels, (2, c/4, c/4) float32 flow (c = crop)."""
+        image = self.frames.image(index)
+        labels = self.labels(index)
+        flow = self.flow(index, labels.shape)
+        x = normalize(image)
+        lab = torch.from_numpy(labels)
+        fl = torch.from_numpy(flow)
+        gen = seeded_generator(self.seed, self.epoch, index)
+        if float(torch.rand(1, generator=gen)) < 0.5:
+            x, lab, fl = x.flip(-1), lab.flip(-1), fl.flip(-1)
+            fl[0] = -fl[0]  # a mirrored motion runs the other way
+        c, g = self.crop, self.crop // STRIDE
+        gh, gw = lab.shape
+        out_x = torch.zeros(3, c, c)
+        out_lab = torch.full((g, g), IGNORE, dtype=torch.uint8)
+        out_fl = torch.zeros(2, g, g)
+        # crop or place at a random grid-aligned offset (IRN's random_crop on the stride-4 grid)
+        oy = int(torch.randint(0, abs(gh - g) + 1, (1,), generator=gen))
+        ox = int(torch.randint(0, abs(gw - g) + 1, (1,), generator=gen))
+        sy, dy = (oy, 0) if gh > g else (0, oy)
+        sx, dx = (ox, 0) if gw > g else (0, ox)
+        ch, cw = min(gh, g), min(gw, g)
+        out_lab[dy : dy + ch, dx : dx + cw] = lab[sy : sy + ch, sx : sx + cw]
+        out_fl[:, dy : dy + ch, dx : dx + cw] = fl[:, sy : sy + ch, sx : sx + cw]
+        px = x[:, sy * STRIDE : (sy + ch) * STRIDE, sx * STRIDE : (sx + cw) * STRIDE]
+        out_x[:, dy * STRIDE : dy * STRIDE + px.shape[1], dx * STRIDE : dx * STRIDE + px.shape[2]] = px
+        return out_x, out_lab, out_fl

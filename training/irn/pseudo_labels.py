@@ -1,0 +1,221 @@
+"""Instance pseudo-labels of every frame (METHOD.md §6): the output of flowIRN.
+
+For each video of a tags file, every frame goes through the trained IRN
+(boundary B and displacement D), then :func:`~training.irn.inference.instance_pseudo_labels`
+on its stored (f-)CAMs. Written per video under ``OUT/<video key>/``:
+
+- ``pseudo.npz``: the label volume (T, H, W) int32 with a category and a
+  score per instance id (ids are unique within the video; pseudo-labels are
+  per frame, they are not linked across frames);
+- ``irn.npz``: what the viewer shows: ``boundary`` (T, h, w) float16,
+  ``displacement`` (T, 2, h, w) float16 (dy, dx in grid pixels) and
+  ``centroids`` (M, 3) float32 rows (t, y, x) in image pixels, one per
+  instance group of the class-agnostic instance map;
+- ``pseudo.json``: the record (IRN run fingerprint, settings) that lets a
+  re-run skip the video.
+
+And for the whole set: ``OUT/pseudo_labels.json`` (YouTube-VIS results: one
+entry per detection, present in its frame only) and
+``OUT/pseudo_labels.coco.json`` (COCO results), for ``vis-ws eval --frame-level``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from training.atomic import write_json, write_npz
+from training.cam.data import normalize
+from training.cam.store import file_sha256, read_frame_cams
+from training.data.json_io import read_json
+from training.data.sources import iter_videos
+from training.data.tags import load_tags
+from training.device import resolve_device
+from training.errors import InputError
+from training.export import LabelVolume, labels_to_coco, labels_to_ytvis, load_labels, save_labels
+from training.irn.inference import Instance, cluster_centroids, find_centroids, instance_pseudo_labels
+from training.progress import Progress
+
+STAGE = "pseudo-labels"
+STRIDE = 4
+
+
+def paint_instances(instances: list[Instance], shape: tuple[int, int], first_id: int) -> tuple[np.ndarray, list[int]]:
+    """Paint one frame's detections into a label map, the highest score on top.
+
+    Parameters
+    ----------
+    instances : list of Instance (key, score, mask (H, W) bool)
+    shape : (H, W)
+    first_id : int
+        Id of the first detection; the others follow in list order.
+
+    Returns
+    -------
+    labels : (H, W) int32
+    ids : list of int, the id given to each instance (a detection hidden
+        entirely under higher-scored ones keeps its id but has no pixels).
+    """
+    labels = np.zeros(shape, np.int32)
+    ids = [first_id + i for i in range(len(instances))]
+    for i in sorted(range(len(instances)), key=lambda i: instances[i].score):
+        labels[np.asarray(instances[i].mask, bool)] = ids[i]
+    return labels, ids
+
+
+def centroid_points(displacement: np.ndarray, t: int) -> np.ndarray:
+    """One (t, y, x) point in image pixels per instance group of a frame's displacement field.
+
+    The point is the mean landing position of the group's pixels (their centroid).
+
+    Returns
+    -------
+    (M, 3) float32
+    """
+    landing = np.asarray(find_centroids(displacement), np.float32)
+    groups = np.asarray(cluster_centroids(find_centroids(displacement), displacement))
+    pts = [(t, float(landing[0][g].mean()) * STRIDE, float(landing[1][g].mean()) * STRIDE) for g in groups if g.any()]
+    return np.asarray(pts, np.float32).reshape(-1, 3)
+
+
+def frame_pseudo_labels(
+    model: Any, image: np.ndarray, cams: np.ndarray, keys: np.ndarray, device: torch.device
+) -> tuple[list[Instance], np.ndarray, np.ndarray]:
+    """IRN on one frame.
+
+    Parameters
+    ----------
+    model : IRNet in eval mode
+    image : (H, W, 3) uint8
+    cams : (K, h, w) float32, the frame's (f-)CAMs at the stride-4 grid
+    keys : (K,) int, category id of each CAM row
+
+    Returns
+    -------
+    instances : list of Instance (category id, score, (H, W) bool mask)
+    boundary : (h, w) float32 in [0, 1]
+    displacement : (2, h, w) float32 (dy, dx)
+    """
+    x = normalize(image)[None].to(device)
+    b, d = model.infer(x)
+    boundary = b[0].float().cpu().numpy()
+    displacement = d[0].float().cpu().numpy()
+    instances = instance_pseudo_labels(cams, keys, boundary, displacement, image.shape[:2])
+    return instances, boundary, displacement
+
+
+def _record(irn_run: Path, use_fcams: bool) -> dict[str, Any]:
+    return {"irn_checkpoint_sha256": file_sha256(irn_run / "checkpoint.pt"), "use_fcams": use_fcams}
+
+
+def _video_done(out: Path, key: str, record: dict[str, Any]) -> bool:
+    rec = out / key / "pseudo.json"
+    if not (rec.is_file() and (out / key / "pseudo.npz").is_file() and (out / key / "irn.npz").is_file()):
+        return False
+    try:
+        return read_json(rec) == record
+    except InputError:
+        return False
+
+
+def make_pseudo_labels(
+    tags_path: str | os.PathLike,
+    irn_run: str | os.PathLike,
+    cams_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    use_fcams: bool = True,
+    frames: str | os.PathLike | None = None,
+    device: str = "auto",
+) -> Iterator[Progress]:
+    """Write the instance pseudo-labels of every frame of a tags file; a generator of progress events.
+
+    Parameters
+    ----------
+    tags_path : path
+        Frame-tags JSON.
+    irn_run : path
+        ``train-irn`` run folder.
+    cams_dir : path
+        ``vis-ws cams`` output (f-CAMs used when present and ``use_fcams``).
+    out_dir : path
+        See the module docstring.
+    use_fcams : bool
+        Use the f-CAMs (flowIRN) instead of the CAMs (IRN).
+    frames : path, optional
+    device : str
+
+    Yields
+    ------
+    Progress, one per frame.
+
+    Raises
+    ------
+    InputError
+        Bad tags, missing CAMs for a frame, a run that is not a train-irn run.
+    """
+    from training.irn.train import load_irn_run
+
+    tags = load_tags(tags_path)
+    out, irn_run = Path(out_dir), Path(irn_run)
+    dev = resolve_device(device)
+    model, categories = load_irn_run(irn_run, dev)
+    record = _record(irn_run, use_fcams)
+    sources = list(iter_videos(tags_path, frames))
+    total = sum(len(s.reader) for s in sources)
+    done = 0
+    volumes = []
+    for src in sources:
+        n = len(src.reader)
+        if _video_done(out, src.key, record):
+            volumes.append(load_labels(out / src.key / "pseudo.npz"))
+            done += n
+            yield Progress(STAGE, done, total, "frame", message=f"{src.key}: already done, skipped")
+            continue
+        h, w = src.reader.frame_shape
+        gh, gw = (h - 1) // STRIDE + 1, (w - 1) // STRIDE + 1
+        labels = np.zeros((n, h, w), np.int32)
+        boundary = np.zeros((n, gh, gw), np.float16)
+        displacement = np.zeros((n, 2, gh, gw), np.float16)
+        points, cats, scores = [], {}, {}
+        next_id = 1
+        for t in range(n):
+            maps = read_frame_cams(cams_dir, src.key, t)
+            cams = maps.fcams if use_fcams and maps.fcams is not None else maps.cams
+            instances, b, d = frame_pseudo_labels(model, src.reader.read(t), cams, maps.keys, dev)
+            labels[t], ids = paint_instances(instances, (h, w), next_id)
+            for k, inst in zip(ids, instances, strict=True):
+                cats[k], scores[k] = int(inst.key), float(inst.score)
+            next_id += len(instances)
+            boundary[t], displacement[t] = b, d
+            points.append(centroid_points(d, t))
+            done += 1
+            yield Progress(STAGE, done, total, "frame", {"instances": float(len(instances))})
+        volume = LabelVolume(labels, cats, scores, dict(src.video))
+        save_labels(out / src.key / "pseudo.npz", volume)
+        write_npz(
+            out / src.key / "irn.npz", boundary=boundary, displacement=displacement, centroids=np.concatenate(points)
+        )
+        write_json(out / src.key / "pseudo.json", record)  # last: marks the video done
+        volumes.append(volume)
+        yield Progress(STAGE, done, total, "frame", message=f"{src.key}: {len(cats)} instances in {n} frames")
+    write_pseudo_label_json(out, volumes, tags["categories"])
+
+
+def write_pseudo_label_json(out: Path, volumes: list[LabelVolume], categories: list[dict[str, Any]]) -> None:
+    """``pseudo_labels.json`` (YouTube-VIS results) and ``pseudo_labels.coco.json`` (COCO results)."""
+    ytvis: list[dict[str, Any]] = []
+    coco: list[dict[str, Any]] = []
+    for v in volumes:
+        ytvis += labels_to_ytvis(v, "results")
+    first_image = 1
+    for v in volumes:
+        images, anns = labels_to_coco(v, "results", first_image_id=first_image)
+        coco += anns
+        first_image += len(images)
+    write_json(out / "pseudo_labels.json", ytvis)
+    write_json(out / "pseudo_labels.coco.json", coco)

@@ -1,0 +1,327 @@
+"""Training IRN / flowIRN (METHOD.md §5) on relation labels from (f-)CAMs.
+
+Four variants, the rows of the paper's Table 4:
+
+=============  ===================  ========================
+variant        relation labels from  flow-boundary loss
+=============  ===================  ========================
+``irn``        CAMs                  no
+``irn+fbound`` CAMs                  yes
+``irn+fcam``   f-CAMs                no
+``flowirn``    f-CAMs                yes
+=============  ===================  ========================
+
+A run folder holds ``config.json``, ``categories.json`` and ``checkpoint.pt``
+with the whole :class:`~training.irn.network.IRNet` (the frozen classifier
+included), so inference needs nothing but the run folder.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from training.atomic import write_json
+from training.cam.data import epoch_batches
+from training.checkpoint import load_checkpoint, save_checkpoint
+from training.data.json_io import read_json
+from training.device import describe_device, resolve_device
+from training.errors import InputError
+from training.irn.data import RelationFrames
+from training.irn.ir_labels import CONF_BG, CONF_FG
+from training.irn.losses import FLOW_LAMBDA, irn_total_loss
+from training.irn.network import IRNet
+from training.irn.path_index import pair_affinity
+from training.irn.relations import TRAIN_RADIUS, relation_sets
+from training.loop import (
+    CHECKPOINT,
+    CONFIG,
+    check_resumable,
+    config_from_dict,
+    config_to_dict,
+    epoch_loop,
+    move_optimizer_state,
+    poly_lr,
+    prepare_run,
+    restore_rng,
+    rng_state,
+)
+from training.progress import Progress
+
+STAGE = "train-irn"
+CATEGORIES = "categories.json"
+VARIANTS = ("irn", "irn+fbound", "irn+fcam", "flowirn")
+_RESUME_FREE = ("device", "workers")
+
+
+@dataclass(frozen=True)
+class IRNTrainConfig:
+    """How IRN / flowIRN is trained (IRN's ``train_irn`` defaults, sized for a CPU).
+
+    Attributes
+    ----------
+    variant : {"irn", "irn+fbound", "irn+fcam", "flowirn"}
+        See the module docstring.
+    epochs : int
+        IRN: 3 on VOC (10k images); small video sets need more passes.
+    batch_size : int
+        IRN: 32.
+    crop : int
+        Square crop side, a multiple of 4 (IRN: 512).
+    lr, momentum, weight_decay : float
+        SGD with the poly schedule (IRN: 0.1, 0.9, 1e-4).
+    radius : int
+        γ, the pair radius on the stride-4 grid (IRN: 10).
+    conf_fg, conf_bg : float
+        Relation-label thresholds (METHOD.md §4).
+    crf : bool
+        Refine the relation labels with a dense CRF (needs pydensecrf2).
+    flow_weight, flow_lambda : float
+        Weight of L_F_B in the total and its λ (not published; 1 and 0.1).
+    seed : int
+    device : str
+    amp : bool
+        Mixed precision on CUDA (ignored on the CPU).
+    workers : int
+        Data-loading worker processes.
+    """
+
+    variant: str = "flowirn"
+    epochs: int = 3
+    batch_size: int = 8
+    crop: int = 256
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    radius: int = TRAIN_RADIUS
+    conf_fg: float = CONF_FG
+    conf_bg: float = CONF_BG
+    crf: bool = False
+    flow_weight: float = 1.0
+    flow_lambda: float = FLOW_LAMBDA
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, what: str) -> None:
+            if not ok:
+                raise InputError(None, f"train-irn: {what}")
+
+        need(self.variant in VARIANTS, f"--variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
+        for name in ("epochs", "batch_size"):
+            need(int(getattr(self, name)) >= 1, f"--{name.replace('_', '-')} must be at least 1")
+        need(self.crop >= 64 and self.crop % 4 == 0, f"--crop must be a multiple of 4 of at least 64, got {self.crop}")
+        need(2 <= self.radius < self.crop // 8, f"--radius must be in [2, crop/8), got {self.radius}")
+        need(math.isfinite(self.lr) and self.lr > 0, f"--lr must be a positive number, got {self.lr}")
+        need(0 <= self.conf_bg <= self.conf_fg <= 1, "need 0 <= conf_bg <= conf_fg <= 1")
+        need(self.flow_weight >= 0 and self.flow_lambda >= 0, "flow_weight and flow_lambda must be >= 0")
+        need(self.seed >= 0 and self.workers >= 0, "seed and workers must be >= 0")
+
+    @property
+    def uses_fcams(self) -> bool:
+        """Relation labels from f-CAMs."""
+        return self.variant in ("irn+fcam", "flowirn")
+
+    @property
+    def uses_flow_loss(self) -> bool:
+        """Train with the flow-boundary loss."""
+        return self.variant in ("irn+fbound", "flowirn")
+
+
+def _collate(dataset: RelationFrames, batch: list[int]) -> tuple[torch.Tensor, ...]:
+    items = [dataset[i] for i in batch]
+    return tuple(torch.stack(column) for column in zip(*items, strict=True))
+
+
+def train_irn(
+    config: IRNTrainConfig,
+    tags_path: str | os.PathLike,
+    cam_run: str | os.PathLike,
+    cams_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    flow_dir: str | os.PathLike | None = None,
+    frames: str | os.PathLike | None = None,
+    resume: bool = False,
+) -> Iterator[Progress]:
+    """Train the boundary and displacement branches; a generator of progress events.
+
+    Parameters
+    ----------
+    config : IRNTrainConfig
+    tags_path : path
+        Frame-tags JSON (the weak labels).
+    cam_run : path
+        The ``train-cam`` run whose backbone IRN reads (frozen).
+    cams_dir : path
+        ``vis-ws cams`` output for the tags (with f-CAMs for the f-CAM variants).
+    out_dir : path
+        The run folder.
+    flow_dir : path, optional
+        ``vis-ws flow`` output; required by the flow-boundary variants.
+    frames : path, optional
+        Frames folder of the tags file.
+    resume : bool
+        Continue from ``out_dir/checkpoint.pt``.
+
+    Yields
+    ------
+    Progress
+        Per step: loss and its terms (pos, neg, dp_fg, dp_bg, fbound), lr.
+
+    Raises
+    ------
+    InputError
+        Bad inputs (nothing written), an existing run without ``resume``.
+    RuntimeError
+        NaN/inf loss; the last good checkpoint is kept.
+    """
+    from training.cam.train import load_run
+
+    run = Path(out_dir)
+    resumed = prepare_run(run, resume)
+    if config.uses_flow_loss and flow_dir is None:
+        raise InputError(None, f"train-irn: --variant {config.variant} needs --flow DIR (the flow-boundary loss)")
+    dataset = RelationFrames(
+        tags_path,
+        cams_dir,
+        flow_dir if config.uses_flow_loss else None,
+        use_fcams=config.uses_fcams,
+        crop=config.crop,
+        conf_fg=config.conf_fg,
+        conf_bg=config.conf_bg,
+        crf=config.crf,
+        frames=frames,
+        seed=config.seed,
+    )
+    device = resolve_device(config.device)
+    cam_net, categories, _ = load_run(cam_run)
+    if [c["id"] for c in categories] != dataset.frames.category_ids:
+        raise InputError(cam_run, "the classifier was trained on other categories than the tags file names")
+    torch.manual_seed(config.seed)
+    model = IRNet(cam_net)
+    params = model.trainable_parameters()
+    optimizer = torch.optim.SGD(
+        [{"params": params, "lr": config.lr, "initial_lr": config.lr}],
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+    )
+    use_amp = config.amp and device.type == "cuda"
+    step, losses = 0, []
+    if resumed:
+        check_resumable(run, config, _RESUME_FREE, STAGE)
+        state = load_checkpoint(run / CHECKPOINT)
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            step, losses = int(state["step"]), list(state["epoch_losses"])
+            restore_rng(state["rng"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise InputError(
+                run / CHECKPOINT, f"not a train-irn checkpoint of this run ({type(exc).__name__})"
+            ) from None
+    else:
+        write_json(run / CONFIG, {**config_to_dict(config), "cam_run": str(cam_run)}, indent=1)
+        write_json(run / CATEGORIES, categories, indent=1)
+    model.to(device)
+    move_optimizer_state(optimizer, device)
+
+    def batches(epoch: int) -> list[list[int]]:
+        return epoch_batches(len(dataset), config.batch_size, config.seed, epoch)
+
+    def step_fn(batch: list[int], step: int, total: int) -> dict[str, float]:
+        dataset.set_epoch(step // len(batches(0)))
+        for group in optimizer.param_groups:
+            group["lr"] = poly_lr(group["initial_lr"], step, total)
+        x, labels, flow = (t.to(device) for t in _collate(dataset, batch))
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+            logits, disp = model(x)
+        boundary = torch.sigmoid(logits.float())[:, 0]
+        sets = relation_sets(labels, config.radius)
+        affinity = pair_affinity(boundary, sets.index)
+        terms = irn_total_loss(
+            affinity,
+            disp.float(),
+            sets.to(device),
+            flow=flow if config.uses_flow_loss else None,
+            flow_weight=config.flow_weight,
+            lam=config.flow_lambda,
+        )
+        loss = float(terms.total.detach())
+        if math.isfinite(loss):
+            terms.total.backward()
+            optimizer.step()
+        parts = (terms.boundary_pos, terms.boundary_neg, terms.displacement_fg, terms.displacement_bg)
+        names = ("pos", "neg", "dp_fg", "dp_bg", "fbound")
+        metrics = {n: float(v.detach()) for n, v in zip(names, (*parts, terms.flow_boundary), strict=True)}
+        return {"loss": loss, **metrics, "lr": optimizer.param_groups[0]["lr"]}
+
+    def save(step: int, epoch_losses: list[float]) -> None:
+        state: dict[str, Any] = {
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "epoch_losses": list(epoch_losses),
+            "rng": rng_state(),
+            "config": config_to_dict(config),
+            "category_ids": [c["id"] for c in categories],
+        }
+        save_checkpoint(run / CHECKPOINT, state)
+
+    start = "resuming at" if resumed else "training from"
+    yield Progress(
+        STAGE,
+        step,
+        config.epochs * len(batches(0)),
+        message=(
+            f"{start} step {step}: {config.variant} on {len(dataset)} frames, backbone {cam_net.arch}, "
+            f"{describe_device(device)}"
+        ),
+    )
+    yield from epoch_loop(STAGE, config.epochs, batches, step_fn, save, run / CHECKPOINT, step, losses)
+
+
+def load_irn_run(run: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[IRNet, list[dict[str, Any]]]:
+    """A trained IRN from its run folder, in eval mode.
+
+    Returns
+    -------
+    model : IRNet
+    categories : list of {"id", "name"}, the classifier's outputs in order.
+
+    Raises
+    ------
+    InputError
+        Not a train-irn run, or weights that do not fit.
+    """
+    from training.cam.network import CAMNet
+
+    run = Path(run)
+    if not (run / CHECKPOINT).is_file():
+        raise InputError(run, f"no {CHECKPOINT} here: not a train-irn run folder (see 'vis-ws train-irn --out')")
+    saved = read_json(run / CONFIG)
+    cam_run = saved.pop("cam_run", None) if isinstance(saved, dict) else None
+    config_from_dict(IRNTrainConfig, saved, run / CONFIG, STAGE)
+    categories = read_json(run / CATEGORIES)
+    if not isinstance(categories, list) or not categories:
+        raise InputError(run / CATEGORIES, "expected a list of {id, name} categories")
+    state = load_checkpoint(run / CHECKPOINT)
+    weights = state.get("model", {})
+    arch = "resnet50" if any(k.startswith("cam_net.backbone.layer1.0.conv3") for k in weights) else "resnet18"
+    model = IRNet(CAMNet(len(categories), arch))
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        problem = " ".join(str(exc).split())[:160]
+        raise InputError(run / CHECKPOINT, f"weights do not fit IRN on {arch} ({problem}; cam run {cam_run})") from None
+    return model.to(device).eval(), categories
