@@ -167,3 +167,13 @@ def test_pseudo_labels_command_refuses_bad_tags_without_writing(tmp_path, capsys
     bad.write_text('{"videos": []}')
     assert main(["pseudo-labels", str(bad), "--out", str(tmp_path / "run")]) == 2
     assert "missing 'categories'" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_pseudo_labels_of_one_video_keep_the_others_in_the_set_json(prepared, tmp_path):
+    _train(prepared, tmp_path / "irn", epochs=1)
+    out = tmp_path / "pseudo"
+    list(make_pseudo_labels(prepared / "data/tags.json", tmp_path / "irn", prepared / "cams", out, video_ids=[2]))
+    assert not (out / "synth_0000").exists() and (out / "synth_0001" / "pseudo.npz").is_file()
+    list(make_pseudo_labels(prepared / "data/tags.json", tmp_path / "irn", prepared / "cams", out, video_ids=[1]))
+    res = json.loads((out / "pseudo_labels.json").read_text())
+    assert {r["video_id"] for r in res} == {1, 2}

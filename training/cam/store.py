@@ -185,6 +185,7 @@ def write_cams(
     device: str = "auto",
     scales: Sequence[float] = SCALES,
     flip: bool = True,
+    video_ids: list[int] | None = None,
 ) -> Iterator[Progress]:
     """Compute and store the CAMs (and f-CAMs) of every frame of a tagged dataset.
 
@@ -207,6 +208,8 @@ def write_cams(
     device : str
     scales, flip
         CAM inference (METHOD.md §2).
+    video_ids : list of int, optional
+        Only these videos of the tags file (the viewer works on one video).
 
     Yields
     ------
@@ -232,7 +235,7 @@ def write_cams(
     model, categories, ckpt = load_run(run, dev)
     columns = _class_columns(tags, tags_path, categories, run)
     cat_ids = [c["id"] for c in tags["categories"]]
-    sources = list(iter_videos(tags_path, frames))
+    sources = list(iter_videos(tags_path, frames, video_ids))
     flows = {}
     flow_root = Path(flow_dir).resolve() if flow_dir is not None else None
     if flow_dir is not None:

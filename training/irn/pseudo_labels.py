@@ -131,6 +131,7 @@ def make_pseudo_labels(
     use_fcams: bool = True,
     frames: str | os.PathLike | None = None,
     device: str = "auto",
+    video_ids: list[int] | None = None,
 ) -> Iterator[Progress]:
     """Write the instance pseudo-labels of every frame of a tags file; a generator of progress events.
 
@@ -148,6 +149,8 @@ def make_pseudo_labels(
         Use the f-CAMs (flowIRN) instead of the CAMs (IRN).
     frames : path, optional
     device : str
+    video_ids : list of int, optional
+        Only these videos; the set-wide JSON files list every video done so far.
 
     Yields
     ------
@@ -165,14 +168,12 @@ def make_pseudo_labels(
     dev = resolve_device(device)
     model, categories = load_irn_run(irn_run, dev)
     record = _record(irn_run, use_fcams)
-    sources = list(iter_videos(tags_path, frames))
+    sources = list(iter_videos(tags_path, frames, video_ids))
     total = sum(len(s.reader) for s in sources)
     done = 0
-    volumes = []
     for src in sources:
         n = len(src.reader)
         if _video_done(out, src.key, record):
-            volumes.append(load_labels(out / src.key / "pseudo.npz"))
             done += n
             yield Progress(STAGE, done, total, "frame", message=f"{src.key}: already done, skipped")
             continue
@@ -201,8 +202,9 @@ def make_pseudo_labels(
             out / src.key / "irn.npz", boundary=boundary, displacement=displacement, centroids=np.concatenate(points)
         )
         write_json(out / src.key / "pseudo.json", record)  # last: marks the video done
-        volumes.append(volume)
         yield Progress(STAGE, done, total, "frame", message=f"{src.key}: {len(cats)} instances in {n} frames")
+    done_keys = [s.key for s in iter_videos(tags_path, frames) if _video_done(out, s.key, record)]
+    volumes = [load_labels(out / key / "pseudo.npz") for key in done_keys]
     write_pseudo_label_json(out, volumes, tags["categories"])
 
 
