@@ -145,10 +145,10 @@ def _paint(
 
 
 def _instance_ids(anns: list[dict[str, Any]]) -> list[int]:
-    ids = [a.get("instance_id") for a in anns]
+    ids: list[Any] = [a.get("instance_id") for a in anns]
     valid = all(is_json_int(i) and 0 < i < 2**31 for i in ids)  # ids live in int32 arrays
     if valid and len(set(ids)) == len(ids):
-        return ids  # type: ignore[return-value]
+        return ids
     return list(range(1, len(anns) + 1))
 
 

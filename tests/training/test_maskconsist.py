@@ -1,0 +1,115 @@
+"""MaskConsist's pure functions: IoM-NMS, intra-frame expansion, inter-frame matching, targets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training.maskconsist import (
+    FrameMasks,
+    expand_predictions,
+    hungarian_matches,
+    iom_nms,
+    maskconsist_pair,
+    warp_masks,
+)
+
+H, W = 20, 30
+
+
+def box(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    m = np.zeros((H, W), bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+def fm(*items: tuple[np.ndarray, int, float]) -> FrameMasks:
+    if not items:
+        return FrameMasks.empty((H, W))
+    masks, classes, scores = zip(*items, strict=True)
+    return FrameMasks(np.stack(masks), np.array(classes), np.array(scores))
+
+
+def shift_flow(dx: float) -> np.ndarray:
+    """Backward flow of a scene moving dx px right: each pixel of t+1 came from x - dx."""
+    f = np.zeros((H, W, 2), np.float32)
+    f[..., 0] = -dx
+    return f
+
+
+def test_iom_nms_drops_a_fragment_inside_a_fuller_mask_that_iou_would_keep():
+    full = box(2, 12, 2, 22)
+    fragment = box(3, 7, 3, 9)  # IoU with full is 0.12, IoM is 1.0
+    other = box(14, 19, 0, 5)
+    keep = iom_nms(np.stack([fragment, full, other]), np.array([0.9, 0.8, 0.1]))
+    assert keep.tolist() == [0, 2]  # highest first; the full mask overlaps the kept fragment entirely
+    keep = iom_nms(np.stack([fragment, full, other]), np.array([0.5, 0.8, 0.1]))
+    assert keep.tolist() == [1, 2]
+
+
+def test_iom_nms_threshold_is_strict_and_validated():
+    a, b = box(0, 10, 0, 10), box(0, 10, 5, 15)  # IoM exactly 0.5
+    assert iom_nms(np.stack([a, b]), np.array([1.0, 0.5]), 0.5).tolist() == [0, 1]
+    assert iom_nms(np.stack([a, b]), np.array([1.0, 0.5]), 0.49).tolist() == [0]
+    with pytest.raises(ValueError, match="threshold"):
+        iom_nms(np.stack([a]), np.array([1.0]), 1.5)
+    assert iom_nms(np.zeros((0, H, W), bool), np.zeros(0)).tolist() == []
+
+
+def test_partial_predictions_inside_a_pseudo_label_are_joined():
+    pseudo = fm((box(2, 12, 2, 22), 1, 1.0))
+    left, right = box(3, 11, 3, 11), box(3, 11, 12, 21)
+    wrong_class = box(3, 11, 11, 13)
+    pred = fm((left, 1, 0.7), (right, 1, 0.6), (wrong_class, 2, 0.9))
+    exp = expand_predictions(pred, pseudo)
+    assert len(exp) == 4
+    np.testing.assert_array_equal(exp.masks[3], left | right)
+    assert exp.classes[3] == 1 and exp.scores[3] == 0.7
+
+
+def test_masks_are_carried_along_the_flow():
+    m = box(5, 10, 5, 10)[None]
+    moved = warp_masks(m, [shift_flow(3), shift_flow(2)])
+    np.testing.assert_array_equal(moved[0], box(5, 10, 10, 15))
+
+
+def test_hungarian_matching_is_one_to_one_above_the_threshold():
+    iou = np.array([[0.9, 0.8], [0.85, 0.1], [0.2, 0.3]])
+    assert hungarian_matches(iou, 0.5) == [(0, 1, 0.8), (1, 0, 0.85)]
+    assert hungarian_matches(np.zeros((0, 3))) == []
+
+
+def test_a_good_prediction_at_t_repairs_a_partial_one_at_t_plus_1():
+    obj_t, obj_t2 = box(4, 14, 2, 14), box(4, 14, 5, 17)  # the object moves 3 px right
+    pseudo_t = fm((obj_t, 1, 1.0))
+    pseudo_t2 = fm((box(4, 14, 5, 10), 1, 0.6))  # flowIRN found only part of it at t+1
+    pred_t = fm((obj_t, 1, 0.9))
+    pred_t2 = fm((box(4, 14, 6, 17), 1, 0.5))
+    res = maskconsist_pair(pred_t, pred_t2, pseudo_t, pseudo_t2, [shift_flow(3)])
+    assert res.matches and res.transferred == [0]
+    np.testing.assert_array_equal(res.maskcon_t2.masks[0], obj_t2)
+    # the partial pseudo-label lies inside the transferred mask: IoM-NMS keeps only the full one
+    assert len(res.targets_t2) == 1 and res.targets_t2.masks[0].sum() == obj_t2.sum()
+
+
+def test_switching_components_off_gives_the_ablation_rows():
+    obj_t = box(4, 14, 2, 14)
+    pseudo_t, pseudo_t2 = fm((obj_t, 1, 1.0)), fm((box(4, 14, 5, 10), 1, 0.6))
+    pred_t, pred_t2 = fm((obj_t, 1, 0.9)), fm((box(4, 14, 6, 17), 1, 0.5))
+    none = maskconsist_pair(pred_t, pred_t2, pseudo_t, pseudo_t2, [shift_flow(3)], intra=False, inter=False, iom=False)
+    assert len(none.targets_t2) == 1 and none.targets_t2.masks[0].sum() == pseudo_t2.masks[0].sum()
+    no_iom = maskconsist_pair(pred_t, pred_t2, pseudo_t, pseudo_t2, [shift_flow(3)], iom=False)
+    assert len(no_iom.targets_t2) == 2  # transferred + the partial pseudo-label, both kept
+
+
+def test_low_quality_matches_are_not_transferred():
+    obj = box(4, 14, 2, 14)
+    pseudo_t = fm((box(15, 19, 20, 29), 1, 1.0))  # nothing near the prediction at t
+    pred = fm((obj, 1, 0.9))
+    res = maskconsist_pair(pred, pred, pseudo_t, fm(), [np.zeros((H, W, 2), np.float32)])
+    assert res.matches and res.transferred == [] and len(res.targets_t2) == 0
+
+
+def test_frames_without_masks_give_empty_targets():
+    res = maskconsist_pair(fm(), fm(), fm(), fm(), [np.zeros((H, W, 2), np.float32)])
+    assert len(res.targets_t2) == 0 and res.matches == []
