@@ -1,0 +1,499 @@
+"""The Pipeline dock: run each stage of flowIRN on one video and see its results as layers.
+
+A project is a run folder with the layout of ``vis-ws pseudo-labels TAGS --out
+RUN``: ``flow/``, ``cam/`` (trained classifier), ``cams/``, ``irn/`` (trained
+IRN) and ``pseudo/``. A run made by the command line opens here as is, and
+what the dock computes lands in the same places, so reopening a project shows
+its results without computing anything. The default project of a tags file
+``DIR/tags.json`` is ``DIR/project/``.
+
+Each stage (Flow, CAMs, Pseudo-labels) runs in a napari generator worker that
+yields after every frame: the progress bar follows, Cancel stops it between
+two frames, and the layers (:mod:`napari_vis_ws._stage_layers`) are built in
+the worker and handed to the main thread, the only place layers are touched.
+CAM layers refresh while the stage runs; the others appear when it ends.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_vis_ws._layers import FRAMES, META_KEY, dataset_layers
+from napari_vis_ws._stage_layers import STAGES, layer_rank, project_layers
+from napari_vis_ws._workers import start_generator_worker, start_worker
+
+if TYPE_CHECKING:
+    import napari
+
+    from training.data.sources import VideoSource
+
+PROJECT_DIR = "project"  # default project folder, beside the tags file
+REFRESH_S = 0.5  # how often the layers of a running stage are rebuilt
+MODEL_HINT = "train it from the Training dock or with `vis-ws pseudo-labels`"
+TITLES = {"flow": "Flow", "cams": "CAMs", "pseudo-labels": "Pseudo-labels"}
+
+
+# -- stages: user action → backend generator (no Qt, run in the worker) -------
+def video_source(tags: Path, video_id: int) -> VideoSource:
+    """The video ``video_id`` of a dataset or tags JSON."""
+    from training.data.sources import iter_videos
+    from training.errors import InputError
+
+    for source in iter_videos(tags, video_ids=[video_id]):
+        return source
+    raise InputError(tags, f"no video with id {video_id}")
+
+
+def video_shape(source: VideoSource) -> tuple[int, int, int]:
+    """(T, H, W) of a video."""
+    return (len(source.reader), *source.reader.frame_shape)
+
+
+def flow_stage(tags: Path, project: Path, video_id: int) -> Iterator[Any]:
+    """Optical flow of the video into ``project/flow`` (skipped when already there)."""
+    from training.flow import compute_video_flow
+
+    yield from compute_video_flow(video_source(tags, video_id), project / "flow", method="dis")
+
+
+def cams_stage(tags: Path, project: Path, video_id: int) -> Iterator[Any]:
+    """CAMs and f-CAMs of the video into ``project/cams`` with the classifier of ``project/cam``."""
+    from training.cam.store import write_cams
+    from training.errors import InputError
+    from training.flow.storage import flow_paths
+
+    run = project / "cam"
+    if not (run / "checkpoint.pt").is_file():
+        raise InputError(None, f"no trained classifier in {run}: {MODEL_HINT}")
+    source = video_source(tags, video_id)
+    if not all(p.is_file() for p in flow_paths(project / "flow", source.key)):
+        raise InputError(None, f"no optical flow of video {source.key} in {project / 'flow'}: run Flow first")
+    yield from write_cams(tags, run, project / "cams", project / "flow", video_ids=[video_id])
+
+
+def pseudo_labels_stage(tags: Path, project: Path, video_id: int) -> Iterator[Any]:
+    """flowIRN pseudo-labels of the video into ``project/pseudo`` with the IRN of ``project/irn``."""
+    from training.cam.store import RECORD
+    from training.data.json_io import read_json
+    from training.errors import InputError
+    from training.irn.pseudo_labels import make_pseudo_labels
+    from training.irn.train import IRNTrainConfig
+
+    run = project / "irn"
+    if not (run / "checkpoint.pt").is_file():
+        raise InputError(None, f"no trained IRN in {run}: {MODEL_HINT}")
+    source = video_source(tags, video_id)
+    if not (project / "cams" / source.key / RECORD).is_file():
+        raise InputError(None, f"no CAMs of video {source.key} in {project / 'cams'}: run CAMs first")
+    config = read_json(run / "config.json")
+    variant = config.get("variant", "flowirn") if isinstance(config, dict) else "flowirn"
+    use_fcams = IRNTrainConfig(variant=variant).uses_fcams  # as the run was trained (`vis-ws pseudo-labels`)
+    yield from make_pseudo_labels(tags, run, project / "cams", project / "pseudo", use_fcams, video_ids=[video_id])
+
+
+STAGE_WORK: dict[str, Callable[[Path, Path, int], Iterator[Any]]] = {
+    "flow": flow_stage,
+    "cams": cams_stage,
+    "pseudo-labels": pseudo_labels_stage,
+}
+
+
+def with_layers(
+    events: Iterator[Any], build: Callable[[], list[tuple]], refresh_s: float | None = None
+) -> Iterator[Any]:
+    """Pass a stage's progress events on, then its layers (a list of layer-data tuples).
+
+    With ``refresh_s``, the layers are also rebuilt and yielded that often
+    while the stage runs (for stages that write frame by frame).
+    """
+    last = time.monotonic()
+    for event in events:  # closing this generator (Cancel) closes ``events`` too
+        yield event
+        if refresh_s is not None and time.monotonic() - last >= refresh_s:
+            yield build()
+            last = time.monotonic()
+    yield build()
+
+
+# -- the dock ---------------------------------------------------------------------
+def _fits(layer: Any, kwargs: dict[str, Any], kind: str) -> bool:
+    """Whether ``layer`` can take the data of a layer-data tuple (same kind, both RGB or neither)."""
+    return type(layer).__name__.lower() == kind and bool(getattr(layer, "rgb", False)) == bool(kwargs.get("rgb"))
+
+
+@dataclass
+class StageRow:
+    """The controls of one stage."""
+
+    run_button: QPushButton
+    progress: QProgressBar
+    cancel_button: QPushButton
+
+
+class PipelineWidget(QWidget):
+    """Choose a tags file, a video and a project folder; run Flow, CAMs and Pseudo-labels; see every result."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.worker: Any = None  # the running stage
+        self.loader: Any = None  # the worker loading stored results
+        self._load_id = 0  # only the latest load is shown
+        self.running: str | None = None
+        self._messages: dict[str, str] = {}  # last log line of each stage
+        self._tags: Path | None = None
+        self._categories: list[dict[str, Any]] = []
+        self._project_auto = True  # the project field follows the tags file until the user edits it
+
+        self.tags_edit = QLineEdit()
+        self.tags_edit.setPlaceholderText("frame-tags JSON (vis-ws tags)")
+        self.tags_edit.editingFinished.connect(self._tags_changed)
+        tags_browse = QPushButton("Browse…")
+        tags_browse.clicked.connect(self._browse_tags)
+        tags_row = QHBoxLayout()
+        tags_row.addWidget(self.tags_edit)
+        tags_row.addWidget(tags_browse)
+
+        self.video_combo = QComboBox()
+        self.video_combo.currentIndexChanged.connect(self._video_changed)
+
+        self.project_edit = QLineEdit()
+        self.project_edit.setPlaceholderText(f"project folder (default: {PROJECT_DIR}/ beside the tags file)")
+        self.project_edit.setToolTip("Run folder: flow/, cam/, cams/, irn/, pseudo/ (as `vis-ws pseudo-labels --out`)")
+        self.project_edit.textEdited.connect(self._project_edited)
+        self.project_edit.editingFinished.connect(lambda: self.show_results())
+        project_browse = QPushButton("Browse…")
+        project_browse.clicked.connect(self._browse_project)
+        project_row = QHBoxLayout()
+        project_row.addWidget(self.project_edit)
+        project_row.addWidget(project_browse)
+
+        self.show_button = QPushButton("Show results")
+        self.show_button.setToolTip("Show every result stored in the project for this video")
+        self.show_button.clicked.connect(lambda: self.show_results())
+        self.info = QLabel("")
+        self.info.setWordWrap(True)
+
+        source = QGroupBox("Video and project")
+        form = QFormLayout(source)
+        form.addRow("Tags", tags_row)
+        form.addRow("Video", self.video_combo)
+        form.addRow("Project", project_row)
+        form.addRow(self.show_button)
+        self._source_controls = [self.tags_edit, tags_browse, self.video_combo, self.project_edit, project_browse]
+
+        stages = QGroupBox("Stages")
+        grid = QGridLayout(stages)
+        self.stages: dict[str, StageRow] = {}
+        for i, name in enumerate(STAGES):
+            run = QPushButton(f"Run {TITLES[name]}")
+            run.clicked.connect(partial(self.run_stage, name))
+            bar = QProgressBar()
+            bar.setRange(0, 1)
+            bar.setValue(0)
+            cancel = QPushButton("Cancel")
+            cancel.setEnabled(False)
+            cancel.clicked.connect(partial(self.cancel, name))
+            grid.addWidget(QLabel(TITLES[name]), i, 0)
+            grid.addWidget(run, i, 1)
+            grid.addWidget(bar, i, 2)
+            grid.addWidget(cancel, i, 3)
+            self.stages[name] = StageRow(run, bar, cancel)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(source)
+        layout.addWidget(stages)
+        layout.addWidget(self.info)
+        layout.addStretch(1)
+
+    # -- choosing -----------------------------------------------------------------
+    @property
+    def project(self) -> Path | None:
+        """The project folder, or None when none is set."""
+        text = self.project_edit.text().strip()
+        return Path(text) if text else None
+
+    @property
+    def video_id(self) -> int | None:
+        """Id of the chosen video."""
+        return self.video_combo.currentData()
+
+    def set_tags(self, path: str | os.PathLike) -> None:
+        """Point the dock at a tags (or dataset) JSON and list its videos."""
+        self.tags_edit.setText(str(path))
+        self._tags_changed()
+
+    def set_project(self, path: str | os.PathLike) -> None:
+        """Use ``path`` as the project folder and show what it holds for the current video."""
+        self.project_edit.setText(str(path))
+        self._project_auto = False
+        self.show_results()
+
+    def _browse_tags(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Frame tags", "", "JSON (*.json);;All (*)")
+        if path:
+            self.set_tags(path)
+
+    def _browse_project(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Project folder", self.project_edit.text())
+        if path:
+            self.set_project(path)
+
+    def _project_edited(self, _text: str) -> None:
+        self._project_auto = False
+
+    def _tags_changed(self) -> None:
+        from training.data.sources import load_dataset_json, video_key
+        from training.errors import InputError
+
+        text = self.tags_edit.text().strip()
+        path = Path(text) if text else None
+        if path == self._tags:
+            return
+        self._tags, self._categories = None, []
+        self.video_combo.blockSignals(True)
+        self.video_combo.clear()
+        self.video_combo.blockSignals(False)
+        if path is None:
+            return
+        try:
+            data = load_dataset_json(path)
+        except InputError as exc:
+            self._notify(str(exc))
+            return
+        self._tags, self._categories = path, list(data["categories"])
+        if self._project_auto:
+            self.project_edit.setText(str(path.parent / PROJECT_DIR))
+        self.video_combo.blockSignals(True)
+        for v in data["videos"]:
+            self.video_combo.addItem(f"{v['id']}: {video_key(v)} ({len(v['file_names'])} frames)", v["id"])
+        self.video_combo.blockSignals(False)
+        self._video_changed()
+
+    def _video_changed(self) -> None:
+        if self.video_id is not None:
+            self.show_results()
+
+    # -- showing stored results ---------------------------------------------------
+    def _ready(self) -> tuple[Path, Path, int] | None:
+        """(tags, project, video id), or None after saying what is missing."""
+        if self._tags is None or self.video_id is None:
+            self._notify("choose a frame-tags JSON and a video first")
+            return None
+        if self.project is None:
+            self._notify("choose a project folder first")
+            return None
+        return self._tags, self.project, int(self.video_id)
+
+    def _frames_shown(self, tags: Path, video_id: int) -> bool:
+        if FRAMES not in self.viewer.layers:
+            return False
+        src = self.viewer.layers[FRAMES].metadata.get(META_KEY, {})
+        return src.get("json") == str(tags) and src.get("video_id") == video_id
+
+    def show_results(self, note: str = "") -> None:
+        """Show the video and every result the project holds for it (read in a worker, nothing computed).
+
+        ``note`` starts the line shown in the dock once they are loaded.
+        """
+        if self.running is not None or self._tags is None or self.video_id is None or self.project is None:
+            return
+        tags, project, video_id = self._tags, self.project, int(self.video_id)
+        with_frames = not self._frames_shown(tags, video_id)
+        categories = self._categories
+
+        def load() -> tuple[str, tuple[int, int, int], list[tuple], list[tuple]]:
+            source = video_source(tags, video_id)
+            shape = video_shape(source)
+            frames = dataset_layers(tags, video_id) if with_frames else []
+            return source.key, shape, frames, project_layers(project, source.key, categories, shape)
+
+        self._load_id += 1
+        load_id = self._load_id
+
+        def shown(loaded: tuple[str, tuple[int, int, int], list[tuple], list[tuple]]) -> None:
+            if load_id == self._load_id:
+                self._show_loaded(note, loaded)
+
+        def finished() -> None:
+            if load_id == self._load_id:
+                self.show_button.setEnabled(True)
+
+        self.show_button.setEnabled(False)
+        self.info.setText("opening…")
+        self.loader = start_worker(load, shown, self._notify, finished)
+
+    def _show_loaded(self, note: str, loaded: tuple[str, tuple[int, int, int], list[tuple], list[tuple]]) -> None:
+        key, (t, h, w), frames, layers = loaded
+        if frames:
+            for data, kwargs, kind in frames:
+                self._put_layer(data, kwargs, kind)
+            self.viewer.layers.move(self.viewer.layers.index(FRAMES), 0)
+            self.viewer.dims.set_current_step(0, 0)
+        self._show_layers(layers, STAGES)
+        names = ", ".join(kw["name"] for _, kw, _ in layers)
+        found = f"results: {names}" if layers else f"no results yet in {self.project}: run the stages below"
+        self.info.setText(f"{note}{key}: {t} frames of {w}×{h}; {found}")
+
+    def _put_layer(self, data: Any, kwargs: dict[str, Any], kind: str, restyle: bool = False) -> None:
+        """Add a layer, or give a same-named layer of the same kind the new data.
+
+        An updated layer keeps its display settings (opacity, visibility,
+        contrast) unless ``restyle``, for a layer reused under a new name.
+        """
+        name = kwargs["name"]
+        if name in self.viewer.layers:
+            layer = self.viewer.layers[name]
+            if _fits(layer, kwargs, kind):
+                layer.data = data
+                if "features" in kwargs:
+                    layer.features = kwargs["features"]
+                if restyle:
+                    for key in ("colormap", "contrast_limits", "blending", "opacity"):
+                        if key in kwargs:
+                            setattr(layer, key, kwargs[key])
+                layer.metadata = {**layer.metadata, **kwargs.get("metadata", {})}
+                return
+            self.viewer.layers.remove(name)
+        getattr(self.viewer, f"add_{kind}")(data, **kwargs)
+
+    def _show_layers(self, layers: list[tuple], stages: tuple[str, ...]) -> None:
+        """Show the layers of some stages; drop those stages' layers that are not in the new set.
+
+        A layer that is no longer needed (``cam [dog]`` after switching to a
+        video of cats) is renamed and reused for a new one of the same kind:
+        napari takes a long garbage collection to remove a layer.
+        """
+        keep = {kw["name"] for _, kw, _ in layers}
+        stale = [
+            ly
+            for ly in self.viewer.layers
+            if ly.metadata.get(META_KEY, {}).get("stage") in stages and ly.name not in keep
+        ]
+        for data, kwargs, kind in layers:
+            reuse = None
+            if kwargs["name"] not in self.viewer.layers:
+                reuse = next((ly for ly in stale if _fits(ly, kwargs, kind)), None)
+            if reuse is not None:
+                stale.remove(reuse)
+                reuse.name = kwargs["name"]
+            self._put_layer(data, kwargs, kind, restyle=reuse is not None)
+        for layer in stale:
+            self.viewer.layers.remove(layer)
+        self._order_layers()
+
+    def _order_layers(self) -> None:
+        """Stage layers above the others, in the order of :func:`layer_rank` (flow at the bottom, points on top)."""
+        layers = self.viewer.layers
+        managed = [ly for ly in layers if ly.metadata.get(META_KEY, {}).get("stage") in STAGES]
+        ranked = sorted(managed, key=lambda ly: layer_rank(ly.name))  # stable: same-rank layers keep their order
+        if managed == ranked and all(layers.index(ly) >= len(layers) - len(managed) for ly in managed):
+            return
+        for layer in ranked:
+            layers.move(layers.index(layer), len(layers))
+
+    # -- running stages -------------------------------------------------------------
+    def run_stage(self, name: str) -> None:
+        """Run one stage on the chosen video in a generator worker."""
+        if self.running is not None:
+            return
+        ready = self._ready()
+        if ready is None:
+            return
+        tags, project, video_id = ready
+        categories = self._categories
+
+        def work() -> Iterator[Any]:
+            source = video_source(tags, video_id)
+            shape = video_shape(source)
+
+            def build() -> list[tuple]:
+                return project_layers(project, source.key, categories, shape, (name,))
+
+            events = STAGE_WORK[name](tags, project, video_id)
+            yield from with_layers(events, build, REFRESH_S if name == "cams" else None)
+
+        row = self.stages[name]
+        self.running = name
+        for r in self.stages.values():
+            r.run_button.setEnabled(False)
+        for w in [*self._source_controls, self.show_button]:
+            w.setEnabled(False)
+        row.progress.setRange(0, 1)
+        row.progress.setValue(0)
+        row.progress.setFormat("%p%")
+        row.cancel_button.setEnabled(True)
+        self.info.setText(f"{TITLES[name]}: running…")
+        self.worker = start_generator_worker(
+            work,
+            partial(self._stage_yielded, name),
+            self._notify,
+            partial(self._stage_done, name),
+            partial(self._stage_finished, name),
+        )
+
+    def cancel(self, name: str) -> None:
+        """Stop the running stage after the frame it is on."""
+        if self.running == name and self.worker is not None:
+            self.worker.quit()
+            self.stages[name].cancel_button.setEnabled(False)
+            self.info.setText(f"{TITLES[name]}: cancelling…")
+
+    def _stage_yielded(self, name: str, value: Any) -> None:
+        from training.progress import Progress
+
+        if isinstance(value, Progress):
+            bar = self.stages[name].progress
+            bar.setRange(0, max(value.total, 1))
+            bar.setValue(min(value.done, max(value.total, 1)))
+            bar.setFormat(f"%v/%m {value.unit}s")
+            if value.message:
+                self._messages[name] = value.message
+                self.info.setText(value.message)
+        else:
+            self._show_layers(value, (name,))
+
+    def _stage_done(self, name: str) -> None:
+        bar = self.stages[name].progress
+        bar.setValue(bar.maximum())
+        self.info.setText(f"{TITLES[name]}: done. {self._messages.pop(name, '')}".strip())
+
+    def _stage_finished(self, name: str) -> None:
+        row = self.stages[name]
+        cancelled = self.worker is not None and self.worker.abort_requested
+        self.running = None
+        self.worker = None
+        row.cancel_button.setEnabled(False)
+        for w in [*self._source_controls, self.show_button]:
+            w.setEnabled(True)
+        for r in self.stages.values():
+            r.run_button.setEnabled(True)
+        if cancelled:  # show what the stage wrote before it stopped
+            self.show_results(f"{TITLES[name]} cancelled at {row.progress.value()}/{row.progress.maximum()}. ")
+
+    def _notify(self, message: str) -> None:
+        from napari.utils.notifications import show_error
+
+        self.info.setText(message)
+        show_error(message)

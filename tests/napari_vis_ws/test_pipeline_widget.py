@@ -1,0 +1,191 @@
+"""The Pipeline dock, driven as a person would: pick a video, run each stage, cancel, reopen a project."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from qtpy.QtCore import QTimer
+
+from napari_vis_ws._widgets.pipeline import PipelineWidget
+from training.cli import main
+
+pytestmark = pytest.mark.gui
+
+T, H, W = 4, 64, 80
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """2 videos x 4 frames of 64x80 (tags in data/) through `vis-ws pseudo-labels` into run/ (1-epoch models)."""
+    root = tmp_path_factory.mktemp("pipeline")
+    args = ["--videos", "2", "--frames", str(T), "--height", str(H), "--width", str(W), "--seed", "2"]
+    assert main(["sample", "--out", str(root / "data"), *args]) == 0
+    run = ["--arch", "resnet18", "--cam-epochs", "1", "--cam-batch-size", "4", "--cam-crop", "64", "--irn-epochs", "1",
+           "--irn-batch-size", "4", "--irn-crop", "64", "--irn-radius", "5", "--progress", "json"]  # fmt: skip
+    assert main(["pseudo-labels", str(root / "data/tags.json"), "--out", str(root / "run"), *run]) == 0
+    return root
+
+
+@pytest.fixture
+def dock(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    w = PipelineWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    yield w
+    if w.worker is not None:  # a failed test must not leave a stage running into the next one
+        w.worker.quit()
+        qtbot.waitUntil(lambda: w.worker is None, timeout=30000)
+
+
+def _wait(qtbot, button, timeout: int = 60000) -> None:
+    """Wait for the worker a button started: the button is re-enabled when it finishes."""
+    assert not button.isEnabled()  # the click started a worker
+    qtbot.waitUntil(button.isEnabled, timeout=timeout)
+
+
+def _open(dock, qtbot, project: Path, folder: Path, video: int = 0) -> None:
+    """Choose the tags file, the project folder and a video, and wait for the stored results to show."""
+    dock.set_tags(project / "data/tags.json")
+    dock.set_project(folder)
+    dock.video_combo.setCurrentIndex(video)
+    _wait(qtbot, dock.show_button)
+
+
+def _fresh(project: Path, folder: Path) -> Path:
+    """A project with the CLI's trained models and nothing computed."""
+    for model in ("cam", "irn"):
+        shutil.copytree(project / "run" / model, folder / model)
+    return folder
+
+
+def _slow_flow(monkeypatch, seconds: float = 0.3) -> None:
+    import training.flow.video as flow_video
+
+    real = flow_video.pair_flow
+
+    def slow(*args, **kwargs):
+        time.sleep(seconds)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(flow_video, "pair_flow", slow)
+
+
+def _names(dock) -> list[str]:
+    return [layer.name for layer in dock.viewer.layers]
+
+
+def test_running_each_stage_from_the_dock_adds_its_layers(dock, qtbot, project, tmp_path):
+    folder = _fresh(project, tmp_path / "p")
+    _open(dock, qtbot, project, folder, video=1)
+    assert dock.video_combo.count() == 2 and _names(dock) == ["frames"]
+    assert "no results yet" in dock.info.text()
+    layers = dock.viewer.layers
+
+    flow = dock.stages["flow"]
+    flow.run_button.click()
+    assert flow.cancel_button.isEnabled() and not dock.stages["cams"].run_button.isEnabled()
+    _wait(qtbot, flow.run_button)
+    assert flow.progress.value() == flow.progress.maximum() == T - 1  # one step per frame pair
+    assert layers["flow"].data.shape == (T, H, W, 3) and layers["flow vectors"].data.shape[1:] == (2, 3)
+    assert (folder / "flow/synth_0001.flow.npy").is_file() and not flow.cancel_button.isEnabled()
+
+    cams = dock.stages["cams"]
+    cams.run_button.click()
+    _wait(qtbot, cams.run_button)
+    assert cams.progress.value() == cams.progress.maximum() == T
+    for name in ("cam [disc]", "cam [star]", "f-cam [disc]", "f-cam [star]"):  # the classes tagged in video 2
+        assert layers[name].data.shape == (T, H, W)
+    assert np.asarray(layers["cam [disc]"].data[0]).max() == pytest.approx(1.0, abs=1e-3)  # max-normalised
+
+    pseudo = dock.stages["pseudo-labels"]
+    pseudo.run_button.click()
+    _wait(qtbot, pseudo.run_button)
+    assert pseudo.progress.value() == pseudo.progress.maximum() == T
+    labels = layers["pseudo-labels"]
+    assert labels.data.shape == (T, H, W) and labels.editable
+    ids = [int(i) for i in np.unique(labels.data) if i]
+    assert ids and list(labels.features["index"]) == [0, *ids]
+    assert set(labels.features["class"][1:]) <= {"disc", "star"}
+    assert {"boundary", "displacement", "centroids"} <= set(_names(dock))
+    assert (folder / "pseudo/synth_0001/pseudo.npz").is_file() and not (folder / "pseudo/synth_0000").exists()
+
+
+def test_cancel_stops_a_stage_between_frames(dock, qtbot, project, tmp_path, monkeypatch):
+    _slow_flow(monkeypatch)
+    folder = _fresh(project, tmp_path / "p")
+    _open(dock, qtbot, project, folder)
+    flow = dock.stages["flow"]
+    flow.run_button.click()
+    qtbot.waitUntil(lambda: flow.progress.value() >= 1, timeout=30000)
+    flow.cancel_button.click()
+    _wait(qtbot, flow.run_button, timeout=30000)
+    qtbot.waitUntil(dock.show_button.isEnabled, timeout=30000)  # the results reloaded after the cancel
+    assert 1 <= flow.progress.value() < flow.progress.maximum() == T - 1
+    assert not flow.cancel_button.isEnabled() and dock.worker is None
+    assert "Flow cancelled" in dock.info.text()
+    assert list((folder / "flow").iterdir()) == []  # the half-written flow was removed
+    assert "flow" not in _names(dock)
+
+
+def test_the_event_loop_keeps_running_while_a_stage_works(dock, qtbot, project, tmp_path, monkeypatch):
+    _slow_flow(monkeypatch)
+    _open(dock, qtbot, project, tmp_path / "p")
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    timer.start(10)
+    start = time.monotonic()
+    dock.stages["flow"].run_button.click()
+    _wait(qtbot, dock.stages["flow"].run_button)
+    seconds = time.monotonic() - start
+    timer.stop()
+    assert seconds > 0.8  # three pairs of 0.3 s
+    assert len(ticks) > 0.3 * seconds / 0.010  # the main thread kept serving its 10 ms timer
+
+
+def test_reopening_a_project_shows_every_result_without_computing(dock, qtbot, project):
+    run = project / "run"
+    stamps = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
+    _open(dock, qtbot, project, run, video=1)  # the first opening also imports the backend and sets up OpenGL
+    cams = [n for n in _names(dock) if "cam [" in n]
+    assert cams == ["cam [disc]", "cam [star]", "f-cam [disc]", "f-cam [star]"]  # video 2's classes
+    start = time.monotonic()
+    dock.video_combo.setCurrentIndex(0)
+    _wait(qtbot, dock.show_button)
+    seconds = time.monotonic() - start
+    assert _names(dock) == [
+        "frames",
+        "flow",
+        "flow vectors",
+        "cam [box]",
+        "cam [triangle]",
+        "f-cam [box]",
+        "f-cam [triangle]",
+        "boundary",
+        "pseudo-labels",
+        "displacement",
+        "centroids",
+    ]
+    assert dock.viewer.layers["frames"].metadata["vis_ws"]["video_id"] == 1
+    assert seconds < 1.0, f"showing the stored results took {seconds:.2f} s"
+    assert dock.worker is None and all(s.progress.value() == 0 for s in dock.stages.values())
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == stamps
+
+
+@pytest.mark.parametrize(
+    ("stage", "missing"), [("cams", "no trained classifier in"), ("pseudo-labels", "no trained IRN in")]
+)
+def test_a_stage_without_its_model_says_what_is_missing_in_one_line(dock, qtbot, project, tmp_path, stage, missing):
+    _open(dock, qtbot, project, tmp_path / "empty")
+    row = dock.stages[stage]
+    row.run_button.click()
+    _wait(qtbot, row.run_button)
+    text = dock.info.text()
+    model = "cam" if stage == "cams" else "irn"
+    assert text.startswith(f"{missing} {tmp_path / 'empty' / model}: train it from the Training dock")
+    assert "vis-ws pseudo-labels" in text and "\n" not in text
+    assert row.progress.value() == 0 and not (tmp_path / "empty").exists()

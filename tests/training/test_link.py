@@ -1,0 +1,115 @@
+"""Linking per-frame detections into tubes: synthetic moving squares with their exact flow."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training.export import LabelVolume
+from training.flow.storage import VideoFlow
+from training.link import link_instances, mask_ious
+
+H, W, SIDE = 40, 64, 10
+
+
+def _scene(tracks: list[tuple[int, int, int, int, float]], t_len: int) -> tuple[LabelVolume, VideoFlow, list]:
+    """Squares ``(category, y, x0, vx, score)`` moving ``vx`` px per frame; one detection id per (frame, square).
+
+    Squares listed first are painted on top. Returns the per-frame volume, its exact
+    flow and, per frame, the detection id of each square (None where it is out of frame).
+    """
+    labels = np.zeros((t_len, H, W), np.int32)
+    motion = np.zeros((t_len, H, W, 2), np.float32)  # (dx, dy) each pixel moves with, frame by frame
+    cats, scores, dets = {}, {}, []
+    next_id = 1
+    for t in range(t_len):
+        row = []
+        for cat, y, x0, vx, score in reversed(tracks):
+            x = x0 + vx * t
+            region = (slice(y, y + SIDE), slice(max(x, 0), min(x + SIDE, W)))
+            if x + SIDE <= 0 or x >= W:
+                row.append(None)
+                continue
+            labels[t][region] = next_id
+            motion[t][region] = (vx, 0)
+            cats[next_id], scores[next_id] = cat, score
+            row.append(next_id)
+            next_id += 1
+        dets.append(row[::-1])
+    data = np.zeros((t_len - 1, H, W, 5), np.float16)
+    data[..., 0:2] = motion[:-1]  # forward at t: where t's pixels go
+    data[..., 2:4] = -motion[1:]  # backward at t+1: where t+1's pixels came from
+    return LabelVolume(labels, cats, scores, {"id": 1}), VideoFlow(data, {}), dets
+
+
+def _ids_of(linked: LabelVolume, volume: LabelVolume, dets: list, square: int) -> set[int]:
+    """The linked ids the detections of one square got."""
+    out = set()
+    for t, row in enumerate(dets):
+        if row[square] is not None:
+            out |= set(np.unique(linked.labels[t][volume.labels[t] == row[square]]).tolist())
+    return out
+
+
+def test_two_crossing_squares_of_one_class_keep_their_own_ids():
+    # same class, rows overlapping, crossing in frames 2-3; square 0 is painted over square 1
+    volume, flow, dets = _scene([(1, 10, 4, 7, 0.9), (1, 16, 50, -7, 0.5)], t_len=7)
+    linked = link_instances(volume, flow)
+    a, b = _ids_of(linked, volume, dets, 0), _ids_of(linked, volume, dets, 1)
+    assert len(a) == 1 and len(b) == 1 and a != b
+    assert sorted(linked.categories) == [1, 2] and set(linked.categories.values()) == {1}
+    assert linked.scores[a.pop()] == pytest.approx(0.9) and linked.scores[b.pop()] == pytest.approx(0.5)
+
+
+def test_an_object_that_leaves_and_one_that_enters_get_different_ids():
+    # square 0 leaves on the right after frame 2, square 1 enters on the left at frame 3: same class
+    volume, flow, dets = _scene([(2, 10, 34, 10, 0.8), (2, 10, -30, 10, 0.6)], t_len=6)
+    assert [r[0] is None for r in dets] == [False, False, False, True, True, True]
+    assert [r[1] is None for r in dets] == [True, True, True, False, False, False]
+    linked = link_instances(volume, flow)
+    assert _ids_of(linked, volume, dets, 0) == {1} and _ids_of(linked, volume, dets, 1) == {2}
+
+
+def test_an_object_that_reappears_in_the_same_place_after_a_gap_is_a_new_instance():
+    labels = np.zeros((5, H, W), np.int32)
+    for t, det in ((0, 1), (1, 2), (3, 3), (4, 4)):  # frame 2 is empty
+        labels[t, 10:20, 20:30] = det
+    linked = link_instances(LabelVolume(labels, {1: 1, 2: 1, 3: 1, 4: 1}, {}, {"id": 1}))
+    assert [int(linked.labels[t].max()) for t in range(5)] == [1, 1, 0, 2, 2]
+
+
+def test_different_classes_are_never_linked_even_in_the_same_place():
+    volume, flow, _ = _scene([(1, 10, 20, 0, 0.9)], t_len=3)
+    volume.categories[2] = 5  # the second frame's detection is another class
+    linked = link_instances(volume, flow)
+    assert [int(linked.labels[t].max()) for t in range(3)] == [1, 2, 3]
+    assert linked.categories == {1: 1, 2: 5, 3: 1}
+
+
+def test_slow_objects_are_linked_without_flow_and_scores_are_averaged():
+    volume, _, dets = _scene([(3, 5, 10, 2, 0.9)], t_len=4)
+    volume.scores.update({dets[1][0]: 0.5, dets[2][0]: 0.7, dets[3][0]: 0.3})
+    linked = link_instances(volume)
+    assert np.array_equal(linked.labels > 0, volume.labels > 0) and linked.labels.max() == 1
+    assert linked.scores[1] == pytest.approx((0.9 + 0.5 + 0.7 + 0.3) / 4)
+
+
+def test_fast_objects_need_the_flow_to_be_linked():
+    volume, flow, _ = _scene([(1, 5, 0, 12, 0.9)], t_len=3)  # moves more than its own width
+    assert link_instances(volume).labels.max() == 3
+    assert link_instances(volume, flow).labels.max() == 1
+
+
+def test_mask_ious_of_overlapping_label_maps():
+    a = np.zeros((4, 6), np.int32)
+    b = np.zeros((4, 6), np.int32)
+    a[:, :3], b[:, 1:4], b[0, 5] = 7, 2, 9
+    ids_a, ids_b, iou = mask_ious(a, b)
+    assert ids_a.tolist() == [7] and ids_b.tolist() == [2, 9]
+    assert iou.tolist() == [[8 / 16, 0.0]]
+
+
+def test_a_flow_of_another_size_is_refused():
+    volume, _, _ = _scene([(1, 5, 0, 1, 0.9)], t_len=3)
+    with pytest.raises(ValueError, match="does not fit labels of 3 frames of 64x40"):
+        link_instances(volume, VideoFlow(np.zeros((3, H, W, 5), np.float16), {}))
