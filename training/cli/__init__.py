@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     from training.cli import (
         cam_commands,
         data_commands,
+        detection_commands,
         eval_commands,
         flow_commands,
         irn_commands,
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         flow_commands,
         cam_commands,
         irn_commands,
+        detection_commands,
         eval_commands,
     ]
     for module in modules:

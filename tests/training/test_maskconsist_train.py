@@ -1,0 +1,161 @@
+"""Training Mask R-CNN (step 1) and MaskConsist (step 2), `vis-ws train` and `vis-ws predict` on a tiny set."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from training.checkpoint import load_checkpoint
+from training.cli import main
+from training.data.sources import iter_videos
+from training.data.ytvis import gt_volume, load_ytvis
+from training.detection.data import volume_frame_masks
+from training.errors import InputError
+from training.evaluation import evaluate_ytvis
+from training.export import save_labels
+from training.maskconsist.train import DetectionTrainConfig, frame_pairs, pair_matches, train_detector
+
+TINY = {"backbone": "mobilenet_v3", "batch_size": 1, "min_size": 64, "max_size": 80, "device": "cpu", "warmup": 0}
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    """2 videos x 3 frames of 64x80, DIS flow, pseudo-labels (= ground truth) and a 2-iteration step-1 run."""
+    root = tmp_path_factory.mktemp("maskconsist")
+    args = ["--videos", "2", "--frames", "3", "--height", "64", "--width", "80", "--seed", "2"]
+    assert main(["sample", "--out", str(root / "data"), *args]) == 0
+    tags = root / "data" / "tags.json"
+    assert main(["flow", str(tags), "--out", str(root / "flow"), "--progress", "json"]) == 0
+    gt = load_ytvis(root / "data" / "gt.json")
+    for v in iter_videos(tags):
+        save_labels(root / "pseudo" / v.key / "pseudo.npz", gt_volume(gt, v.video["id"]))
+    list(train_detector(DetectionTrainConfig(iterations=2, **TINY), tags, root / "pseudo", root / "step1"))
+    return root
+
+
+def _losses(events: list) -> list[float]:
+    return [e.metrics["loss"] for e in events if "loss" in e.metrics]
+
+
+def test_step_one_trains_on_pseudo_labels_with_finite_loss_and_writes_a_checkpoint(prepared, tmp_path):
+    events = list(
+        train_detector(
+            DetectionTrainConfig(iterations=2, **TINY), prepared / "data/tags.json", prepared / "pseudo", tmp_path
+        )
+    )
+    losses = _losses(events)
+    assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    categories = json.loads((tmp_path / "categories.json").read_text())
+    assert state["step"] == 2 and state["category_ids"] == [c["id"] for c in categories]
+
+
+def test_step_two_from_step_one_writes_the_matches_of_each_frame_pair(prepared, tmp_path):
+    cfg = DetectionTrainConfig(step=2, iterations=2, delta_max=1, score_threshold=0.3, **TINY)
+    events = list(
+        train_detector(
+            cfg, prepared / "data/tags.json", prepared / "pseudo", tmp_path, prepared / "flow", prepared / "step1"
+        )
+    )
+    assert all(math.isfinite(x) for x in _losses(events)) and len(_losses(events)) == 2
+    files = sorted((tmp_path / "matches").glob("*.json"))
+    pairs = [p for f in files for p in json.loads(f.read_text())["pairs"]]
+    assert len(pairs) == 2
+    for p in pairs:
+        assert p["t2"] == p["t"] + 1
+        assert {"matches", "transferred", "warped_t", "expanded_t", "targets_t2"} <= set(p)
+        assert len(p["targets_t2"]["boxes"]) >= 1  # the pseudo-labels of t2 at least
+
+
+def test_step_two_needs_a_step_one_model(prepared, tmp_path):
+    cfg = DetectionTrainConfig(step=2, iterations=1, **TINY)
+    with pytest.raises(InputError, match="--init"):
+        next(train_detector(cfg, prepared / "data/tags.json", prepared / "pseudo", tmp_path, prepared / "flow"))
+
+
+def test_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(prepared, tmp_path):
+    cfg = DetectionTrainConfig(iterations=2, seed=5, **TINY)
+    tags, pseudo = prepared / "data/tags.json", prepared / "pseudo"
+    list(train_detector(cfg, tags, pseudo, tmp_path / "full"))
+    gen = train_detector(cfg, tags, pseudo, tmp_path / "cut")
+    next(gen), next(gen)  # start message and the first step
+    gen.close()  # cancel: the checkpoint keeps step 1
+    assert load_checkpoint(tmp_path / "cut/checkpoint.pt")["step"] == 1
+    list(train_detector(cfg, tags, pseudo, tmp_path / "cut", resume=True))
+    a = load_checkpoint(tmp_path / "full/checkpoint.pt")["model"]
+    b = load_checkpoint(tmp_path / "cut/checkpoint.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_switches_off_leave_the_pseudo_labels_as_targets(prepared):
+    from training.export import load_labels
+    from training.flow.storage import read_video_flow
+
+    key = next(iter_videos(prepared / "data/tags.json")).key
+    volume = load_labels(prepared / "pseudo" / key / "pseudo.npz")
+    pseudo_t, pseudo_t2 = volume_frame_masks(volume, 0), volume_frame_masks(volume, 1)
+    flow = read_video_flow(prepared / "flow", key)
+    preds = pseudo_t  # a model that predicts the pseudo-labels: inter-frame matching transfers them
+    targets, summary = pair_matches(preds, pseudo_t2, pseudo_t, pseudo_t2, [flow.backward(0)], 0, False, False, False)
+    assert summary["matches"] == [] and summary["t2"] == 1
+    assert np.array_equal(targets.masks, pseudo_t2.masks)
+    _, summary_on = pair_matches(preds, pseudo_t2, pseudo_t, pseudo_t2, [flow.backward(0)], 0)
+    assert len(summary_on["matches"]) >= 1 and summary_on["transferred"]
+
+
+def test_training_with_every_switch_off_runs(prepared, tmp_path):
+    cfg = DetectionTrainConfig(step=2, iterations=1, delta_max=1, intra=False, inter=False, iom=False, **TINY)
+    events = list(
+        train_detector(
+            cfg, prepared / "data/tags.json", prepared / "pseudo", tmp_path, prepared / "flow", prepared / "step1"
+        )
+    )
+    assert math.isfinite(_losses(events)[0])
+    pairs = [p for f in (tmp_path / "matches").glob("*.json") for p in json.loads(f.read_text())["pairs"]]
+    assert [p["matches"] for p in pairs] == [[]]
+
+
+def test_a_one_frame_video_trains_on_its_step_one_targets():
+    assert frame_pairs([1, 3], step=2, delta_max=2) == [(0, 0, 0), (1, 0, 1), (1, 1, 2), (1, 0, 2)]
+    assert frame_pairs([2], step=1, delta_max=5) == [(0, 0, 0), (0, 1, 1)]
+
+
+def test_full_supervision_trains_on_the_ground_truth(prepared, tmp_path):
+    data = prepared / "data"
+    cfg = DetectionTrainConfig(supervision="full", iterations=1, **{**TINY, "batch_size": 6})
+    events = list(train_detector(cfg, data / "tags.json", None, tmp_path, gt_json=data / "gt.json"))
+    gt = load_ytvis(data / "gt.json")
+    n_gt = sum(len(volume_frame_masks(gt_volume(gt, v["id"]), t)) for v in gt["videos"] for t in range(3))
+    assert [e.metrics["targets"] for e in events if "targets" in e.metrics] == [n_gt]
+
+
+def test_predict_command_writes_results_that_evaluate(prepared, tmp_path, capsys):
+    gt_path = prepared / "data/gt.json"
+    out = tmp_path / "results.json"
+    args = ["--model", str(prepared / "step1"), "--out", str(out), "--flow", str(prepared / "flow")]
+    assert main(["predict", str(gt_path), *args, "--device", "cpu", "--progress", "json"]) == 0
+    results = json.loads(out.read_text())
+    assert results and all(len(r["segmentations"]) == 3 for r in results)
+    stats = evaluate_ytvis(load_ytvis(gt_path), results)
+    assert len(stats) == 12 and 0.0 <= stats["AP50"] <= 1.0
+
+
+def test_train_command_with_missing_flow_exits_2_naming_the_video(prepared, tmp_path, capsys):
+    (tmp_path / "noflow").mkdir()
+    args = ["--pseudo", str(prepared / "pseudo"), "--out", str(tmp_path / "run"), "--step", "2"]
+    args += ["--flow", str(tmp_path / "noflow"), "--init", str(prepared / "step1"), "--backbone", "mobilenet_v3"]
+    assert main(["train", str(prepared / "data/tags.json"), *args]) == 2
+    err = capsys.readouterr().err
+    assert "no flow for video 'synth_0000'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_train_command_with_missing_pseudo_labels_exits_2(prepared, tmp_path, capsys):
+    args = ["--pseudo", str(tmp_path / "none"), "--out", str(tmp_path / "run"), "--iterations", "1"]
+    assert main(["train", str(prepared / "data/tags.json"), *args]) == 2
+    assert "no pseudo-labels for video" in capsys.readouterr().err

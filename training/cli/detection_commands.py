@@ -1,0 +1,127 @@
+"""Detector subcommands: ``train`` (Mask R-CNN step 1 / MaskConsist step 2) and ``predict`` (YouTube-VIS results)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+BACKBONES = ("resnet50", "resnet18", "mobilenet_v3")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``train`` and ``predict`` to ``vis-ws``."""
+    from training.cli import formatter
+
+    p = sub.add_parser(
+        "train",
+        help="train Mask R-CNN on pseudo-labels (--step 1) or with MaskConsist (--step 2)",
+        description="Step 1 trains Mask R-CNN on the flowIRN pseudo-labels of every frame (or on ground truth "
+        "with --supervision full). Step 2 (MaskConsist) starts from a step-1 run (--init) and trains each frame "
+        "t+δ on targets made from the model's predictions on (t, t+δ), the pseudo-labels and the flow. "
+        "RUN gets config.json, categories.json, checkpoint.pt and, in step 2, matches/<video>.json.",
+        formatter_class=formatter,
+    )
+    p.add_argument("tags", type=Path, help="frame-tags JSON (or YouTube-VIS dataset) of the training videos")
+    p.add_argument("--pseudo", type=Path, default=None, help="RUN/pseudo of 'vis-ws pseudo-labels' (weak supervision)")
+    p.add_argument("--out", required=True, type=Path, help="run folder to write")
+    p.add_argument("--flow", type=Path, default=None, help="'vis-ws flow' output (needed by --step 2)")
+    p.add_argument("--backbone", choices=BACKBONES, default="resnet50", help="Mask R-CNN backbone (random init)")
+    p.add_argument("--step", type=int, choices=(1, 2), default=1, help="1: pseudo-labels; 2: MaskConsist")
+    p.add_argument("--init", type=Path, default=None, help="step-1 run folder to start step 2 from")
+    p.add_argument("--epochs", type=int, default=12, help="passes over the frames (step 1) or frame pairs (step 2)")
+    p.add_argument("--iterations", type=int, default=0, help="train exactly this many iterations (overrides --epochs)")
+    p.add_argument("--batch-size", type=int, default=2, help="frames per iteration")
+    p.add_argument("--lr", type=float, default=0.0, help="SGD learning rate (0: 0.02 * batch / 16)")
+    p.add_argument("--min-size", type=int, default=480, help="resize frames to this short side")
+    p.add_argument("--max-size", type=int, default=800, help="... and at most this long side")
+    p.add_argument("--delta-max", type=int, default=5, help="MaskConsist pairs (t, t+δ) for δ in 1..delta-max")
+    p.add_argument("--score-threshold", type=float, default=0.5, help="predictions used in the matching")
+    p.add_argument("--no-intra", action="store_true", help="MaskConsist without intra-frame expansion")
+    p.add_argument("--no-inter", action="store_true", help="MaskConsist without inter-frame matching")
+    p.add_argument("--no-iom", action="store_true", help="MaskConsist without IoM-NMS of the targets")
+    p.add_argument("--supervision", choices=("weak", "full"), default="weak", help="pseudo-labels or ground truth")
+    p.add_argument("--gt", type=Path, default=None, help="ground-truth YouTube-VIS JSON for --supervision full")
+    p.add_argument("--seed", type=int, default=0, help="seed of init, batch order and augmentation")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--frames", type=Path, default=None, help="frames folder (default: JPEGImages/ beside TAGS)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar or JSON lines")
+    p.set_defaults(func=run_train)
+
+    p = sub.add_parser(
+        "predict",
+        help="run a trained detector on videos: YouTube-VIS results (tubes linked with flow)",
+        description="Predict instance masks in every frame (IoM-NMS per frame), link them into tubes across "
+        "frames (same class, flow-warped mask IoU, Hungarian; tube score = mean frame score) and write "
+        "YouTube-VIS results, scored by 'vis-ws eval'.",
+        formatter_class=formatter,
+    )
+    p.add_argument("input", type=Path, help="dataset JSON, folder of frames or video file")
+    p.add_argument("--model", required=True, type=Path, help="'vis-ws train' run folder")
+    p.add_argument("--out", required=True, type=Path, help="results JSON to write")
+    p.add_argument("--flow", type=Path, default=None, help="'vis-ws flow' output of INPUT (flow-warped linking)")
+    p.add_argument("--score-threshold", type=float, default=0.05, help="drop detections below this score")
+    p.add_argument("--iom-threshold", type=float, default=0.5, help="IoM-NMS threshold per frame")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--frames", type=Path, default=None, help="frames folder of a dataset JSON")
+    p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar or JSON lines")
+    p.set_defaults(func=run_predict)
+
+
+def _drive(events: Any, json_lines: bool) -> Any:
+    from training.progress import drive
+
+    try:
+        return drive(events, json_lines=json_lines)
+    finally:
+        events.close()  # Ctrl+C: training saves its checkpoint for --resume
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """``vis-ws train``."""
+    from training.maskconsist.train import DetectionTrainConfig, train_detector
+
+    config = DetectionTrainConfig(
+        backbone=args.backbone,
+        step=args.step,
+        supervision=args.supervision,
+        epochs=args.epochs,
+        iterations=args.iterations,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        min_size=args.min_size,
+        max_size=args.max_size,
+        intra=not args.no_intra,
+        inter=not args.no_inter,
+        iom=not args.no_iom,
+        delta_max=args.delta_max,
+        score_threshold=args.score_threshold,
+        seed=args.seed,
+        device=args.device,
+    )
+    events = train_detector(
+        config, args.tags, args.pseudo, args.out, args.flow, args.init, args.resume, args.gt, args.frames
+    )
+    _drive(events, args.progress == "json")
+    print(f"wrote {args.out / 'checkpoint.pt'}")
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """``vis-ws predict``."""
+    from training.detection.predict import predict
+
+    events = predict(
+        args.input,
+        args.model,
+        args.out,
+        args.flow,
+        args.device,
+        args.score_threshold,
+        args.iom_threshold,
+        frames=args.frames,
+    )
+    _drive(events, args.progress == "json")
+    print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,532 @@
+"""Training the detector: step 1 on flowIRN pseudo-labels, step 2 with MaskConsist (METHOD.md §7).
+
+Step 1 trains Mask R-CNN on the pseudo-labels P_fIRN of every frame
+(``supervision="full"``: on ground-truth masks, the fully supervised upper
+bound). Step 2 starts from the step-1 weights; each batch item is a frame
+pair (t, t+δ), δ in 1..``delta_max``, of one video: the model predicts both
+frames (eval mode, no gradient), :func:`~training.maskconsist.matching.maskconsist_pair`
+turns predictions, pseudo-labels and flow into frame t+δ's targets, and the
+model trains on frame t+δ with them. A one-frame video has no pair: its frame
+trains on its step-1 targets.
+
+A run folder holds ``config.json``, ``categories.json``, ``checkpoint.pt``
+(weights, optimizer, RNG, ``category_ids``) and, in step 2,
+``matches/<video key>.json``: per frame pair the latest matching (what the
+viewer draws), see :func:`summarize_pair`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from training.atomic import write_json
+from training.cam.data import epoch_batches
+from training.checkpoint import load_checkpoint, save_checkpoint
+from training.data.json_io import read_json
+from training.data.sources import iter_videos, load_dataset_json
+from training.data.video import FrameReader
+from training.detection.data import training_sample, volume_frame_masks
+from training.detection.model import BACKBONES, build_mask_rcnn
+from training.detection.predict import predict_frames
+from training.device import describe_device, resolve_device
+from training.errors import InputError
+from training.export.labels import LabelVolume, load_labels
+from training.export.rle import mask_bbox
+from training.flow.storage import VideoFlow, read_video_flow
+from training.loop import (
+    CHECKPOINT,
+    CONFIG,
+    check_resumable,
+    config_to_dict,
+    epoch_loop,
+    move_optimizer_state,
+    poly_lr,
+    prepare_run,
+    restore_rng,
+    rng_state,
+)
+from training.maskconsist.masks import FrameMasks
+from training.maskconsist.matching import PairResult, maskconsist_pair
+from training.progress import Progress
+
+STAGE = "train"
+CATEGORIES = "categories.json"
+MATCHES = "matches"
+PSEUDO_FILE = "pseudo.npz"
+_RESUME_FREE = ("device",)
+
+
+@dataclass(frozen=True)
+class DetectionTrainConfig:
+    """How the detector is trained (torchvision's Mask R-CNN recipe, sized for small sets).
+
+    Attributes
+    ----------
+    backbone : {"resnet50", "resnet18", "mobilenet_v3"}
+        ResNet-50-FPN is the paper's; the others suit a CPU. Random init (no downloads).
+    step : {1, 2}
+        1: train on pseudo-labels; 2: MaskConsist, from a step-1 model (``init``).
+    supervision : {"weak", "full"}
+        Targets from pseudo-labels, or from ground truth (upper bound).
+    epochs : int
+        Passes over the items (frames in step 1, frame pairs in step 2).
+    iterations : int
+        When > 0, train exactly this many iterations instead of ``epochs``
+        (one checkpoint at the end, and on cancel).
+    batch_size : int
+        Items per iteration.
+    lr : float
+        SGD learning rate; 0 means the linear scaling rule of Detectron /
+        torchvision's references, ``0.02 * batch_size / 16``.
+    momentum, weight_decay : float
+        SGD (0.9, 1e-4 as in torchvision's references).
+    warmup : int
+        Linear warm-up iterations (from 0.1 % of the lr) before the poly schedule.
+    min_size, max_size : int
+        Frames are resized to this short side / at most this long side.
+    flip : float
+        Probability of a horizontal flip of a training sample.
+    intra, inter, iom : bool
+        MaskConsist switches (paper Table 5): intra-frame expansion,
+        inter-frame matching, IoM-NMS of the targets.
+    delta_max : int
+        Frame pairs (t, t+δ) use every δ in 1..delta_max (δ is not published).
+    score_threshold : float
+        Predictions below this score are left out of the matching.
+    seed : int
+    device : str
+    amp : bool
+        Mixed precision on CUDA (ignored on the CPU).
+    """
+
+    backbone: str = "resnet50"
+    step: int = 1
+    supervision: str = "weak"
+    epochs: int = 12
+    iterations: int = 0
+    batch_size: int = 2
+    lr: float = 0.0
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup: int = 100
+    min_size: int = 480
+    max_size: int = 800
+    flip: float = 0.5
+    intra: bool = True
+    inter: bool = True
+    iom: bool = True
+    delta_max: int = 5
+    score_threshold: float = 0.5
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, what: str) -> None:
+            if not ok:
+                raise InputError(None, f"train: {what}")
+
+        need(self.backbone in BACKBONES, f"--backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
+        need(self.step in (1, 2), f"--step must be 1 or 2, got {self.step}")
+        need(self.supervision in ("weak", "full"), f"--supervision must be weak or full, got {self.supervision!r}")
+        need(self.epochs >= 1 and self.batch_size >= 1, "--epochs and --batch-size must be at least 1")
+        need(self.iterations >= 0 and self.warmup >= 0, "--iterations and warmup must be >= 0")
+        need(math.isfinite(self.lr) and self.lr >= 0, f"--lr must be >= 0 (0: 0.02 * batch / 16), got {self.lr}")
+        need(32 <= self.min_size <= self.max_size, "need 32 <= --min-size <= --max-size")
+        need(0 <= self.flip <= 1 and 0 <= self.score_threshold <= 1, "flip and score_threshold must be in [0, 1]")
+        need(self.delta_max >= 1, f"--delta-max must be at least 1, got {self.delta_max}")
+        need(self.seed >= 0, "--seed must be >= 0")
+
+    @property
+    def base_lr(self) -> float:
+        """The learning rate in use (the linear scaling rule when ``lr`` is 0)."""
+        return self.lr if self.lr > 0 else 0.02 * self.batch_size / 16
+
+
+@dataclass
+class TrainVideo:
+    """One video of the training set.
+
+    Attributes
+    ----------
+    key : str
+    reader : FrameReader
+    targets : LabelVolume
+        Pseudo-labels (or ground truth), (T, H, W).
+    flow : VideoFlow or None
+        Needed in step 2 for videos of two frames or more.
+    """
+
+    key: str
+    reader: FrameReader
+    targets: LabelVolume
+    flow: VideoFlow | None = None
+
+
+def frame_pairs(n_frames: Sequence[int], step: int, delta_max: int) -> list[tuple[int, int, int]]:
+    """The training items: (video index, t, t2) with targets at frame t2.
+
+    Step 1: every frame (t = t2). Step 2: every pair (t, t+δ), δ in 1..delta_max;
+    a one-frame video gives its frame alone (t = t2 = 0).
+    """
+    items = []
+    for v, n in enumerate(n_frames):
+        if step == 1 or n == 1:
+            items += [(v, t, t) for t in range(n)]
+        else:
+            items += [(v, t, t + d) for d in range(1, delta_max + 1) for t in range(n - d)]
+    return items
+
+
+def plan_batches(
+    n_items: int, batch_size: int, seed: int, epochs: int, iterations: int
+) -> tuple[int, list[list[list[tuple[int, int]]]]]:
+    """Batches of every epoch as (pass, item) pairs, a pure function of the arguments.
+
+    With ``iterations`` > 0 there is one loop epoch made of the first
+    ``iterations`` batches of consecutive shuffled passes.
+
+    Returns
+    -------
+    epochs : int, the epoch count for :func:`~training.loop.epoch_loop`
+    batches : list over epochs of lists of batches of (pass, item index)
+    """
+    if iterations <= 0:
+        return epochs, [
+            [[(e, i) for i in b] for b in epoch_batches(n_items, batch_size, seed, e)] for e in range(epochs)
+        ]
+    flat: list[list[tuple[int, int]]] = []
+    e = 0
+    while len(flat) < iterations:
+        flat += [[(e, i) for i in b] for b in epoch_batches(n_items, batch_size, seed, e)]
+        e += 1
+    return 1, [flat[:iterations]]
+
+
+def _boxes(frame: FrameMasks) -> dict[str, list[Any]]:
+    return {
+        "boxes": [mask_bbox(m) for m in frame.masks],
+        "classes": [int(c) for c in frame.classes],
+        "scores": [round(float(s), 4) for s in frame.scores],
+    }
+
+
+def summarize_pair(result: PairResult, t: int, t2: int, n_pred_t: int, n_pred_t2: int) -> dict[str, Any]:
+    """JSON-ready summary of one frame pair's MaskConsist matching (for the viewer).
+
+    Parameters
+    ----------
+    result : PairResult
+    t, t2 : int
+        The frames of the pair.
+    n_pred_t, n_pred_t2 : int
+        Number of plain predictions; entries of ``expanded_*`` after them are
+        intra-frame unions.
+
+    Returns
+    -------
+    dict
+        ``t``, ``t2``, ``matches`` [[i, j, iou]] (indices into ``warped_t`` and
+        ``expanded_t2``), ``transferred`` (indices into ``matches``), and for
+        ``expanded_t``, ``expanded_t2``, ``warped_t``, ``maskcon_t2``,
+        ``targets_t2``: ``{"boxes": [[x, y, w, h]], "classes", "scores"}``
+        (``n_pred_t`` / ``n_pred_t2`` mark where the expanded unions start).
+    """
+    empty = FrameMasks.empty(result.warped_t.shape)
+    return {
+        "t": int(t),
+        "t2": int(t2),
+        "n_pred_t": int(n_pred_t),
+        "n_pred_t2": int(n_pred_t2),
+        "matches": [[int(i), int(j), round(float(iou), 4)] for i, j, iou in result.matches],
+        "transferred": [int(n) for n in result.transferred],
+        "expanded_t": _boxes(result.expanded_t),
+        "expanded_t2": _boxes(result.expanded_t2),
+        "warped_t": _boxes(result.warped_t),
+        "maskcon_t2": _boxes(result.maskcon_t2 if result.maskcon_t2 is not None else empty),
+        "targets_t2": _boxes(result.targets_t2 if result.targets_t2 is not None else empty),
+    }
+
+
+def pair_matches(
+    pred_t: FrameMasks,
+    pred_t2: FrameMasks,
+    pseudo_t: FrameMasks,
+    pseudo_t2: FrameMasks,
+    backward_flows: list[np.ndarray],
+    t: int,
+    intra: bool = True,
+    inter: bool = True,
+    iom: bool = True,
+) -> tuple[FrameMasks, dict[str, Any]]:
+    """MaskConsist on frames (t, t+δ), δ = ``len(backward_flows)``: targets of t+δ and the viewer's summary.
+
+    Parameters
+    ----------
+    pred_t, pred_t2 : FrameMasks, the model's predictions
+    pseudo_t, pseudo_t2 : FrameMasks, the pseudo-labels
+    backward_flows : δ arrays (H, W, 2), ``VideoFlow.backward(t + i)``
+    t : int
+    intra, inter, iom : bool, the MaskConsist switches
+
+    Returns
+    -------
+    targets : FrameMasks of frame t+δ
+    summary : dict, see :func:`summarize_pair`
+    """
+    result = maskconsist_pair(pred_t, pred_t2, pseudo_t, pseudo_t2, backward_flows, intra, inter, iom)
+    assert result.targets_t2 is not None  # maskconsist_pair always fills it
+    summary = summarize_pair(result, t, t + len(backward_flows), len(pred_t), len(pred_t2))
+    return result.targets_t2, summary
+
+
+def load_train_videos(
+    dataset_json: str | os.PathLike,
+    pseudo_dir: str | os.PathLike | None,
+    config: DetectionTrainConfig,
+    flow_dir: str | os.PathLike | None = None,
+    gt_json: str | os.PathLike | None = None,
+    frames: str | os.PathLike | None = None,
+) -> tuple[list[TrainVideo], list[dict[str, Any]]]:
+    """Every video with its targets (and flow in step 2), checked before training.
+
+    Returns
+    -------
+    videos : list of TrainVideo
+    categories : list of {"id", "name"} of the dataset JSON
+
+    Raises
+    ------
+    InputError
+        Missing pseudo-labels, ground truth or flow of a video, or a size mismatch.
+    """
+    from training.data.ytvis import gt_volume, load_ytvis
+
+    data = load_dataset_json(dataset_json)
+    categories = [{"id": int(c["id"]), "name": str(c.get("name", c["id"]))} for c in data["categories"]]
+    gt: dict[str, Any] | None = None
+    gt_path = Path(gt_json) if gt_json is not None else Path(dataset_json)
+    if config.supervision == "full":
+        gt = load_ytvis(gt_path)
+        if not gt.get("annotations"):
+            raise InputError(gt_path, "--supervision full needs ground truth masks: pass --gt GT.json")
+    elif pseudo_dir is None:
+        raise InputError(None, "train: --supervision weak needs --pseudo RUN/pseudo ('vis-ws pseudo-labels' output)")
+    if config.step == 2 and flow_dir is None:
+        raise InputError(None, "train: --step 2 (MaskConsist) needs --flow DIR ('vis-ws flow' output of the videos)")
+    videos = []
+    known = {c["id"] for c in categories}
+    for src in iter_videos(dataset_json, frames):
+        if gt is not None:
+            volume, where = gt_volume(gt, int(src.video["id"]), gt_path), gt_path
+        else:
+            where = Path(pseudo_dir) / src.key / PSEUDO_FILE  # type: ignore[arg-type]
+            if not where.is_file():
+                raise InputError(where, f"no pseudo-labels for video {src.key!r}: run 'vis-ws pseudo-labels' first")
+            volume = load_labels(where)
+        t, h, w, _ = src.reader.shape
+        if volume.labels.shape != (t, h, w):
+            raise InputError(
+                where, f"video {src.key!r}: labels {volume.labels.shape} do not fit its frames {(t, h, w)}"
+            )
+        unknown = sorted(set(volume.categories.values()) - known)
+        if unknown:
+            raise InputError(where, f"video {src.key!r}: category id {unknown[0]} is not in {dataset_json}")
+        flow = read_video_flow(flow_dir, src.key) if config.step == 2 and t > 1 else None  # type: ignore[arg-type]
+        if flow is not None and flow.n_frames != t:
+            raise InputError(flow_dir, f"video {src.key!r}: flow has {flow.n_frames} frames, the video {t}")
+        videos.append(TrainVideo(src.key, src.reader, volume, flow))
+    if not videos:
+        raise InputError(dataset_json, "no videos to train on")
+    return videos, categories
+
+
+def _load_init(model: torch.nn.Module, init: str | os.PathLike, category_ids: list[int], backbone: str) -> None:
+    path = Path(init)
+    path = path / CHECKPOINT if path.is_dir() else path
+    state = load_checkpoint(path)
+    if [int(c) for c in state.get("category_ids", [])] != category_ids:
+        raise InputError(path, f"--init was trained on categories {state.get('category_ids')}, not {category_ids}")
+    if dict(state.get("config", {})).get("backbone") != backbone:
+        raise InputError(path, f"--init is not a {backbone} detector; pass the same --backbone as its run")
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as exc:
+        raise InputError(path, f"not a 'vis-ws train' checkpoint ({type(exc).__name__})") from None
+
+
+def train_detector(
+    config: DetectionTrainConfig,
+    tags_or_gt_json: str | os.PathLike,
+    pseudo_dir: str | os.PathLike | None,
+    out_dir: str | os.PathLike,
+    flow_dir: str | os.PathLike | None = None,
+    init: str | os.PathLike | None = None,
+    resume: bool = False,
+    gt_json: str | os.PathLike | None = None,
+    frames: str | os.PathLike | None = None,
+) -> Iterator[Progress]:
+    """Train Mask R-CNN (step 1) or MaskConsist (step 2); a generator of progress events.
+
+    Parameters
+    ----------
+    config : DetectionTrainConfig
+    tags_or_gt_json : path
+        The videos: frame tags (or a YouTube-VIS dataset) with their categories.
+    pseudo_dir : path or None
+        ``RUN/pseudo`` of ``vis-ws pseudo-labels`` (``<key>/pseudo.npz`` per
+        video); unused with ``supervision="full"``.
+    out_dir : path
+        The run folder.
+    flow_dir : path, optional
+        ``vis-ws flow`` output; required in step 2.
+    init : path, optional
+        A step-1 run folder or checkpoint; required in step 2 (unless resuming).
+    resume : bool
+        Continue ``out_dir/checkpoint.pt``.
+    gt_json : path, optional
+        Ground truth for ``supervision="full"`` (default: ``tags_or_gt_json``).
+    frames : path, optional
+        Frames folder of the JSON.
+
+    Yields
+    ------
+    Progress
+        Per iteration: loss, its terms (loss_classifier, loss_box_reg,
+        loss_mask, loss_objectness, loss_rpn_box_reg), lr, targets.
+
+    Raises
+    ------
+    InputError
+        Bad inputs, found before anything is written.
+    TrainingStopped
+        NaN/inf loss; the last good checkpoint is kept.
+    """
+    run = Path(out_dir)
+    resumed = prepare_run(run, resume)
+    if config.step == 2 and init is None and not resumed:
+        raise InputError(None, "train: --step 2 starts from a step-1 model: pass --init RUN1 (its run folder)")
+    videos, categories = load_train_videos(tags_or_gt_json, pseudo_dir, config, flow_dir, gt_json, frames)
+    category_ids = [c["id"] for c in categories]
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    model = build_mask_rcnn(len(category_ids), config.backbone, config.min_size, config.max_size)
+    if init is not None and not resumed:
+        _load_init(model, init, category_ids, config.backbone)
+    params = [p for p in model.parameters() if p.requires_grad]
+    base = config.base_lr
+    optimizer = torch.optim.SGD(
+        [{"params": params, "lr": base, "initial_lr": base}],
+        lr=base,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+    )
+    matches: dict[str, dict[str, Any]] = {}
+    step, losses = 0, []
+    if resumed:
+        check_resumable(run, config, _RESUME_FREE, STAGE)
+        state = load_checkpoint(run / CHECKPOINT)
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            step, losses = int(state["step"]), list(state["epoch_losses"])
+            restore_rng(state["rng"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise InputError(run / CHECKPOINT, f"not a train checkpoint of this run ({type(exc).__name__})") from None
+        for v in videos:
+            saved = run / MATCHES / f"{v.key}.json"
+            if saved.is_file():
+                matches[v.key] = {f"{p['t']}-{p['t2']}": p for p in read_json(saved).get("pairs", [])}
+    else:
+        extra = {"pseudo": str(pseudo_dir), "flow": str(flow_dir), "init": str(init), "gt": str(gt_json)}
+        write_json(run / CONFIG, {**config_to_dict(config), **extra}, indent=1)
+        write_json(run / CATEGORIES, categories, indent=1)
+    model.to(device)
+    move_optimizer_state(optimizer, device)
+    use_amp = config.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    items = frame_pairs([len(v.reader) for v in videos], config.step, config.delta_max)
+    epochs, plan = plan_batches(len(items), config.batch_size, config.seed, config.epochs, config.iterations)
+
+    def batches(epoch: int) -> list[list[tuple[int, int]]]:
+        return plan[epoch]
+
+    def targets_of(v: TrainVideo, t: int, t2: int) -> FrameMasks:
+        pseudo_t2 = volume_frame_masks(v.targets, t2)
+        if t == t2:
+            return pseudo_t2
+        assert v.flow is not None  # checked by load_train_videos
+        pred_t, pred_t2 = predict_frames(
+            model, [v.reader[t], v.reader[t2]], category_ids, config.score_threshold, iom_threshold=None
+        )
+        flows = [v.flow.backward(t + i) for i in range(t2 - t)]
+        pseudo_t = volume_frame_masks(v.targets, t)
+        targets, summary = pair_matches(
+            pred_t, pred_t2, pseudo_t, pseudo_t2, flows, t, config.intra, config.inter, config.iom
+        )
+        matches.setdefault(v.key, {})[f"{t}-{t2}"] = summary
+        return targets
+
+    def step_fn(batch: list[tuple[int, int]], step: int, total: int) -> dict[str, float]:
+        warm = min(1.0, 0.001 + (step + 1) / config.warmup) if config.warmup else 1.0
+        for group in optimizer.param_groups:
+            group["lr"] = poly_lr(group["initial_lr"], step, total) * warm
+        images, targets, touched, n_targets = [], [], set(), 0
+        for e, i in batch:
+            vi, t, t2 = items[i]
+            v = videos[vi]
+            frame_targets = targets_of(v, t, t2)
+            n_targets += len(frame_targets)
+            if t != t2:
+                touched.add(v.key)
+            image, target = training_sample(v.reader[t2], frame_targets, category_ids, config.seed, e, i, config.flip)
+            images.append(image.to(device))
+            targets.append({k: x.to(device) for k, x in target.items()})
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+            parts = model(images, targets)
+        total_loss = sum(parts.values())
+        loss = float(total_loss.detach())
+        if math.isfinite(loss):
+            scaler.scale(total_loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        for key in sorted(touched):
+            pairs = sorted(matches[key].values(), key=lambda p: (p["t"], p["t2"]))
+            write_json(run / MATCHES / f"{key}.json", {"video": key, "pairs": pairs})
+        metrics = {k: float(x.detach()) for k, x in parts.items()}
+        return {"loss": loss, **metrics, "lr": optimizer.param_groups[0]["lr"], "targets": float(n_targets)}
+
+    def save(step: int, epoch_losses: list[float]) -> None:
+        state: dict[str, Any] = {
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "epoch_losses": list(epoch_losses),
+            "rng": rng_state(),
+            "config": config_to_dict(config),
+            "category_ids": category_ids,
+        }
+        save_checkpoint(run / CHECKPOINT, state)
+
+    what = "MaskConsist frame pairs" if config.step == 2 else "frames"
+    start = "resuming at" if resumed else "training from"
+    yield Progress(
+        STAGE,
+        step,
+        epochs * len(plan[0]),
+        message=(
+            f"{start} step {step}: step {config.step} ({config.supervision}) on {len(items)} {what} of "
+            f"{len(videos)} videos, Mask R-CNN {config.backbone}, lr {base:g}, {describe_device(device)}"
+        ),
+    )
+    yield from epoch_loop(STAGE, epochs, batches, step_fn, save, run / CHECKPOINT, step, losses, "try a lower --lr")
