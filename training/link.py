@@ -1,85 +1,101 @@
 """Linking per-frame instances into tubes across a video (METHOD.md §8).
 
 Pseudo-labels and per-frame predictions give every detection its own id. A
-video instance is a tube: the same id on the same object in every frame it is
-in. :func:`link_instances` builds the tubes frame pair by frame pair: the
-detections of frame t, carried to frame t+1 by the optical flow, are matched
-one to one with those of frame t+1 of the same class (Hungarian algorithm on
-mask IoU); a matched detection continues its tube, any other starts a new one.
-A tube's score is the mean of its detections' scores.
+video instance is a tube: one object through the frames it is in.
+:func:`link_tubes` builds the tubes frame pair by frame pair: the detections
+of frame t, carried to frame t+1 by the optical flow (backward flow of t+1,
+nearest sampling), are matched one to one with those of frame t+1 of the same
+class (Hungarian algorithm on mask IoU); a matched detection continues its
+tube, any other starts a new one. A tube's score is the mean of its
+detections' scores. :func:`link_instances` applies it to a label volume and
+:func:`tubes_to_results` writes tubes as YouTube-VIS results.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from training.export import LabelVolume
+from training.export.rle import encode_mask
 from training.flow.storage import VideoFlow
-from training.flow.warp import warp
+from training.maskconsist.masks import FrameMasks
+from training.maskconsist.matching import class_iou, hungarian_matches, warp_masks
 
 IOU_THRESHOLD = 0.3
 
 
-def mask_ious(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """IoU of every instance of one label map with every instance of another.
-
-    Parameters
-    ----------
-    a, b : (H, W) int
-        Label maps (0 is background).
-
-    Returns
-    -------
-    ids_a : (Na,) int, the ids present in ``a``
-    ids_b : (Nb,) int, the ids present in ``b``
-    iou : (Na, Nb) float64
-    """
-    ids_a, area_a = np.unique(a[a > 0], return_counts=True)
-    ids_b, area_b = np.unique(b[b > 0], return_counts=True)
-    iou = np.zeros((len(ids_a), len(ids_b)))
-    both = (a > 0) & (b > 0)
-    if both.any():
-        pairs, inter = np.unique(np.stack([a[both], b[both]]), axis=1, return_counts=True)
-        rows, cols = np.searchsorted(ids_a, pairs[0]), np.searchsorted(ids_b, pairs[1])
-        iou[rows, cols] = inter / (area_a[rows] + area_b[cols] - inter)
-    return ids_a, ids_b, iou
-
-
-def match_instances(
-    ids_a: np.ndarray,
-    ids_b: np.ndarray,
-    iou: np.ndarray,
-    categories: dict[int, int],
+def link_tubes(
+    frames: Sequence[FrameMasks],
+    backward: Callable[[int], np.ndarray] | None = None,
     iou_threshold: float = IOU_THRESHOLD,
-) -> dict[int, int]:
-    """One-to-one matches of same-class instances with the largest total IoU (Hungarian algorithm).
+) -> list[dict[int, int]]:
+    """Tubes through a video's per-frame detections.
 
     Parameters
     ----------
-    ids_a, ids_b, iou
-        From :func:`mask_ious`.
-    categories : dict
-        Instance id → category id, for the ids of both maps.
+    frames : T FrameMasks
+        Detections of each frame (classes are category ids).
+    backward : callable, optional
+        ``backward(t)`` → (H, W, 2) float32 flow at frame t+1 pointing back to
+        frame t (:meth:`training.flow.storage.VideoFlow.backward`). Without
+        it masks are compared where they are (no warping).
     iou_threshold : float
-        Pairs below it are not matched.
+        Least same-class IoU of a link.
 
     Returns
     -------
-    matches : dict, id in ``b`` → id in ``a``.
+    tubes : list of {frame: detection index}
+        Frames are consecutive within a tube; every detection is in exactly one tube.
     """
-    matches: dict[int, int] = {}
-    cat_a = np.array([categories[int(i)] for i in ids_a])
-    cat_b = np.array([categories[int(i)] for i in ids_b])
-    for c in np.intersect1d(cat_a, cat_b):
-        rows, cols = np.flatnonzero(cat_a == c), np.flatnonzero(cat_b == c)
-        sub = iou[np.ix_(rows, cols)]
-        for r, k in zip(*linear_sum_assignment(sub, maximize=True), strict=True):
-            if sub[r, k] >= iou_threshold:
-                matches[int(ids_b[cols[k]])] = int(ids_a[rows[r]])
-    return matches
+    tubes: list[dict[int, int]] = []
+    open_tubes: dict[int, int] = {}  # detection index at the previous frame -> tube
+    for t, dets in enumerate(frames):
+        now: dict[int, int] = {}
+        if t > 0 and open_tubes and len(dets):
+            prev = frames[t - 1].take(sorted(open_tubes))
+            flows = [backward(t - 1)] if backward is not None else []
+            warped = FrameMasks(warp_masks(prev.masks, flows), prev.classes, prev.scores)
+            for i, j, _ in hungarian_matches(class_iou(warped, dets), iou_threshold):
+                tube = open_tubes[sorted(open_tubes)[i]]
+                tubes[tube][t] = j
+                now[j] = tube
+        for j in range(len(dets)):
+            if j not in now:
+                now[j] = len(tubes)
+                tubes.append({t: j})
+        open_tubes = now
+    return tubes
+
+
+def tubes_to_results(
+    frames: Sequence[FrameMasks], tubes: Sequence[dict[int, int]], video_id: int
+) -> list[dict[str, Any]]:
+    """YouTube-VIS results of one video's tubes.
+
+    Returns
+    -------
+    results : list of {video_id, category_id, score, segmentations}
+        ``segmentations`` has one compressed RLE (or None) per frame; the
+        score is the mean of the tube's frame scores.
+    """
+    out = []
+    for tube in tubes:
+        first = next(iter(tube.items()))
+        segs: list[Any] = [None] * len(frames)
+        for t, j in tube.items():
+            segs[t] = encode_mask(frames[t].masks[j])
+        out.append(
+            {
+                "video_id": video_id,
+                "category_id": int(frames[first[0]].classes[first[1]]),
+                "score": float(np.mean([frames[t].scores[j] for t, j in tube.items()])),
+                "segmentations": segs,
+            }
+        )
+    return out
 
 
 def link_instances(
@@ -122,31 +138,23 @@ def link_instances(
             f"flow of {flow.n_frames} frames of {flow.data.shape[2]}x{flow.data.shape[1]} "
             f"does not fit labels of {t_len} frames of {w}x{h}"
         )
+    ids = [np.unique(frame[frame > 0]) for frame in labels]
+    frames = [
+        FrameMasks(
+            labels[t][None] == i[:, None, None],
+            np.array([volume.categories[int(k)] for k in i]),
+            np.array([volume.scores[int(k)] for k in i]),
+        )
+        for t, i in enumerate(ids)
+    ]
+    tubes = link_tubes(frames, flow.backward if flow is not None else None, iou_threshold)
+    # number tubes in order of first appearance (frame, then id within the frame)
+    tubes.sort(key=lambda tube: (min(tube), int(ids[min(tube)][tube[min(tube)]])))
     out = np.zeros_like(labels, dtype=np.int32)
-    tube_category: dict[int, int] = {}
-    tube_scores: dict[int, list[float]] = defaultdict(list)
-    previous_tubes: dict[int, int] = {}  # detection id in frame t-1 → its tube
-    for t in range(t_len):
-        current = labels[t]
-        if t > 0 and previous_tubes:
-            carried = labels[t - 1] if flow is None else warp(labels[t - 1], flow.backward(t - 1), "nearest", fill=0)
-            ids_a, ids_b, iou = mask_ious(carried, current)
-            matches = match_instances(ids_a, ids_b, iou, volume.categories, iou_threshold)
-        else:
-            ids_b, matches = np.unique(current[current > 0]), {}
-        tubes: dict[int, int] = {}
-        for det in (int(i) for i in ids_b):
-            if det in matches and matches[det] in previous_tubes:
-                tube = previous_tubes[matches[det]]
-            else:
-                tube = len(tube_category) + 1
-                tube_category[tube] = volume.categories[det]
-            tubes[det] = tube
-            tube_scores[tube].append(volume.scores[det])
-        if tubes:
-            lookup = np.zeros(int(current.max()) + 1, np.int32)
-            lookup[list(tubes)] = list(tubes.values())
-            out[t] = lookup[current]
-        previous_tubes = tubes
-    scores = {k: float(np.mean(v)) for k, v in tube_scores.items()}
-    return LabelVolume(out, tube_category, scores, dict(volume.video))
+    categories, scores = {}, {}
+    for n, tube in enumerate(tubes, start=1):
+        for t, j in tube.items():
+            out[t][labels[t] == ids[t][j]] = n
+        categories[n] = int(frames[min(tube)].classes[tube[min(tube)]])
+        scores[n] = float(np.mean([frames[t].scores[j] for t, j in tube.items()]))
+    return LabelVolume(out, categories, scores, dict(volume.video))

@@ -11,8 +11,8 @@ import torch
 from training.detection.data import frame_target, hflip_sample, training_sample, volume_frame_masks
 from training.detection.model import build_mask_rcnn, label_to_category
 from training.detection.predict import output_frame_masks, predict_video
-from training.detection.tubes import link_tubes, tubes_to_results
 from training.export import LabelVolume
+from training.link import link_tubes, tubes_to_results
 from training.maskconsist.masks import FrameMasks
 
 H, W = 64, 80

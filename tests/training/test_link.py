@@ -7,7 +7,7 @@ import pytest
 
 from training.export import LabelVolume
 from training.flow.storage import VideoFlow
-from training.link import link_instances, mask_ious
+from training.link import link_instances
 
 H, W, SIDE = 40, 64, 10
 
@@ -98,15 +98,6 @@ def test_fast_objects_need_the_flow_to_be_linked():
     volume, flow, _ = _scene([(1, 5, 0, 12, 0.9)], t_len=3)  # moves more than its own width
     assert link_instances(volume).labels.max() == 3
     assert link_instances(volume, flow).labels.max() == 1
-
-
-def test_mask_ious_of_overlapping_label_maps():
-    a = np.zeros((4, 6), np.int32)
-    b = np.zeros((4, 6), np.int32)
-    a[:, :3], b[:, 1:4], b[0, 5] = 7, 2, 9
-    ids_a, ids_b, iou = mask_ious(a, b)
-    assert ids_a.tolist() == [7] and ids_b.tolist() == [2, 9]
-    assert iou.tolist() == [[8 / 16, 0.0]]
 
 
 def test_a_flow_of_another_size_is_refused():

@@ -14,8 +14,8 @@ from training.data.sources import iter_videos
 from training.data.video import FrameReader
 from training.detection.data import image_tensor
 from training.detection.model import label_to_category, load_detector
-from training.detection.tubes import LINK_IOU, link_tubes, tubes_to_results
 from training.device import resolve_device
+from training.link import IOU_THRESHOLD, link_tubes, tubes_to_results
 from training.maskconsist.iom_nms import iom_nms
 from training.maskconsist.masks import FrameMasks
 from training.progress import Progress
@@ -106,7 +106,7 @@ def predict(
     device: str = "auto",
     score_threshold: float = 0.05,
     iom_threshold: float = 0.5,
-    link_iou: float = LINK_IOU,
+    link_iou: float = IOU_THRESHOLD,
     frames: str | os.PathLike | None = None,
 ) -> Iterator[Progress]:
     """Predict every video of INPUT and write YouTube-VIS results; a generator of progress events.
