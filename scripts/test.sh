@@ -19,5 +19,6 @@ fi
 export OMP_WAIT_POLICY=PASSIVE   # torch's spinning OpenMP threads crawl on a shared 2-core box
 export QT_API="${QT_API:-pyqt5}"
 unset QT_QPA_PLATFORM             # xcb on Xvfb, so the canvas has OpenGL
-.venv/bin/ruff check training napari_vis_ws tests benchmarks
+.venv/bin/ruff check training napari_vis_ws tests benchmarks scripts
+.venv/bin/mypy   # training/ (pyproject.toml [tool.mypy])
 xvfb-run -a -s "-screen 0 1280x1024x24" .venv/bin/python -m pytest -ra "$@"

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from training.cam.fcam import AMPLIFICATION, THRESHOLD
 from training.cam.store import read_frame_cams
 from training.cli import main
 from training.flow.storage import flow_writer
@@ -62,7 +63,8 @@ def test_cams_writes_one_file_per_frame_with_the_tagged_keys_and_fcams(trained, 
     with np.load(out / "synth_0000" / "00000.npz") as z:
         assert z["cams"].dtype == np.float16 and z["keys"].dtype == np.int32
     record = json.loads((out / "synth_0000" / "cams.json").read_text())
-    assert record["fcam"] == {"amplification": 2.0, "threshold": 1.0} and len(record["checkpoint_sha256"]) == 64
+    assert record["fcam"] == {"amplification": AMPLIFICATION, "threshold": THRESHOLD}
+    assert len(record["checkpoint_sha256"]) == 64
 
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*.npz")}
     assert main([*args, "--progress", "json"]) == 0  # same model and parameters: nothing recomputed
@@ -111,3 +113,22 @@ def test_cams_needs_a_run_folder(trained, tmp_path, capsys):
     tags, _ = trained
     assert main(["cams", str(tags), "--model", str(tmp_path), "--out", str(tmp_path / "o"), "--device", "cpu"]) == 2
     assert "not a train-cam run folder" in capsys.readouterr().err
+
+
+def test_ctrl_c_finishes_the_step_saves_the_checkpoint_and_exits_as_interrupted(trained, tmp_path):
+    import os
+    import signal
+
+    from training.cam.train import CAMTrainConfig, train_cam
+    from training.checkpoint import load_checkpoint
+    from training.cli.cam_commands import stop_on_interrupt
+
+    tags, _ = trained
+    config = CAMTrainConfig(arch="resnet18", epochs=1, batch_size=4, crop=64, device="cpu")
+    events = stop_on_interrupt(train_cam(config, tags, tmp_path / "run"))
+    with pytest.raises(KeyboardInterrupt):
+        for event in events:
+            if event.metrics.get("loss") is not None and event.done == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

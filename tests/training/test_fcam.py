@@ -54,6 +54,7 @@ def test_flow_at_another_resolution_than_the_cams(rng):
     moving[4:9, 6:12] = True
     np.testing.assert_allclose(fcam(cams, flow, 2.0, 1.0), _expected(cams, moving, 2.0), rtol=1e-6)
 
+
 def test_flow_coarser_than_the_cams_is_enlarged(rng):
     cams = _cams(rng)
     flow = np.zeros((8, 10, 2), np.float32)

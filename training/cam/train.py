@@ -55,20 +55,21 @@ class CAMTrainConfig:
     arch : {"resnet50", "resnet18"}
         Backbone; ResNet-50 is IRN's, ResNet-18 is about 3x faster on a CPU.
     epochs : int
-        Passes over the tagged frames (IRN: 5 on VOC's 10k images; a small
-        video set needs more, see benchmarks/RESULTS.md).
+        Passes over the tagged frames (IRN: 5 on VOC's 10k images; a video set
+        of a few hundred frames needs more iterations).
     batch_size : int
         Frames per iteration (IRN: 16).
     lr : float
         Learning rate of the new 1x1 classifier at step 0, decayed by the poly
         schedule ``(1 - step/steps)^0.9``.
     backbone_lr : float or None
-        Learning rate of the backbone. None: ``lr / 10`` with ``weights`` (IRN
-        gives the pretrained backbone a tenth of the classifier's rate), ``lr``
-        from random init (nothing is pretrained, everything must learn).
+        Learning rate of the backbone; None is ``lr / 10``. IRN gives the
+        backbone 0.1 and the classifier 1.0 without momentum; with momentum 0.9
+        (an effective step 10x larger) 0.01 and 0.1 take the same steps. From
+        random init a uniform 0.1 was unstable at batch 8 (loss spikes) and
+        0.01 fitted the tags faster (benchmarks/RESULTS.md).
     momentum : float
-        SGD momentum. IRN's PolyOptimizer effectively uses none; from random
-        init 0.9 converges in far fewer iterations.
+        SGD momentum (IRN's PolyOptimizer passes none; 0.9 with the rates above).
     weight_decay : float
         L2 penalty on every trained weight (IRN: 1e-4).
     crop : int
@@ -100,7 +101,7 @@ class CAMTrainConfig:
     """
 
     arch: str = "resnet50"
-    epochs: int = 30
+    epochs: int = 10
     batch_size: int = 8
     lr: float = 0.1
     backbone_lr: float | None = None
@@ -139,10 +140,8 @@ class CAMTrainConfig:
 
     @property
     def backbone_learning_rate(self) -> float:
-        """The backbone's initial learning rate (see ``backbone_lr``)."""
-        if self.backbone_lr is not None:
-            return float(self.backbone_lr)
-        return self.lr / 10 if self.weights else self.lr
+        """The backbone's initial learning rate (``backbone_lr``, default ``lr / 10``)."""
+        return float(self.backbone_lr) if self.backbone_lr is not None else self.lr / 10
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (``config.json``)."""
@@ -225,6 +224,7 @@ def _state(
     config: CAMTrainConfig,
     category_ids: list[int],
     losses: list[float],
+    n_frames: int,
 ) -> dict[str, Any]:
     rng: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -238,6 +238,7 @@ def _state(
         "rng": rng,
         "config": config.to_dict(),
         "category_ids": list(category_ids),
+        "n_frames": n_frames,
         "epoch_losses": list(losses),
     }
 
@@ -308,6 +309,12 @@ def train_cam(
             torch.set_rng_state(state["rng"]["torch"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise InputError(ckpt_path, f"not a train-cam checkpoint of this run ({type(exc).__name__})") from None
+        if state.get("n_frames") != len(dataset):
+            raise InputError(
+                ckpt_path,
+                f"cannot resume: the run was trained on {state.get('n_frames')} tagged frames, "
+                f"the tags now list {len(dataset)}; train into a new --out",
+            )
     else:
         write_json(run / CONFIG, config.to_dict(), indent=1)
         write_json(run / CATEGORIES, dataset.categories, indent=1)
@@ -316,7 +323,8 @@ def train_cam(
 
     def save() -> None:
         save_checkpoint(
-            ckpt_path, _state(model, optimizer, scaler, step, steps_per_epoch, config, dataset.category_ids, losses)
+            ckpt_path,
+            _state(model, optimizer, scaler, step, steps_per_epoch, config, dataset.category_ids, losses, len(dataset)),
         )
 
     start = "resuming at" if resumed else "training from"

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from training.progress import Progress
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--lr",
         type=float,
         default=d.lr,
-        help="classifier learning rate (backbone: the same from random init, a tenth with --weights)",
+        help="classifier learning rate at step 0 (the backbone gets a tenth), poly decay",
     )
     p.add_argument("--seed", type=int, default=d.seed, help="seed of init, batch order and augmentation")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
@@ -41,7 +47,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--weights",
         type=Path,
         default=None,
-        help="local ImageNet (torchvision ResNet) or vis-ws weights to start from (default: random init)",
+        help="local ImageNet (torchvision ResNet) or vis-ws weights to start from; none: random init",
+    )
+    p.add_argument(
+        "--channel-shuffle",
+        type=float,
+        default=d.channel_shuffle,
+        help="probability of permuting a frame's RGB channels (stops a classifier from learning videos by colour)",
     )
     p.add_argument(
         "--freeze-stem",
@@ -93,15 +105,39 @@ def run_train_cam(args: argparse.Namespace) -> int:
         amp=not args.no_amp,
         weights=str(args.weights) if args.weights is not None else None,
         freeze_stem=args.freeze_stem,
+        channel_shuffle=args.channel_shuffle,
         workers=args.workers,
     )
     events = train_cam(config, args.tags, args.out, frames=args.frames, resume=args.resume)
-    try:
-        drive(events, json_lines=args.progress == "json")
-    finally:
-        events.close()  # on Ctrl+C this saves the checkpoint for --resume
+    drive(stop_on_interrupt(events), json_lines=args.progress == "json")
     print(f"wrote {args.out / CHECKPOINT}")
     return 0
+
+
+def stop_on_interrupt(events: Generator[Progress, None, None]) -> Iterator[Progress]:
+    """Pass ``events`` through; on Ctrl+C finish the current step, close the generator, then raise.
+
+    Closing a training generator between two steps saves its checkpoint in a
+    consistent state (a KeyboardInterrupt in the middle of an optimizer step
+    would not). A second Ctrl+C interrupts at once.
+    """
+    stop: list[bool] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.append(True)
+        signal.signal(signal.SIGINT, previous)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        for ev in events:
+            yield ev
+            if stop:
+                break
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        events.close()
+    if stop:
+        raise KeyboardInterrupt
 
 
 def run_cams(args: argparse.Namespace) -> int:

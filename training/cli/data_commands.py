@@ -90,9 +90,9 @@ def run_sample(args: argparse.Namespace) -> int:
         raise InputError(args.out, "exists and is not a folder")
     # below 240 px objects keep their share of the frame (20-80 px at 240)
     s = min(1.0, min(args.height, args.width) / 240)
-    sizes = {"size_range": (max(4.0, 20.0 * s), 80.0 * s)} if s < 1 else {}
+    options: dict[str, Any] = {"size_range": (max(4.0, 20.0 * s), 80.0 * s)} if s < 1 else {}
     cfg = SyntheticConfig(
-        n_videos=args.videos, n_frames=args.frames, height=args.height, width=args.width, seed=args.seed, **sizes
+        n_videos=args.videos, n_frames=args.frames, height=args.height, width=args.width, seed=args.seed, **options
     )
     with _progress_bar(args.videos, "sample") as bar:
         paths = generate_dataset(args.out, cfg, progress=lambda done, total: bar.update(done - bar.n))

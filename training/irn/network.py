@@ -46,12 +46,13 @@ class MeanShift(nn.Module):
         self.register_buffer("running_mean", torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        running_mean: torch.Tensor = self.running_mean  # type: ignore[assignment]
         if self.training:
             with torch.no_grad():
                 batch_mean = x.detach().float().mean(dim=(0, 2, 3))
-                self.running_mean.mul_(1 - self.momentum).add_(self.momentum * batch_mean)
+                running_mean.mul_(1 - self.momentum).add_(self.momentum * batch_mean)
             return x
-        return x - self.running_mean.view(1, -1, 1, 1).to(x.dtype)
+        return x - running_mean.view(1, -1, 1, 1).to(x.dtype)
 
 
 class IRNet(nn.Module):
