@@ -88,6 +88,36 @@ def check_resumable(run: Path, config: Any, free: Sequence[str], what: str) -> N
             )
 
 
+def resume_state(
+    run: Path, config: Any, free: Sequence[str], stage: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+) -> tuple[int, list[float], dict[str, Any]]:
+    """Load a run's checkpoint into ``model`` and ``optimizer`` to resume it.
+
+    Returns
+    -------
+    step : int, steps already done
+    epoch_losses : list of float
+    state : dict, the whole checkpoint (for what else a stage saved in it)
+
+    Raises
+    ------
+    InputError
+        Options that differ from the run's, or a checkpoint of something else.
+    """
+    from training.checkpoint import load_checkpoint
+
+    check_resumable(run, config, free, stage)
+    state = load_checkpoint(run / CHECKPOINT)
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, losses = int(state["step"]), list(state["epoch_losses"])
+        restore_rng(state["rng"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        raise InputError(run / CHECKPOINT, f"not a {stage} checkpoint of this run ({type(exc).__name__})") from None
+    return step, losses, state
+
+
 def poly_lr(base: float, step: int, total: int, power: float = 0.9) -> float:
     """IRN's poly schedule: ``base * (1 - step/total)^power``."""
     return base * (1.0 - min(step, total) / total) ** power

@@ -42,14 +42,13 @@ from training.irn.relations import TRAIN_RADIUS, relation_sets
 from training.loop import (
     CHECKPOINT,
     CONFIG,
-    check_resumable,
     config_from_dict,
     config_to_dict,
     epoch_loop,
     move_optimizer_state,
     poly_lr,
     prepare_run,
-    restore_rng,
+    resume_state,
     rng_state,
 )
 from training.progress import Progress
@@ -215,19 +214,9 @@ def train_irn(
         weight_decay=config.weight_decay,
     )
     use_amp = config.amp and device.type == "cuda"
-    step, losses = 0, []
+    step, losses = 0, list[float]()
     if resumed:
-        check_resumable(run, config, _RESUME_FREE, STAGE)
-        state = load_checkpoint(run / CHECKPOINT)
-        try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            step, losses = int(state["step"]), list(state["epoch_losses"])
-            restore_rng(state["rng"])
-        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-            raise InputError(
-                run / CHECKPOINT, f"not a train-irn checkpoint of this run ({type(exc).__name__})"
-            ) from None
+        step, losses, _ = resume_state(run, config, _RESUME_FREE, STAGE, model, optimizer)
     else:
         write_json(run / CONFIG, {**config_to_dict(config), "cam_run": str(cam_run)}, indent=1)
         write_json(run / CATEGORIES, categories, indent=1)

@@ -44,13 +44,12 @@ from training.flow.storage import VideoFlow, read_video_flow
 from training.loop import (
     CHECKPOINT,
     CONFIG,
-    check_resumable,
     config_to_dict,
     epoch_loop,
     move_optimizer_state,
     poly_lr,
     prepare_run,
-    restore_rng,
+    resume_state,
     rng_state,
 )
 from training.maskconsist.masks import FrameMasks
@@ -430,17 +429,9 @@ def train_detector(
         weight_decay=config.weight_decay,
     )
     matches: dict[str, dict[str, Any]] = {}
-    step, losses = 0, []
+    step, losses = 0, list[float]()
     if resumed:
-        check_resumable(run, config, _RESUME_FREE, STAGE)
-        state = load_checkpoint(run / CHECKPOINT)
-        try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            step, losses = int(state["step"]), list(state["epoch_losses"])
-            restore_rng(state["rng"])
-        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-            raise InputError(run / CHECKPOINT, f"not a train checkpoint of this run ({type(exc).__name__})") from None
+        step, losses, _ = resume_state(run, config, _RESUME_FREE, STAGE, model, optimizer)
         for v in videos:
             saved = run / MATCHES / f"{v.key}.json"
             if saved.is_file():
