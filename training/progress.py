@@ -10,9 +10,10 @@ training loop saves its checkpoint). The CLI drives them with
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
@@ -95,3 +96,41 @@ def counted(items: Iterable[Any], stage: str, total: int, unit: str = "it") -> I
     """Pair each item with the progress event to yield after it is processed."""
     for i, item in enumerate(items):
         yield item, Progress(stage, i + 1, total, unit)
+
+
+def stop_on_interrupt(events: Generator[Progress, None, None]) -> Iterator[Progress]:
+    """Pass ``events`` through; on Ctrl+C finish the current step, close the generator, then raise.
+
+    Closing a training generator between two steps saves its checkpoint in a
+    consistent state (a KeyboardInterrupt in the middle of an optimizer step
+    would not). A second Ctrl+C interrupts at once.
+    """
+    stop: list[bool] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        stop.append(True)
+        signal.signal(signal.SIGINT, previous)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        for ev in events:
+            yield ev
+            if stop:
+                break
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        events.close()
+    if stop:
+        raise KeyboardInterrupt
+
+
+def drive_training(events: Generator[Progress, None, None], json_lines: bool = False) -> Progress | None:
+    """:func:`drive` a training generator so that Ctrl+C / SIGINT stops it between two steps.
+
+    The generator is closed either way (a training loop saves its checkpoint
+    then); an interrupt is re-raised as KeyboardInterrupt (``vis-ws`` exits 130).
+    """
+    try:
+        return drive(stop_on_interrupt(events), json_lines=json_lines)
+    finally:
+        events.close()

@@ -121,7 +121,7 @@ def test_ctrl_c_finishes_the_step_saves_the_checkpoint_and_exits_as_interrupted(
 
     from training.cam.train import CAMTrainConfig, train_cam
     from training.checkpoint import load_checkpoint
-    from training.cli.cam_commands import stop_on_interrupt
+    from training.progress import stop_on_interrupt
 
     tags, _ = trained
     config = CAMTrainConfig(arch="resnet18", epochs=1, batch_size=4, crop=64, device="cpu")

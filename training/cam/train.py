@@ -35,6 +35,7 @@ from training.cam.network import ARCHS, CAMNet, load_weights
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.data.json_io import read_json
 from training.device import describe_device, resolve_device
+from training.distributed import all_reduce_mean, average_buffers, dump_rank_state, rank_world, shard
 from training.errors import InputError
 from training.progress import Progress
 
@@ -289,11 +290,20 @@ def train_cam(
         tags_path, frames, config.crop, config.scale_range, config.seed, channel_shuffle=config.channel_shuffle
     )
     device = resolve_device(config.device)
+    rank, world = rank_world()
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", torch.cuda.current_device())  # torchrun: one GPU per rank (LOCAL_RANK)
     model = build_model(config, len(dataset.category_ids))
     optimizer = make_optimizer(model, config)
     use_amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
     steps_per_epoch = len(epoch_batches(len(dataset), config.batch_size, config.seed, 0))
+    if min(len(dataset), config.batch_size) < world:
+        raise InputError(
+            None,
+            f"train-cam: a batch of {min(len(dataset), config.batch_size)} frames cannot be "
+            f"split over {world} processes; use a larger --batch-size or fewer processes",
+        )
     total = config.epochs * steps_per_epoch
     step, losses = 0, []
     resumed = resume and ckpt_path.exists()
@@ -315,13 +325,23 @@ def train_cam(
                 f"cannot resume: the run was trained on {state.get('n_frames')} tagged frames, "
                 f"the tags now list {len(dataset)}; train into a new --out",
             )
-    else:
+    elif rank == 0:
         write_json(run / CONFIG, config.to_dict(), indent=1)
         write_json(run / CATEGORIES, dataset.categories, indent=1)
     model.to(device)
     _move_optimizer_state(optimizer, device)
+    net: torch.nn.Module = model
+    if world > 1:  # gradients averaged over the ranks' slices of each global batch
+        net = torch.nn.parallel.DistributedDataParallel(
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=config.freeze_stem,  # layer1/layer2 get no gradient through the detach
+            broadcast_buffers=False,  # BatchNorm statistics are averaged after each step instead
+        )
 
     def save() -> None:
+        if rank != 0:
+            return
         save_checkpoint(
             ckpt_path,
             _state(model, optimizer, scaler, step, steps_per_epoch, config, dataset.category_ids, losses, len(dataset)),
@@ -336,6 +356,7 @@ def train_cam(
         message=(
             f"{start} step {step}/{total}: {config.arch} on {len(dataset)} frames of {len(dataset.readers)} videos, "
             f"{len(dataset.category_ids)} classes, {describe_device(device)}"
+            + (f", {world} processes (DDP)" if world > 1 else "")
         ),
     )
     try:
@@ -345,10 +366,12 @@ def train_cam(
             batches = epoch_batches(len(dataset), config.batch_size, config.seed, epoch)[first:]
             epoch_sum, n, t0 = 0.0, 0, time.perf_counter()
             model.train()
-            for x, y in iterate_batches(dataset, batches, config.workers):
+            local = [shard(b, rank, world) for b in batches]
+            for x, y in iterate_batches(dataset, local, config.workers):
                 for group in optimizer.param_groups:
                     group["lr"] = poly_lr(group["initial_lr"], step, total)
-                loss = _train_step(model, optimizer, scaler, x.to(device), y.to(device), use_amp)
+                loss = _train_step(net, optimizer, scaler, x.to(device), y.to(device), use_amp)
+                average_buffers(model)
                 if not math.isfinite(loss):
                     last = f"{ckpt_path} (epoch {epoch})" if ckpt_path.exists() else "no checkpoint yet"
                     raise RuntimeError(
@@ -371,25 +394,30 @@ def train_cam(
                     f"epoch {epoch + 1}/{config.epochs}: mean loss {losses[-1]:.4f}, {rate:.2f} it/s, saved {ckpt_path}"
                 ),
             )
+        dump_rank_state(model)
     except GeneratorExit:
         save()  # cancelled between two iterations: the state is consistent, keep it for --resume
         raise
 
 
 def _train_step(
-    model: CAMNet,
+    model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler | None,
     x: torch.Tensor,
     y: torch.Tensor,
     use_amp: bool,
 ) -> float:
-    """One SGD step; returns the loss (the step is skipped when it is not finite)."""
+    """One SGD step; returns the loss (the step is skipped when it is not finite).
+
+    Under DDP the returned loss is the mean over the ranks, so every rank takes
+    (or skips) the step and stops on a non-finite loss together.
+    """
     optimizer.zero_grad(set_to_none=True)
     with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
         logits = model(x)
     loss = cam_loss(logits, y)
-    value = float(loss.detach())
+    value = float(all_reduce_mean(loss.detach()))
     if not math.isfinite(value):
         return value
     if scaler is not None:

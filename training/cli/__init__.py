@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         eval_commands,
         flow_commands,
         irn_commands,
+        pipeline_commands,
     )
 
     parser = argparse.ArgumentParser(
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         cam_commands,
         irn_commands,
         detection_commands,
+        pipeline_commands,
         eval_commands,
     ]
     for module in modules:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import signal
-from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from training.progress import Progress
+    pass
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,6 +62,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--frames", type=Path, default=None, help="frames folder (default: JPEGImages/ beside TAGS)")
     p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar or JSON lines")
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="data-parallel processes (DDP under torchrun: one per GPU, NCCL; gloo on CPU); rank 0 writes RUN",
+    )
     p.set_defaults(func=run_train_cam)
 
     p = sub.add_parser(
@@ -89,11 +93,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_cams)
 
 
-def run_train_cam(args: argparse.Namespace) -> int:
-    """``vis-ws train-cam``."""
-    from training.cam.train import CHECKPOINT, CAMTrainConfig, train_cam
-    from training.progress import drive
+def _train_cam_argv(args: argparse.Namespace) -> list[str]:
+    """The ``vis-ws train-cam`` command line of ``args`` without ``--nproc`` (for :func:`launch`)."""
+    argv = ["train-cam", str(args.tags), "--out", str(args.out)]
+    for name in ("arch", "epochs", "batch_size", "crop", "lr", "seed", "device", "channel_shuffle", "workers"):
+        argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    for name in ("weights", "frames"):
+        if getattr(args, name) is not None:
+            argv += [f"--{name}", str(getattr(args, name))]
+    for name in ("no_amp", "freeze_stem", "resume"):
+        if getattr(args, name):
+            argv.append(f"--{name.replace('_', '-')}")
+    return [*argv, "--progress", args.progress]
 
+
+def run_train_cam(args: argparse.Namespace) -> int:
+    """``vis-ws train-cam``; ``--nproc N`` (N > 1) re-runs it under torchrun, which this also runs under."""
+    from training import distributed
+    from training.cam.train import CHECKPOINT, CAMTrainConfig, train_cam
+    from training.errors import InputError
+    from training.progress import drive_training, stop_on_interrupt
+
+    if args.nproc < 1:
+        raise InputError(None, f"--nproc must be at least 1, got {args.nproc}")
     config = CAMTrainConfig(
         arch=args.arch,
         epochs=args.epochs,
@@ -108,36 +130,20 @@ def run_train_cam(args: argparse.Namespace) -> int:
         channel_shuffle=args.channel_shuffle,
         workers=args.workers,
     )
-    events = train_cam(config, args.tags, args.out, frames=args.frames, resume=args.resume)
-    drive(stop_on_interrupt(events), json_lines=args.progress == "json")
-    print(f"wrote {args.out / CHECKPOINT}")
-    return 0
-
-
-def stop_on_interrupt(events: Generator[Progress, None, None]) -> Iterator[Progress]:
-    """Pass ``events`` through; on Ctrl+C finish the current step, close the generator, then raise.
-
-    Closing a training generator between two steps saves its checkpoint in a
-    consistent state (a KeyboardInterrupt in the middle of an optimizer step
-    would not). A second Ctrl+C interrupts at once.
-    """
-    stop: list[bool] = []
-
-    def handler(signum: int, frame: Any) -> None:
-        stop.append(True)
-        signal.signal(signal.SIGINT, previous)
-
-    previous = signal.signal(signal.SIGINT, handler)
+    if args.nproc > 1 and distributed.env_world_size() == 1:  # options checked above, once
+        return distributed.launch(_train_cam_argv(args), args.nproc)
+    distributed.init_from_env(config.device)
     try:
-        for ev in events:
-            yield ev
-            if stop:
-                break
+        events = train_cam(config, args.tags, args.out, frames=args.frames, resume=args.resume)
+        if distributed.is_main():
+            drive_training(events, json_lines=args.progress == "json")
+            print(f"wrote {args.out / CHECKPOINT}")
+        else:
+            for _ in stop_on_interrupt(events):  # other ranks train silently (closed on exit, checkpoint saved)
+                pass
     finally:
-        signal.signal(signal.SIGINT, previous)
-        events.close()
-    if stop:
-        raise KeyboardInterrupt
+        distributed.cleanup()
+    return 0
 
 
 def run_cams(args: argparse.Namespace) -> int:

@@ -70,12 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _drive(events: Any, json_lines: bool) -> Any:
-    from training.progress import drive
+    from training.progress import drive_training
 
-    try:
-        return drive(events, json_lines=json_lines)
-    finally:
-        events.close()  # Ctrl+C: training saves its checkpoint for --resume
+    return drive_training(events, json_lines)  # Ctrl+C stops between steps; the checkpoint is saved
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -81,12 +81,9 @@ def _irn_config(args: argparse.Namespace) -> Any:
 
 
 def _drive(events: Any, json_lines: bool) -> Any:
-    from training.progress import drive
+    from training.progress import drive_training
 
-    try:
-        return drive(events, json_lines=json_lines)
-    finally:
-        events.close()  # Ctrl+C: training stages save their checkpoint for --resume
+    return drive_training(events, json_lines)  # Ctrl+C stops between steps; the checkpoint is saved
 
 
 def run_train_irn(args: argparse.Namespace) -> int:
@@ -101,19 +98,56 @@ def run_train_irn(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_pseudo_labels(args: argparse.Namespace) -> int:
-    """``vis-ws pseudo-labels``: every stage of the first module, resuming what is done."""
+def first_module_stages(
+    tags: Path,
+    run: Path,
+    cam: Any,
+    irn: Any,
+    flow_method: str = "dis",
+    frames: Path | None = None,
+    device: str = "auto",
+) -> list[tuple[str, Any]]:
+    """The paper's first module as (name, start) pairs; ``start()`` returns the stage's progress generator.
+
+    Layout of ``run``: flow/, cam/, cams/, irn/, pseudo/ (the plugin's project layout). Every stage
+    resumes or skips what is already done, so running the list again costs little.
+    """
     from training.cam.store import write_cams
-    from training.cam.train import CAMTrainConfig, train_cam
-    from training.data.tags import load_tags
+    from training.cam.train import train_cam
     from training.flow.video import compute_flow
     from training.irn.pseudo_labels import make_pseudo_labels
     from training.irn.train import train_irn
 
-    run: Path = args.out
+    flow = run / "flow" if irn.uses_flow_loss or irn.uses_fcams else None
+    stages: list[tuple[str, Any]] = []
+    if flow is not None:
+        stages.append(("flow", lambda: compute_flow(tags, flow, flow_method, frames=frames)))
+    return stages + [
+        ("train-cam", lambda: train_cam(cam, tags, run / "cam", frames=frames, resume=True)),
+        ("cams", lambda: write_cams(tags, run / "cam", run / "cams", flow, frames=frames, device=device)),
+        ("train-irn", lambda: train_irn(irn, tags, run / "cam", run / "cams", run / "irn", flow, frames, resume=True)),
+        (
+            "pseudo-labels",
+            lambda: make_pseudo_labels(
+                tags, run / "irn", run / "cams", run / "pseudo", use_fcams=irn.uses_fcams, frames=frames, device=device
+            ),
+        ),
+    ]
+
+
+def run_stages(stages: list[tuple[str, Any]], json_lines: bool) -> None:
+    """Drive each stage in turn, announcing it (``==> name``)."""
+    for name, start in stages:
+        print(f"==> {name}", flush=True)
+        _drive(start(), json_lines)
+
+
+def run_pseudo_labels(args: argparse.Namespace) -> int:
+    """``vis-ws pseudo-labels``: every stage of the first module, resuming what is done."""
+    from training.cam.train import CAMTrainConfig
+    from training.data.tags import load_tags
+
     load_tags(args.tags)  # bad tags fail before anything is written
-    json_lines = args.progress == "json"
-    irn = _irn_config(args)
     cam = CAMTrainConfig(
         arch=args.arch,
         epochs=args.cam_epochs,
@@ -122,51 +156,9 @@ def run_pseudo_labels(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
     )
-    flow_needed = irn.uses_flow_loss or irn.uses_fcams
-    stages: list[tuple[str, Any]] = []
-    if flow_needed:
-        stages.append(("flow", lambda: compute_flow(args.tags, run / "flow", args.flow_method, frames=args.frames)))
-    stages += [
-        ("train-cam", lambda: train_cam(cam, args.tags, run / "cam", frames=args.frames, resume=True)),
-        (
-            "cams",
-            lambda: write_cams(
-                args.tags,
-                run / "cam",
-                run / "cams",
-                run / "flow" if flow_needed else None,
-                frames=args.frames,
-                device=args.device,
-            ),
-        ),
-        (
-            "train-irn",
-            lambda: train_irn(
-                irn,
-                args.tags,
-                run / "cam",
-                run / "cams",
-                run / "irn",
-                run / "flow" if flow_needed else None,
-                args.frames,
-                resume=True,
-            ),
-        ),
-        (
-            "pseudo-labels",
-            lambda: make_pseudo_labels(
-                args.tags,
-                run / "irn",
-                run / "cams",
-                run / "pseudo",
-                use_fcams=irn.uses_fcams,
-                frames=args.frames,
-                device=args.device,
-            ),
-        ),
-    ]
-    for name, start in stages:
-        print(f"==> {name}", flush=True)
-        _drive(start(), json_lines)
-    print(f"wrote {run / 'pseudo' / 'pseudo_labels.json'} (YouTube-VIS results) and per-video label volumes")
+    stages = first_module_stages(
+        args.tags, args.out, cam, _irn_config(args), args.flow_method, args.frames, args.device
+    )
+    run_stages(stages, args.progress == "json")
+    print(f"wrote {args.out / 'pseudo' / 'pseudo_labels.json'} (YouTube-VIS results) and per-video label volumes")
     return 0

@@ -1,0 +1,165 @@
+"""The Training dock's protocol with the ``vis-ws`` CLI, without Qt.
+
+The dock runs training as a subprocess of our own command line, so the same
+run works headless: :func:`build_command` makes its argv (locally
+``python -m training.cli ...``; behind a launcher such as ``srun --gres=gpu:1``
+or ``ssh gpu-host``, ``LAUNCHER... vis-ws ...``), and every ``--progress json``
+line it prints on stdout is read back with :func:`parse_progress_line`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from training.progress import Progress
+
+# stage → (title, output folder in the project); the folders follow `vis-ws pseudo-labels --out RUN`
+STAGES: dict[str, tuple[str, str]] = {
+    "classifier": ("Classifier (train-cam)", "cam"),
+    "flowirn": ("flowIRN (train-irn)", "irn"),
+    "maskrcnn": ("Mask R-CNN, step 1 (train --step 1)", "maskrcnn"),
+    "maskconsist": ("MaskConsist, step 2 (train --step 2)", "maskconsist"),
+}
+DEVICES = ("auto", "cpu", "cuda")
+_DEVICE = re.compile(r"\b(cuda(?::\d+)? \([^)]*\)|cpu \(\d+ threads?\))")
+
+
+def output_folder(stage: str, project: str | Path) -> Path:
+    """Default run folder of ``stage`` in a project."""
+    return Path(project) / STAGES[stage][1]
+
+
+def build_command(
+    stage: str,
+    tags: str | Path,
+    project: str | Path,
+    options: Mapping[str, Any],
+    launcher: str = "",
+) -> list[str]:
+    """The argv that trains ``stage`` on the frame tags ``tags`` in the project folder ``project``.
+
+    Parameters
+    ----------
+    stage : one of :data:`STAGES`
+        ``classifier`` (``train-cam``), ``flowirn`` (``train-irn`` on ``cam/``,
+        ``cams/``, ``flow/``), ``maskrcnn`` (``train --step 1`` on ``pseudo/``)
+        or ``maskconsist`` (``train --step 2`` from the step-1 run).
+    tags, project : paths
+        The frame-tags JSON and the run folder (``flow/ cam/ cams/ irn/ pseudo/ ...``).
+    options : mapping
+        ``out`` (run folder; default :func:`output_folder`), ``device``
+        (default ``auto``), ``epochs`` (0 or absent: the command's default),
+        ``iterations`` (Mask R-CNN stages only, overrides epochs), ``resume``
+        (bool), ``extra`` (more arguments, a string split like a shell does or a list).
+    launcher : str
+        Empty: run on this machine with this Python. Otherwise a command
+        prefix (``srun --gres=gpu:1``, ``ssh gpu-host``) followed by ``vis-ws``.
+
+    Returns
+    -------
+    argv : list of str
+    """
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
+    project = Path(project)
+    out = Path(options.get("out") or output_folder(stage, project))
+    epochs = int(options.get("epochs") or 0)
+    args: list[str]
+    if stage == "classifier":
+        args = ["train-cam", str(tags), "--out", str(out)]
+        if epochs:
+            args += ["--epochs", str(epochs)]
+    elif stage == "flowirn":
+        args = ["train-irn", str(tags), "--cam-model", str(project / "cam"), "--cams", str(project / "cams")]
+        args += ["--flow", str(project / "flow"), "--out", str(out)]
+        if epochs:
+            args += ["--irn-epochs", str(epochs)]
+    else:
+        step = 1 if stage == "maskrcnn" else 2
+        args = ["train", str(tags), "--pseudo", str(project / "pseudo"), "--flow", str(project / "flow")]
+        args += ["--out", str(out), "--step", str(step)]
+        if step == 2:
+            args += ["--init", str(options.get("init") or output_folder("maskrcnn", project))]
+        if epochs:
+            args += ["--epochs", str(epochs)]
+        if int(options.get("iterations") or 0):
+            args += ["--iterations", str(int(options["iterations"]))]
+    args += ["--device", str(options.get("device") or "auto")]
+    if options.get("resume"):
+        args.append("--resume")
+    extra = options.get("extra") or []
+    args += shlex.split(extra) if isinstance(extra, str) else [str(a) for a in extra]
+    args += ["--progress", "json"]
+    if launcher.strip():
+        return [*shlex.split(launcher), "vis-ws", *args]
+    return [sys.executable, "-m", "training.cli", *args]
+
+
+def parse_progress_line(line: str) -> Progress | None:
+    """The :class:`Progress` of one ``--progress json`` line, or None for any other line (it goes to the log)."""
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("event") != "progress":
+        return None
+    try:
+        metrics = data.get("metrics") or {}
+        return Progress(
+            stage=str(data["stage"]),
+            done=int(data["done"]),
+            total=int(data["total"]),
+            unit=str(data.get("unit", "it")),
+            metrics={str(k): float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+            message=str(data.get("message") or ""),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def eta_seconds(events: Sequence[tuple[float, Progress]]) -> float | None:
+    """Seconds left, from ``(time, event)`` pairs of one stage (the rate since the first of them).
+
+    Returns None while it cannot be told (fewer than two steps, no progress, no total).
+    """
+    if len(events) < 2:
+        return None
+    (t0, first), (t1, last) = events[0], events[-1]
+    steps = last.done - first.done
+    if steps <= 0 or t1 <= t0 or last.total <= 0 or last.stage != first.stage:
+        return None
+    return max(last.total - last.done, 0) * (t1 - t0) / steps
+
+
+def format_eta(seconds: float | None) -> str:
+    """``ETA 1:05`` / ``ETA 2:03:04``, or "" when unknown."""
+    if seconds is None:
+        return ""
+    s = round(seconds)
+    h, rest = divmod(s, 3600)
+    m, s = divmod(rest, 60)
+    return f"ETA {h}:{m:02d}:{s:02d}" if h else f"ETA {m}:{s:02d}"
+
+
+def device_used(message: str) -> str | None:
+    """The device a run reports in its first message (``... cpu (2 threads)``, ``cuda:0 (NVIDIA H100)``)."""
+    match = _DEVICE.search(message)
+    return match.group(1) if match else None
+
+
+def error_line(stderr: str) -> str:
+    """The one-line error of a failed run: the last line that says ``error:``/``stopped:``, else the last line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if ": error: " in line or ": stopped: " in line or line.startswith("vis-ws"):
+            return line
+    return lines[-1] if lines else ""

@@ -1,0 +1,41 @@
+"""`vis-ws pipeline --preset tiny`: frame tags to scored YouTube-VIS results, end to end, resumable."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from training.cli import main
+
+
+@pytest.mark.slow
+def test_tiny_pipeline_goes_from_tags_to_scored_results_and_resumes(tmp_path, capsys):
+    data = tmp_path / "data"
+    args = ["--videos", "2", "--frames", "4", "--height", "64", "--width", "80", "--seed", "4"]
+    assert main(["sample", "--out", str(data), *args]) == 0
+    run = tmp_path / "run"
+    cmd = ["pipeline", str(data / "tags.json"), "--out", str(run), "--preset", "tiny", "--gt", str(data / "gt.json"),
+           "--progress", "json"]  # fmt: skip
+    assert main(cmd) == 0
+    results = json.loads((run / "results.json").read_text())
+    assert results and {r["video_id"] for r in results} <= {1, 2}
+    assert all(len(r["segmentations"]) == 4 for r in results)
+    stats = json.loads((run / "eval.json").read_text())
+    assert set(stats) >= {"AP", "AP50", "AR10"} and all(-1 <= v <= 1 for v in stats.values())
+    for stage in ("flow", "cam", "cams", "irn", "pseudo", "maskrcnn", "maskconsist"):
+        assert (run / stage).is_dir(), stage
+    for trained in ("cam", "irn", "maskrcnn", "maskconsist"):
+        assert (run / trained / "config.json").is_file()  # each stage's config beside its output
+    stamp = (run / "maskconsist" / "checkpoint.pt").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(cmd) == 0  # everything done: stages resume at their end or skip
+    out = capsys.readouterr().out
+    assert "already done, skipped" in out and (run / "maskconsist" / "checkpoint.pt").stat().st_mtime_ns == stamp
+
+
+def test_full_supervision_needs_the_ground_truth(tmp_path, capsys):
+    assert main(["sample", "--out", str(tmp_path / "d"), "--videos", "1", "--frames", "2", "--height", "64",
+                 "--width", "64"]) == 0  # fmt: skip
+    code = main(["pipeline", str(tmp_path / "d/tags.json"), "--out", str(tmp_path / "r"), "--supervision", "full"])
+    assert code == 2 and "--gt" in capsys.readouterr().err and not (tmp_path / "r").exists()

@@ -1,0 +1,124 @@
+"""``vis-ws pipeline``: frame tags → YouTube-VIS results, the whole weak pipeline in one resumable command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+# Settings per preset. "tiny" runs a small synthetic set on a 2-core CPU in minutes (CI runs it);
+# "default" is the paper's setup (ResNet-50 everywhere), sized for a GPU.
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "cam": {"arch": "resnet18", "epochs": 2, "batch_size": 4, "crop": 64},
+        "irn": {"epochs": 1, "batch_size": 4, "crop": 64, "radius": 5},
+        "detector": {"backbone": "resnet18", "iterations": 2, "batch_size": 2, "min_size": 64, "max_size": 96},
+    },
+    "default": {
+        "cam": {"arch": "resnet50", "epochs": 10, "batch_size": 8, "crop": 224},
+        "irn": {"epochs": 3, "batch_size": 8, "crop": 256, "radius": 10},
+        "detector": {"backbone": "resnet50", "epochs": 12, "batch_size": 2, "min_size": 480, "max_size": 800},
+    },
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``pipeline`` to ``vis-ws``."""
+    from training.cli import formatter
+
+    p = sub.add_parser(
+        "pipeline",
+        help="the whole weak pipeline: tags → pseudo-labels → Mask R-CNN → MaskConsist → YouTube-VIS results",
+        description="Run every stage in RUN, skipping or resuming what is done: flow, classifier, CAMs/f-CAMs, "
+        "flowIRN, pseudo-labels (RUN/pseudo), Mask R-CNN on the pseudo-labels (RUN/maskrcnn), MaskConsist "
+        "(RUN/maskconsist), predictions (RUN/results.json) and, with --gt, YouTube-VIS AP (RUN/eval.json). Each "
+        "stage's config is saved beside its output. --supervision full trains Mask R-CNN on the ground truth "
+        "instead (the upper bound).",
+        formatter_class=formatter,
+    )
+    p.add_argument("tags", type=Path, help="frame-tags JSON (the weak labels); frames in JPEGImages/ beside it")
+    p.add_argument("--out", required=True, type=Path, help="run folder")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="default", help="model sizes and training lengths")
+    p.add_argument("--variant", default="flowirn", help="first-module variant (irn, irn+fbound, irn+fcam, flowirn)")
+    p.add_argument("--supervision", choices=("weak", "full"), default="weak", help="weak: tags only; full: GT masks")
+    p.add_argument("--gt", type=Path, default=None, help="YouTube-VIS ground truth: scores the results (eval.json)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every stage")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--frames", type=Path, default=None, help="frames folder (default: JPEGImages/ beside TAGS)")
+    p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar or JSON lines")
+    p.set_defaults(func=run_pipeline)
+
+
+def pipeline_stages(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """Every stage of ``vis-ws pipeline`` as (name, start) pairs."""
+    from training.cam.train import CAMTrainConfig
+    from training.cli.irn_commands import first_module_stages
+    from training.detection.predict import predict
+    from training.irn.train import IRNTrainConfig
+    from training.maskconsist.train import DetectionTrainConfig, train_detector
+
+    preset = PRESETS[args.preset]
+    run, tags, common = args.out, args.tags, {"seed": args.seed, "device": args.device}
+    cam = CAMTrainConfig(**preset["cam"], **common)
+    irn = IRNTrainConfig(variant=args.variant, **preset["irn"], **common)
+    flow = run / "flow"
+    stages: list[tuple[str, Any]] = []
+    if args.supervision == "weak":
+        stages += first_module_stages(tags, run, cam, irn, frames=args.frames, device=args.device)
+        if not (irn.uses_flow_loss or irn.uses_fcams):
+            from training.flow.video import compute_flow
+
+            stages.insert(0, ("flow", lambda: compute_flow(tags, flow, frames=args.frames)))  # MaskConsist warps
+        step1 = DetectionTrainConfig(step=1, **preset["detector"], **common)
+        step2 = DetectionTrainConfig(step=2, **preset["detector"], **common)
+        pseudo = run / "pseudo"
+        stages += [
+            ("train (Mask R-CNN)", lambda: train_detector(step1, tags, pseudo, run / "maskrcnn", flow, resume=True)),
+            (
+                "train (MaskConsist)",
+                lambda: train_detector(
+                    step2, tags, pseudo, run / "maskconsist", flow, init=run / "maskrcnn", resume=True
+                ),
+            ),
+        ]
+        model = run / "maskconsist"
+    else:
+        from training.flow.video import compute_flow
+
+        full = DetectionTrainConfig(step=1, supervision="full", **preset["detector"], **common)
+        stages += [
+            ("flow", lambda: compute_flow(tags, flow, frames=args.frames)),
+            (
+                "train (fully supervised)",
+                lambda: train_detector(full, tags, None, run / "full", flow, None, True, args.gt),
+            ),
+        ]
+        model = run / "full"
+    stages.append(
+        ("predict", lambda: predict(tags, model, run / "results.json", flow, args.device, frames=args.frames))
+    )
+    return stages
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    """``vis-ws pipeline``."""
+    from training.atomic import write_json
+    from training.cli.irn_commands import run_stages
+    from training.data.tags import load_tags
+    from training.data.ytvis import load_ytvis
+    from training.errors import InputError
+    from training.evaluation import evaluate_ytvis, format_table
+
+    load_tags(args.tags)  # bad input fails before anything is written
+    gt = load_ytvis(args.gt) if args.gt is not None else None
+    if args.supervision == "full" and gt is None:
+        raise InputError(None, "--supervision full trains on ground-truth masks: give --gt GT.json")
+    run_stages(pipeline_stages(args), args.progress == "json")
+    results = args.out / "results.json"
+    print(f"wrote {results} (YouTube-VIS results)")
+    if gt is not None:
+        stats = evaluate_ytvis(gt, json.loads(results.read_text()), str(args.gt), str(results))
+        write_json(args.out / "eval.json", stats, indent=1)
+        print(format_table(stats))
+    return 0
