@@ -7,7 +7,7 @@ bash scripts/env.sh
 export OMP_WAIT_POLICY=PASSIVE
 
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
-  exec .venv/bin/napari --plugin napari-vis-ws sample_data/gt.json -w napari-vis-ws Pipeline Dataset Corrections Export
+  exec .venv/bin/napari --plugin napari-vis-ws sample_data/gt.json -w napari-vis-ws Pipeline Dataset Corrections Export Training
 fi
 
 echo "==> no display (DISPLAY is unset): running the pipeline headless with the CLI"
