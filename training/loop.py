@@ -118,6 +118,26 @@ def resume_state(
     return step, losses, state
 
 
+def training_state(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    epoch_losses: list[float],
+    config: Any,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The checkpoint of a training loop: what :func:`resume_state` reads back, plus ``extra`` fields."""
+    return {
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "step": step,
+        "epoch_losses": list(epoch_losses),
+        "rng": rng_state(),
+        "config": config_to_dict(config),
+        **extra,
+    }
+
+
 def poly_lr(base: float, step: int, total: int, power: float = 0.9) -> float:
     """IRN's poly schedule: ``base * (1 - step/total)^power``."""
     return base * (1.0 - min(step, total) / total) ** power

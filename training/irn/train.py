@@ -49,7 +49,7 @@ from training.loop import (
     poly_lr,
     prepare_run,
     resume_state,
-    rng_state,
+    training_state,
 )
 from training.progress import Progress
 
@@ -256,16 +256,10 @@ def train_irn(
         return {"loss": loss, **metrics, "lr": optimizer.param_groups[0]["lr"]}
 
     def save(step: int, epoch_losses: list[float]) -> None:
-        state: dict[str, Any] = {
-            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "optimizer": optimizer.state_dict(),
-            "step": step,
-            "epoch_losses": list(epoch_losses),
-            "rng": rng_state(),
-            "config": config_to_dict(config),
-            "category_ids": [c["id"] for c in categories],
-        }
-        save_checkpoint(run / CHECKPOINT, state)
+        ids = [c["id"] for c in categories]
+        save_checkpoint(
+            run / CHECKPOINT, training_state(model, optimizer, step, epoch_losses, config, category_ids=ids)
+        )
 
     start = "resuming at" if resumed else "training from"
     yield Progress(

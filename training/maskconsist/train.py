@@ -50,7 +50,7 @@ from training.loop import (
     poly_lr,
     prepare_run,
     resume_state,
-    rng_state,
+    training_state,
 )
 from training.maskconsist.masks import FrameMasks
 from training.maskconsist.matching import PairResult, maskconsist_pair
@@ -498,15 +498,7 @@ def train_detector(
         return {"loss": loss, **metrics, "lr": optimizer.param_groups[0]["lr"], "targets": float(n_targets)}
 
     def save(step: int, epoch_losses: list[float]) -> None:
-        state: dict[str, Any] = {
-            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "optimizer": optimizer.state_dict(),
-            "step": step,
-            "epoch_losses": list(epoch_losses),
-            "rng": rng_state(),
-            "config": config_to_dict(config),
-            "category_ids": category_ids,
-        }
+        state = training_state(model, optimizer, step, epoch_losses, config, category_ids=category_ids)
         save_checkpoint(run / CHECKPOINT, state)
 
     what = "MaskConsist frame pairs" if config.step == 2 else "frames"
