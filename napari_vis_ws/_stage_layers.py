@@ -55,6 +55,7 @@ BOUNDARY = "boundary"
 DISPLACEMENT = "displacement"
 CENTROIDS = "centroids"
 PSEUDO_LABELS = "pseudo-labels"
+PREDICTIONS = "predictions"
 FLOW_STEP = 16  # flow vectors every 16 image pixels
 DISPLACEMENT_STEP = 2  # displacement vectors every 2 grid pixels (8 image pixels)
 STRIDE = 4  # IRN's grid: grid pixel (i, j) is image pixel (4i, 4j)
@@ -73,7 +74,7 @@ def fcam_name(class_name: str) -> str:
 
 def layer_rank(name: str) -> int:
     """Drawing order of the stage layers, bottom first: flow, CAMs, f-CAMs, boundary, labels, vectors, points."""
-    order = [FLOW, FLOW_VECTORS, "cam [", "f-cam [", BOUNDARY, PSEUDO_LABELS, DISPLACEMENT, CENTROIDS]
+    order = [FLOW, FLOW_VECTORS, "cam [", "f-cam [", BOUNDARY, PSEUDO_LABELS, PREDICTIONS, DISPLACEMENT, CENTROIDS]
     return next((i for i, prefix in enumerate(order) if name == prefix or name.startswith(prefix)), len(order))
 
 
@@ -348,12 +349,41 @@ def pseudo_label_layers(
     return [layer]
 
 
+def prediction_layers(
+    results_json: str | os.PathLike, video: dict[str, Any], categories: list[dict[str, Any]]
+) -> list[tuple]:
+    """``predictions``: the tubes a trained model predicted for this video (``vis-ws predict``); [] without them.
+
+    Overlapping tubes are painted highest score on top; each id's class and
+    score are in the layer's features.
+    """
+    from training.data.json_io import read_json
+    from training.errors import InputError
+    from training.export import ytvis_to_labels
+
+    path = Path(results_json)
+    if not path.is_file():
+        return []
+    results = read_json(path)
+    if not isinstance(results, list):
+        raise InputError(path, "expected a YouTube-VIS results list")
+    mine = [r for r in results if isinstance(r, dict) and r.get("video_id") == video["id"]]
+    try:
+        volume = ytvis_to_labels(mine, video)
+    except ValueError as exc:
+        raise InputError(path, f"video {video['id']}: {exc}") from None
+    layer = labels_layer(volume, categories, PREDICTIONS, {"path": str(path)})
+    layer[1]["metadata"][META_KEY].update(stage="predictions", video_key=video.get("name", ""))
+    return [layer]
+
+
 def project_layers(
     project: str | os.PathLike,
     key: str,
     categories: list[dict[str, Any]],
     shape: tuple[int, int, int],
     stages: tuple[str, ...] = STAGES,
+    video: dict[str, Any] | None = None,
 ) -> list[tuple]:
     """Every stored layer of a video in a project folder, in drawing order (bottom first).
 
@@ -367,6 +397,9 @@ def project_layers(
     shape : (T, H, W) of the video.
     stages : subset of ``STAGES``
         Which stages to read.
+    video : dict, optional
+        The video's dataset entry; with it, ``RUN/results.json`` (``vis-ws pipeline`` /
+        ``predict``) adds the ``predictions`` layer.
 
     Each layer's ``metadata["vis_ws"]`` names its ``stage``, ``video_key`` and ``project``.
     """
@@ -380,6 +413,8 @@ def project_layers(
         irn = irn_layers(run / "pseudo", key, shape)
         labels = pseudo_label_layers(run / "pseudo", key, categories, run / "flow")
         layers += irn[:1] + labels + irn[1:]  # boundary under the labels, vectors and points above
+    if video is not None:
+        layers += prediction_layers(run / "results.json", video, categories)
     for _, kwargs, _ in layers:  # where the layer came from (the Corrections dock saves beside it)
         kwargs["metadata"][META_KEY]["project"] = str(run)
     return layers

@@ -327,7 +327,8 @@ class PipelineWidget(QWidget):
             source = video_source(tags, video_id)
             shape = video_shape(source)
             frames = dataset_layers(tags, video_id) if with_frames else []
-            return source.key, shape, frames, project_layers(project, source.key, categories, shape)
+            stored = project_layers(project, source.key, categories, shape, video=source.video)
+            return source.key, shape, frames, stored
 
         self._load_id += 1
         load_id = self._load_id

@@ -167,3 +167,23 @@ def test_irn_maps_are_drawn_at_image_pixels(tmp_path):
 
 def test_a_project_without_results_gives_no_layers(tmp_path):
     assert project_layers(tmp_path, "v", [], (T, H, W)) == []
+
+
+def test_predictions_of_a_video_become_the_predictions_layer(tmp_path):
+    from conftest import make_volume
+
+    from napari_vis_ws._stage_layers import prediction_layers, project_layers
+    from training.export import write_ytvis
+
+    vol = make_volume()
+    other = make_volume(seed=3)
+    other.video.update(id=9)
+    cats = [{"id": 3, "name": "disc"}, {"id": 7, "name": "box"}]
+    write_ytvis(tmp_path / "results.json", [vol, other], cats, form="results")
+    ((data, kwargs, kind),) = prediction_layers(tmp_path / "results.json", vol.video, cats)
+    assert kind == "labels" and kwargs["name"] == "predictions"
+    np.testing.assert_array_equal(data, vol.labels)
+    assert dict(zip(kwargs["features"]["index"], kwargs["features"]["score"], strict=True))[2] == 0.5
+    names = [kw["name"] for _, kw, _ in project_layers(tmp_path, "v", cats, vol.labels.shape, video=vol.video)]
+    assert names == ["predictions"]
+    assert prediction_layers(tmp_path / "none.json", vol.video, cats) == []
