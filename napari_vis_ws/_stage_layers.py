@@ -56,10 +56,13 @@ DISPLACEMENT = "displacement"
 CENTROIDS = "centroids"
 PSEUDO_LABELS = "pseudo-labels"
 PREDICTIONS = "predictions"
+MATCHES = "matches"
+WARPED = "warped masks"
 FLOW_STEP = 16  # flow vectors every 16 image pixels
 DISPLACEMENT_STEP = 2  # displacement vectors every 2 grid pixels (8 image pixels)
 STRIDE = 4  # IRN's grid: grid pixel (i, j) is image pixel (4i, 4j)
-STAGES = ("flow", "cams", "pseudo-labels")  # layer.metadata[META_KEY]["stage"]
+STAGES = ("flow", "cams", "pseudo-labels")  # layer.metadata[META_KEY]["stage"]; the Pipeline dock runs these
+SHOWN_STAGES = (*STAGES, "predictions", "matches")  # and shows the outputs of these too
 
 
 def cam_name(class_name: str) -> str:
@@ -377,6 +380,77 @@ def prediction_layers(
     return [layer]
 
 
+def _centre(box: list[float]) -> tuple[float, float]:
+    x, y, w, h = box
+    return y + h / 2, x + w / 2
+
+
+def _rectangle(t: int, box: list[float]) -> list[list[float]]:
+    x, y, w, h = box
+    return [[t, y, x], [t, y, x + w], [t, y + h, x + w], [t, y + h, x]]
+
+
+def match_layers(matches_json: str | os.PathLike, key: str) -> list[tuple]:
+    """``matches`` and ``warped masks``: MaskConsist's inter-frame matches of a video; [] without them.
+
+    ``matches`` draws, in frame t+δ, a line from where frame t's expanded
+    prediction lands after flow warping to the prediction it was matched
+    with, coloured by the match's IoU (viridis: dark 0.5, bright 1.0); the
+    line is thick where the prediction was transferred as a label.
+    ``warped masks`` (hidden until asked for) outlines the warped boxes.
+    Read from ``RUN/maskconsist/matches/<key>.json`` (``vis-ws train --step 2``).
+    """
+    from training.data.json_io import read_json
+    from training.errors import InputError
+
+    path = Path(matches_json)
+    if not path.is_file():
+        return []
+    data = read_json(path)
+    pairs = data.get("pairs") if isinstance(data, dict) else None
+    if not isinstance(pairs, list):
+        raise InputError(path, "expected {'video', 'pairs': [...]} from 'vis-ws train --step 2'")
+    lines, ious, widths, boxes = [], [], [], []
+    try:
+        for p in pairs:
+            t2, warped, target = int(p["t2"]), p["warped_t"]["boxes"], p["expanded_t2"]["boxes"]
+            moved = set(p.get("transferred", []))
+            for n, (i, j, iou) in enumerate(p["matches"]):
+                (y0, x0), (y1, x1) = _centre(warped[i]), _centre(target[j])
+                lines.append(np.array([[t2, y0, x0], [t2, y1, x1]], np.float32))
+                ious.append(float(iou))
+                widths.append(3.0 if n in moved else 1.0)
+            boxes += [np.array(_rectangle(t2, b), np.float32) for b in warped]
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise InputError(path, f"malformed matches ({type(exc).__name__}: {exc})") from None
+    layers: list[tuple] = []
+    if lines:
+        from napari.utils.colormaps import ensure_colormap
+
+        colours = ensure_colormap("viridis").map(np.clip((np.asarray(ious) - 0.5) / 0.5, 0, 1))
+        kwargs = {
+            "name": MATCHES,
+            "shape_type": "line",
+            "edge_color": colours,
+            "edge_width": widths,
+            "features": {"iou": ious, "transferred": [w > 1 for w in widths]},
+            "metadata": _meta("matches", key, path=str(path)),
+        }
+        layers.append((lines, kwargs, "shapes"))
+    if boxes:
+        kwargs = {
+            "name": WARPED,
+            "shape_type": "polygon",
+            "edge_color": "white",
+            "face_color": "transparent",
+            "edge_width": 1,
+            "visible": False,
+            "metadata": _meta("matches", key, path=str(path)),
+        }
+        layers.append((boxes, kwargs, "shapes"))
+    return layers
+
+
 def project_layers(
     project: str | os.PathLike,
     key: str,
@@ -398,8 +472,9 @@ def project_layers(
     stages : subset of ``STAGES``
         Which stages to read.
     video : dict, optional
-        The video's dataset entry; with it, ``RUN/results.json`` (``vis-ws pipeline`` /
-        ``predict``) adds the ``predictions`` layer.
+        The video's dataset entry; with it (the full view of a project), ``RUN/results.json``
+        (``vis-ws pipeline`` / ``predict``) adds ``predictions`` and MaskConsist's matches add
+        ``matches`` and ``warped masks``.
 
     Each layer's ``metadata["vis_ws"]`` names its ``stage``, ``video_key`` and ``project``.
     """
@@ -415,6 +490,7 @@ def project_layers(
         layers += irn[:1] + labels + irn[1:]  # boundary under the labels, vectors and points above
     if video is not None:
         layers += prediction_layers(run / "results.json", video, categories)
+        layers += match_layers(run / "maskconsist" / "matches" / f"{key}.json", key)
     for _, kwargs, _ in layers:  # where the layer came from (the Corrections dock saves beside it)
         kwargs["metadata"][META_KEY]["project"] = str(run)
     return layers

@@ -40,7 +40,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_vis_ws._layers import FRAMES, META_KEY, dataset_layers
-from napari_vis_ws._stage_layers import STAGES, layer_rank, project_layers
+from napari_vis_ws._stage_layers import SHOWN_STAGES, STAGES, layer_rank, project_layers
 from napari_vis_ws._workers import start_generator_worker, start_worker
 
 if TYPE_CHECKING:
@@ -139,7 +139,8 @@ def with_layers(
 # -- the dock ---------------------------------------------------------------------
 def _fits(layer: Any, kwargs: dict[str, Any], kind: str) -> bool:
     """Whether ``layer`` can take the data of a layer-data tuple (same kind, both RGB or neither)."""
-    return type(layer).__name__.lower() == kind and bool(getattr(layer, "rgb", False)) == bool(kwargs.get("rgb"))
+    same = type(layer).__name__.lower() == kind and kind != "shapes"  # shapes carry per-shape styles: add anew
+    return same and bool(getattr(layer, "rgb", False)) == bool(kwargs.get("rgb"))
 
 
 @dataclass
@@ -352,7 +353,7 @@ class PipelineWidget(QWidget):
                 self._put_layer(data, kwargs, kind)
             self.viewer.layers.move(self.viewer.layers.index(FRAMES), 0)
             self.viewer.dims.set_current_step(0, 0)
-        self._show_layers(layers, STAGES)
+        self._show_layers(layers, SHOWN_STAGES)
         names = ", ".join(kw["name"] for _, kw, _ in layers)
         found = f"results: {names}" if layers else f"no results yet in {self.project}: run the stages below"
         self.info.setText(f"{note}{key}: {t} frames of {w}×{h}; {found}")
@@ -407,7 +408,7 @@ class PipelineWidget(QWidget):
     def _order_layers(self) -> None:
         """Stage layers above the others, in the order of :func:`layer_rank` (flow at the bottom, points on top)."""
         layers = self.viewer.layers
-        managed = [ly for ly in layers if ly.metadata.get(META_KEY, {}).get("stage") in STAGES]
+        managed = [ly for ly in layers if ly.metadata.get(META_KEY, {}).get("stage") in SHOWN_STAGES]
         ranked = sorted(managed, key=lambda ly: layer_rank(ly.name))  # stable: same-rank layers keep their order
         if managed == ranked and all(layers.index(ly) >= len(layers) - len(managed) for ly in managed):
             return

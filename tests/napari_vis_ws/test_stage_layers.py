@@ -187,3 +187,25 @@ def test_predictions_of_a_video_become_the_predictions_layer(tmp_path):
     names = [kw["name"] for _, kw, _ in project_layers(tmp_path, "v", cats, vol.labels.shape, video=vol.video)]
     assert names == ["predictions"]
     assert prediction_layers(tmp_path / "none.json", vol.video, cats) == []
+
+
+@pytest.mark.gui
+def test_maskconsist_matches_are_drawn_as_lines_coloured_by_iou(make_napari_viewer, tmp_path):
+    from napari_vis_ws._stage_layers import match_layers
+
+    box = {"boxes": [[10.0, 20.0, 8.0, 6.0], [40.0, 5.0, 4.0, 4.0]], "classes": [1, 2], "scores": [0.9, 0.4]}
+    moved = {"boxes": [[14.0, 20.0, 8.0, 6.0], [41.0, 5.0, 4.0, 4.0]], "classes": [1, 2], "scores": [0.8, 0.3]}
+    pair = {"t": 0, "t2": 2, "matches": [[0, 0, 0.9], [1, 1, 0.55]], "transferred": [0], "warped_t": box,
+            "expanded_t2": moved, "expanded_t": box}  # fmt: skip
+    path = tmp_path / "v.json"
+    path.write_text(json.dumps({"video": "v", "pairs": [pair]}))
+    viewer = make_napari_viewer()
+    for data, kwargs, kind in match_layers(path, "v"):
+        getattr(viewer, f"add_{kind}")(data, **kwargs)
+    lines = viewer.layers["matches"]
+    assert len(lines.data) == 2 and lines.data[0][:, 0].tolist() == [2, 2]  # drawn in frame t+δ
+    np.testing.assert_allclose(lines.data[0][:, 1:], [[23, 14], [23, 18]])  # warped centre → matched centre
+    assert lines.edge_width[0] > lines.edge_width[1]  # the transferred match is thicker
+    assert not np.allclose(lines.edge_color[0], lines.edge_color[1])  # coloured by IoU
+    assert not viewer.layers["warped masks"].visible and len(viewer.layers["warped masks"].data) == 2
+    assert match_layers(tmp_path / "none.json", "v") == []
