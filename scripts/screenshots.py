@@ -27,11 +27,29 @@ def settle(seconds: float = 1.0) -> None:
         time.sleep(0.02)
 
 
+PROJECT = Path(__file__).resolve().parent.parent / "runs" / "screenshots"
+
+
+def make_project(tags: Path) -> Path:
+    """A small project for the Pipeline view: `vis-ws pseudo-labels` at CPU-sized settings (about a minute)."""
+    from training.cli import main as vis_ws
+
+    args = ["--arch", "resnet18", "--cam-epochs", "2", "--cam-crop", "96", "--irn-epochs", "1", "--irn-crop", "96"]
+    code = vis_ws(["pseudo-labels", str(tags), "--out", str(PROJECT), "--progress", "json", *args])
+    if code:
+        raise SystemExit(f"vis-ws pseudo-labels failed with exit code {code}")
+    return PROJECT
+
+
 def main() -> None:
     from napari_vis_ws._sample_data import ensure_sample
+    from napari_vis_ws._widgets.corrections import CorrectionsWidget
     from napari_vis_ws._widgets.dataset import DatasetWidget
+    from napari_vis_ws._widgets.pipeline import PipelineWidget
 
     OUT.mkdir(parents=True, exist_ok=True)
+    tags = ensure_sample().parent / "tags.json"
+    project = make_project(tags)  # torch before the canvas (see napari_vis_ws/__init__)
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1500, 900)
     widget = DatasetWidget(viewer)
@@ -43,6 +61,25 @@ def main() -> None:
     settle(1)
     viewer.screenshot(str(OUT / "dataset.png"), canvas_only=False)
     print(f"wrote {OUT / 'dataset.png'}")
+
+    pipeline = PipelineWidget(viewer)
+    viewer.window.add_dock_widget(pipeline, name="Pipeline", tabify=True)
+    pipeline.set_tags(tags)
+    pipeline.set_project(project)
+    pipeline.show_results()
+    settle(8)
+    for layer in viewer.layers:  # the stage layers over the frames, labels on top
+        layer.visible = layer.name in ("frames", "flow vectors", "pseudo-labels", "centroids")
+    viewer.dims.set_current_step(0, 8)
+    settle(2)
+    viewer.screenshot(str(OUT / "pipeline.png"), canvas_only=False)
+    print(f"wrote {OUT / 'pipeline.png'}")
+
+    corrections = CorrectionsWidget(viewer)
+    viewer.window.add_dock_widget(corrections, name="Corrections", tabify=True)
+    settle(3)
+    viewer.screenshot(str(OUT / "corrections.png"), canvas_only=False)
+    print(f"wrote {OUT / 'corrections.png'}")
     viewer.close()
 
 
