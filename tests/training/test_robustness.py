@@ -176,3 +176,44 @@ def test_sigkill_during_writes_leaves_the_old_or_the_new_file(tmp_path):
     assert versions, "the writer never finished a file; the test proves nothing"
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "out.json"]
     assert all(p.startswith(".out.json.") for p in leftovers)  # only temp files of killed writes
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.integers(0, 40000), flip=st.lists(st.integers(0, 39999), max_size=20))
+def test_damaged_video_files_open_or_are_refused_in_one_line(tmp_path, real_clip, cut, flip):
+    """A truncated or bit-flipped real mp4: frames decode, or one InputError naming the file."""
+    from training.data.video import open_frames
+
+    raw = bytearray(real_clip.read_bytes()[:40000])  # the first ~40 frames' worth of the real clip
+    for i in flip:
+        if i < len(raw):
+            raw[i] ^= 0xFF
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(bytes(raw[:cut]))
+    try:
+        reader = open_frames(path)
+        for t in (0, len(reader) // 2, len(reader) - 1):
+            frame = reader.read(t)
+            assert frame.dtype == np.uint8 and frame.shape == (*reader.frame_shape, 3)
+    except InputError as exc:
+        _assert_one_line(exc, path)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=300), cut=st.integers(0, 400))
+def test_damaged_frame_images_are_refused_in_one_line(tmp_path, data, cut):
+    """A folder whose second frame is garbage or a truncated PNG: frame 0 reads, frame 1 is refused by name."""
+    import imageio.v3 as iio
+
+    from training.data.video import open_frames
+
+    iio.imwrite(tmp_path / "0.png", np.full((8, 10, 3), 7, np.uint8))
+    good = (tmp_path / "0.png").read_bytes()
+    (tmp_path / "1.png").write_bytes(good[:cut] + data if data else good[:cut])
+    reader = open_frames(tmp_path)
+    assert reader.read(0)[0, 0].tolist() == [7, 7, 7]
+    try:
+        frame = reader.read(1)
+        assert frame.shape == (8, 10, 3)  # the bytes happened to form a valid frame of the same size
+    except InputError as exc:
+        _assert_one_line(exc, tmp_path / "1.png")
