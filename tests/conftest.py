@@ -68,3 +68,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("gui"):
             item.add_marker(skip)
+
+
+def tiny_project(root: Path, videos: int, frames: int = 4, height: int = 64, width: int = 80) -> Path:
+    """A synthetic set in ``root/data`` run through every stage of `vis-ws pseudo-labels` into ``root/run``.
+
+    1-epoch ResNet-18 models at 64 px crops: seconds on a CPU, for tests of what the stages write.
+    """
+    from training.cli import main
+
+    args = ["--videos", str(videos), "--frames", str(frames), "--height", str(height), "--width", str(width)]
+    assert main(["sample", "--out", str(root / "data"), *args, "--seed", "2"]) == 0
+    run = ["--arch", "resnet18", "--cam-epochs", "1", "--cam-batch-size", "4", "--cam-crop", "64", "--irn-epochs", "1",
+           "--irn-batch-size", "4", "--irn-crop", "64", "--irn-radius", "5", "--progress", "json"]  # fmt: skip
+    assert main(["pseudo-labels", str(root / "data/tags.json"), "--out", str(root / "run"), *run]) == 0
+    return root

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_project
 from qtpy.QtCore import QTimer
 
 from napari_vis_ws._widgets.pipeline import PipelineWidget
-from training.cli import main
 
 pytestmark = pytest.mark.gui
 
@@ -21,13 +21,7 @@ T, H, W = 4, 64, 80
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """2 videos x 4 frames of 64x80 (tags in data/) through `vis-ws pseudo-labels` into run/ (1-epoch models)."""
-    root = tmp_path_factory.mktemp("pipeline")
-    args = ["--videos", "2", "--frames", str(T), "--height", str(H), "--width", str(W), "--seed", "2"]
-    assert main(["sample", "--out", str(root / "data"), *args]) == 0
-    run = ["--arch", "resnet18", "--cam-epochs", "1", "--cam-batch-size", "4", "--cam-crop", "64", "--irn-epochs", "1",
-           "--irn-batch-size", "4", "--irn-crop", "64", "--irn-radius", "5", "--progress", "json"]  # fmt: skip
-    assert main(["pseudo-labels", str(root / "data/tags.json"), "--out", str(root / "run"), *run]) == 0
-    return root
+    return tiny_project(tmp_path_factory.mktemp("pipeline"), videos=2, frames=T, height=H, width=W)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_project
 
 from napari_vis_ws._stage_layers import (
     cam_layers,
@@ -17,7 +18,6 @@ from napari_vis_ws._stage_layers import (
 )
 from training.atomic import write_npz
 from training.cam.store import FrameCAMs, prepare_video, read_frame_cams, write_frame_cams
-from training.cli import main
 from training.export import load_labels
 from training.flow import flow_to_color, read_video_flow
 from training.flow.storage import flow_writer
@@ -30,13 +30,7 @@ KEY = "synth_0000"
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """One video of 4 frames of 64x80 through every stage of `vis-ws pseudo-labels` (1-epoch models)."""
-    root = tmp_path_factory.mktemp("stage-layers")
-    args = ["--videos", "1", "--frames", str(T), "--height", str(H), "--width", str(W), "--seed", "2"]
-    assert main(["sample", "--out", str(root / "data"), *args]) == 0
-    run = ["--arch", "resnet18", "--cam-epochs", "1", "--cam-batch-size", "4", "--cam-crop", "64", "--irn-epochs", "1",
-           "--irn-batch-size", "4", "--irn-crop", "64", "--irn-radius", "5", "--progress", "json"]  # fmt: skip
-    assert main(["pseudo-labels", str(root / "data/tags.json"), "--out", str(root / "run"), *run]) == 0
-    return root
+    return tiny_project(tmp_path_factory.mktemp("stage-layers"), videos=1, frames=T, height=H, width=W)
 
 
 def _categories(project: Path) -> list[dict]:
