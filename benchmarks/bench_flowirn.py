@@ -84,8 +84,12 @@ def main() -> None:
     ap.add_argument("--height", type=int, default=240)
     ap.add_argument("--width", type=int, default=320)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sizes", type=float, nargs=2, default=(20.0, 80.0), help="object size range, px")
+    ap.add_argument("--objects", type=int, nargs=2, default=(6, 8), help="objects per video (min, max)")
+    ap.add_argument("--background-pool", type=int, default=0, help="backgrounds shared by the videos (0: own)")
     ap.add_argument("--cam-epochs", type=int, default=15)
     ap.add_argument("--cam-crop", type=int, default=192)
+    ap.add_argument("--cam-batch", type=int, default=8)
     ap.add_argument("--irn-epochs", type=int, default=6)
     ap.add_argument("--irn-crop", type=int, default=192)
     ap.add_argument("--variants", default=",".join(VARIANTS))
@@ -95,14 +99,26 @@ def main() -> None:
     data = work / "data"
     t_start = time.perf_counter()
     if not (data / "tags.json").is_file():
-        cfg = SyntheticConfig(args.videos, args.frames, args.height, args.width, args.seed)
+        cfg = SyntheticConfig(
+            n_videos=args.videos,
+            n_frames=args.frames,
+            height=args.height,
+            width=args.width,
+            seed=args.seed,
+            min_objects=args.objects[0],
+            max_objects=args.objects[1],
+            size_range=tuple(args.sizes),
+            background_pool=args.background_pool,
+        )
         generate_dataset(data, cfg)
     tags, gt = data / "tags.json", load_ytvis(data / "gt.json")
     n_frames = sum(len(v["file_names"]) for v in gt["videos"])
     print(f"{args.videos} videos x {args.frames} frames at {args.width}x{args.height} ({n_frames} frames) in {work}")
     _, t = run(compute_flow(tags, work / "flow"), "flow")
     print(f"flow: {t:.0f} s")
-    cam_cfg = CAMTrainConfig(arch="resnet18", epochs=args.cam_epochs, batch_size=8, crop=args.cam_crop, seed=0)
+    cam_cfg = CAMTrainConfig(
+        arch="resnet18", epochs=args.cam_epochs, batch_size=args.cam_batch, crop=args.cam_crop, seed=0
+    )
     _, t = run(train_cam(cam_cfg, tags, work / "cam", resume=True), "train-cam")
     print(f"train-cam: {t:.0f} s")
     _, t = run(write_cams(tags, work / "cam", work / "cams", work / "flow"), "cams")

@@ -349,3 +349,26 @@ def test_sample_readme_gives_the_command_that_made_it():
     text = (SAMPLE / "README.md").read_text()
     command = f"vis-ws sample --out sample_data --videos {config['n_videos']} --frames {config['n_frames']}"
     assert f"{command} --seed {config['seed']}" in text
+
+
+def test_a_background_pool_makes_videos_share_their_backgrounds() -> None:
+    """With a pool of 1, every video is filmed in front of the same scene (its tags then cannot name the video)."""
+    config = SyntheticConfig(
+        n_videos=3, n_frames=3, height=64, width=96, size_range=(12.0, 30.0), noise_sigma=0.0, background_pool=1
+    )
+    own = SyntheticConfig(**{**config.to_dict(), "background_pool": 0})  # type: ignore[arg-type]
+    scenes = [plan_video(config, i) for i in range(3)]
+    assert [s.background for s in scenes] == [0, 0, 0]
+    assert all(np.array_equal(s.palette, scenes[0].palette) for s in scenes)
+    rendered = [generate_video(config, i) for i in range(3)]
+    # Frame 0 has no camera shift: background pixels free in both videos are the same pixels.
+    for frames, volume in rendered[1:]:
+        free = (volume.labels[0] == 0) & (rendered[0][1].labels[0] == 0)
+        assert free.mean() > 0.3
+        assert np.array_equal(frames[0][free], rendered[0][0][0][free])
+    # Without a pool, the videos' scenes differ.
+    a, b = generate_video(own, 0), generate_video(own, 1)
+    free = (a[1].labels[0] == 0) & (b[1].labels[0] == 0)
+    assert np.abs(a[0][0][free].astype(int) - b[0][0][free].astype(int)).mean() > 10
+    with pytest.raises(InputError, match="background_pool"):
+        SyntheticConfig(background_pool=-1)

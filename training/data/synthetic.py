@@ -88,6 +88,11 @@ class SyntheticConfig:
         Standard deviation of the per-frame pixel noise (grey levels).
     jpeg_quality : int
         JPEG quality of the written frames (1-100).
+    background_pool : int
+        Distinct backgrounds the videos share (0: every video has its own).
+        A pool smaller than the number of videos makes backgrounds recur
+        with other objects, as scenes recur in real footage, so a classifier
+        cannot read a video's tags off its background.
     """
 
     n_videos: int = 4
@@ -104,6 +109,7 @@ class SyntheticConfig:
     pan_speed: tuple[float, float] = (1.0, 3.0)
     noise_sigma: float = 2.0
     jpeg_quality: int = 95
+    background_pool: int = 0
 
     def __post_init__(self) -> None:
         def need(ok: bool, what: str) -> None:
@@ -111,7 +117,7 @@ class SyntheticConfig:
                 raise InputError(None, f"synthetic config: {what}")
 
         ints = ("n_videos", "n_frames", "height", "width", "seed", "min_objects", "max_objects",
-                "min_classes", "max_classes", "jpeg_quality")
+                "min_classes", "max_classes", "jpeg_quality", "background_pool")
         for name in ints:
             v = getattr(self, name)
             need(isinstance(v, int) and not isinstance(v, bool), f"{name} must be an integer, got {v!r}")
@@ -122,6 +128,7 @@ class SyntheticConfig:
         need(1 <= self.min_classes <= self.max_classes <= len(CATEGORIES),
              f"need 1 <= min_classes <= max_classes <= {len(CATEGORIES)}")
         need(1 <= self.jpeg_quality <= 100, f"jpeg_quality must be 1-100, got {self.jpeg_quality}")
+        need(self.background_pool >= 0, f"background_pool must be >= 0, got {self.background_pool}")
         need(self.noise_sigma >= 0, f"noise_sigma must be >= 0, got {self.noise_sigma}")
         for name in ("size_range", "object_speed", "pan_speed"):
             v = getattr(self, name)
@@ -220,6 +227,9 @@ class Scene:
         Unit vector pointing towards the light (image x, y).
     palette : (3, 3) float64
         The background's three RGB colours (objects often borrow one).
+    background : int
+        Index into the config's background pool; -1 for a background of the
+        video's own.
     """
 
     index: int
@@ -228,6 +238,7 @@ class Scene:
     tracks: list[ObjectTrack]
     light: np.ndarray
     palette: np.ndarray
+    background: int = -1
 
 
 def video_name(index: int) -> str:
@@ -596,7 +607,10 @@ def plan_video(config: SyntheticConfig, index: int) -> Scene:
     cats = [classes[0]] * min(2, n_objects)
     rest = classes[1:] + [int(c) for c in rng.choice(classes, size=max(0, n_objects - 1 - n_classes))]
     cats += [int(c) for c in rng.permutation(rest)][: n_objects - len(cats)]
+    background = int(rng.integers(config.background_pool)) if config.background_pool else -1
     palette = np.stack([_random_colour(rng) for _ in range(3)])
+    if background >= 0:
+        palette = _pool_palette(config, background)
     looks = [_draw_look(rng, c, config, palette) for c in cats]
     roles = ["pair", "pair", "cross", "cross", "enter", "leave"][:n_objects]
     roles += ["wander"] * (n_objects - len(roles))
@@ -651,8 +665,25 @@ def plan_video(config: SyntheticConfig, index: int) -> Scene:
         for k, look in enumerate(looks)
     ]
     return Scene(
-        index=index, name=video_name(index), camera=camera, tracks=tracks, light=light, palette=palette
+        index=index,
+        name=video_name(index),
+        camera=camera,
+        tracks=tracks,
+        light=light,
+        palette=palette,
+        background=background,
     )
+
+
+def _pool_palette(config: SyntheticConfig, background: int) -> np.ndarray:
+    """The three RGB colours of pooled background ``background``: (3, 3) float64."""
+    rng = np.random.default_rng([config.seed, background, 2])
+    return np.stack([_random_colour(rng) for _ in range(3)])
+
+
+def _pool_margin(config: SyntheticConfig) -> int:
+    """Canvas margin (px) of a pooled background: room for the fastest pan of any video."""
+    return int(math.ceil(config.pan_speed[1] * (config.n_frames - 1) + 0.6)) + 4
 
 
 def _smooth_noise(rng: np.random.Generator, height: int, width: int, cell: float, channels: int) -> np.ndarray:
@@ -778,8 +809,13 @@ def render_video(config: SyntheticConfig, scene: Scene) -> tuple[np.ndarray, np.
     """
     n, h, w = config.n_frames, config.height, config.width
     rng = np.random.default_rng([config.seed, scene.index, 1])
-    margin = int(math.ceil(np.abs(scene.camera).max())) + 4
-    canvas = make_background(rng, h + 2 * margin, w + 2 * margin, scene.palette)
+    if scene.background >= 0:  # shared by every video that drew it: its own stream, the widest pan's size
+        margin = _pool_margin(config)
+        canvas_rng = np.random.default_rng([config.seed, scene.background, 3])
+        canvas = make_background(canvas_rng, h + 2 * margin, w + 2 * margin, scene.palette)
+    else:
+        margin = int(math.ceil(np.abs(scene.camera).max())) + 4
+        canvas = make_background(rng, h + 2 * margin, w + 2 * margin, scene.palette)
     frames = np.zeros((n, h, w, 3), dtype=np.uint8)
     labels = np.zeros((n, h, w), dtype=np.int32)
     order = sorted(scene.tracks, key=lambda tr: tr.depth)
