@@ -1,17 +1,24 @@
-"""Distributed data-parallel training under ``torchrun`` (one process per GPU, or several on a CPU).
+"""Several processes under ``torchrun`` (one per GPU, or several on a CPU): DDP training, work sharded by video.
 
-``vis-ws train-cam ... --nproc N`` re-runs itself under
-``python -m torch.distributed.run --standalone --nproc_per_node N`` (:func:`launch`);
-a command started by ``torchrun`` directly finds ``RANK``, ``WORLD_SIZE`` and
-``LOCAL_RANK`` in its environment and joins the process group
-(:func:`init_from_env`): NCCL when it trains on CUDA, gloo on the CPU.
+``vis-ws train-cam|train-irn|train|pseudo-labels|predict ... --nproc N`` re-runs
+itself under ``python -m torch.distributed.run --standalone --nproc_per_node N``
+(:func:`run_command`, :func:`launch`); a command started by ``torchrun``
+directly finds ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` in its environment
+and joins the process group (:func:`init_from_env`): NCCL when it runs on
+CUDA, gloo on the CPU.
 
-Every rank builds the same seeded model and the same global batches (a pure
-function of (seed, epoch)); each takes its slice of every global batch
-(:func:`shard`), and DistributedDataParallel averages the gradients, so the
-global batch is the one of a single-process run. Only rank 0 writes files and
-reports progress (:func:`is_main`); checkpoints hold the unwrapped module's
-weights, the same layout as a single-process run.
+Training (:func:`training.loop.epoch_loop`): every rank builds the same seeded
+model and the same global batches (a pure function of (seed, epoch)); each
+takes its slice of every global batch (:func:`shard`), DistributedDataParallel
+averages the gradients (:func:`wrap_ddp`), so the global batch is the one of a
+single-process run, and trained BatchNorm statistics are averaged after each
+step (:func:`average_buffers`). Only rank 0 writes files and reports progress
+(:func:`is_main`, :func:`drive_ranks`); checkpoints hold the unwrapped
+module's weights, the same layout as a single-process run.
+
+Inference (pseudo-labels, predict): rank ``r`` of ``N`` processes the videos
+``videos[r::N]`` and writes their files; after a :func:`barrier` rank 0
+writes what covers the whole set, as a single process would.
 
 Testing hook: when the environment variable ``VIS_WS_DEBUG_RANK_DIR`` is set,
 :func:`dump_rank_state` (called at the end of training) makes every rank write
@@ -21,17 +28,19 @@ that all ranks ended with identical weights. It is not meant for normal use.
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
 from training.errors import InputError
+from training.progress import Progress
 
 DEBUG_RANK_DIR = "VIS_WS_DEBUG_RANK_DIR"
 
@@ -114,18 +123,99 @@ def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def average_buffers(model: torch.nn.Module) -> None:
-    """Average the floating-point buffers (BatchNorm running statistics) over all ranks, in place.
+    """Average the floating-point buffers (BatchNorm running statistics) of modules in training mode over all ranks.
 
     Called after every step of a DDP run: each rank updates its statistics
     from its slice of the global batch, their mean is the statistics of the
     whole batch (exactly for the mean), and every rank keeps the same weights.
-    No-op when not distributed.
+    Buffers of modules in eval mode are left alone; the sums are taken in
+    float64, so statistics that no step changes (torchvision's
+    FrozenBatchNorm2d) come back bit for bit. One all-reduce per device; in
+    place; no-op when not distributed.
+    """
+    world = rank_world()[1]
+    if world == 1:
+        return
+    groups: dict[torch.device, list[torch.Tensor]] = {}
+    for module in model.modules():
+        if module.training:
+            for buf in module.buffers(recurse=False):
+                if buf.is_floating_point():
+                    groups.setdefault(buf.device, []).append(buf)
+    for bufs in groups.values():
+        flat = torch.cat([b.detach().reshape(-1).double() for b in bufs])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        flat /= world
+        for b, part in zip(bufs, flat.split([b.numel() for b in bufs]), strict=True):
+            b.copy_(part.view_as(b))
+
+
+def rank_device(device: torch.device) -> torch.device:
+    """The device this rank computes on: under ``torchrun`` on CUDA its own GPU (``LOCAL_RANK``), else ``device``."""
+    if rank_world()[1] > 1 and device.type == "cuda":
+        return torch.device("cuda", torch.cuda.current_device())  # set by init_from_env
+    return device
+
+
+def wrap_ddp(model: torch.nn.Module, device: torch.device, find_unused_parameters: bool = False) -> torch.nn.Module:
+    """``model`` in DistributedDataParallel when distributed (``model`` itself otherwise).
+
+    Parameters
+    ----------
+    model : torch.nn.Module, already on ``device``
+    device : torch.device, this rank's (:func:`rank_device`)
+    find_unused_parameters : bool
+        True when some trained parameters get no gradient in a step (frozen
+        stages behind a detach; Mask R-CNN heads).
+
+    Returns
+    -------
+    torch.nn.Module
+        Call it for the forward pass; save ``model``'s weights. Buffers are
+        not broadcast from rank 0 at every forward: :func:`average_buffers`
+        averages the trained statistics after each step instead.
     """
     if rank_world()[1] == 1:
-        return
-    for buf in model.buffers():
-        if buf.is_floating_point():
-            buf.copy_(all_reduce_mean(buf))
+        return model
+    return torch.nn.parallel.DistributedDataParallel(
+        model,
+        device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=find_unused_parameters,
+        broadcast_buffers=False,
+    )
+
+
+def check_split(stage: str, batch_size: int, unit: str = "frames") -> None:
+    """Refuse a global batch too small to give every rank at least one item.
+
+    Raises
+    ------
+    InputError
+        ``batch_size`` (the smallest global batch) below the number of processes.
+    """
+    world = rank_world()[1]
+    if batch_size < world:
+        raise InputError(
+            None,
+            f"{stage}: a batch of {batch_size} {unit} cannot be split over {world} processes; "
+            "use a larger --batch-size or fewer processes",
+        )
+
+
+def describe_world() -> str:
+    """``", N processes (DDP)"`` for a start message, or "" in a single-process run."""
+    world = rank_world()[1]
+    return f", {world} processes (DDP)" if world > 1 else ""
+
+
+def gather_objects(obj: Any) -> list[Any]:
+    """``obj`` of every rank, in rank order (``[obj]`` when not distributed); every rank gets the list."""
+    world = rank_world()[1]
+    if world == 1:
+        return [obj]
+    out: list[Any] = [None] * world
+    dist.all_gather_object(out, obj)
+    return out
 
 
 def barrier() -> None:
@@ -179,3 +269,114 @@ def launch(argv: Sequence[str], nproc: int) -> int:
         *argv,
     ]
     return subprocess.call(cmd)
+
+
+def add_nproc_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """The ``--nproc N`` option of a command that runs on several processes (``what`` they share)."""
+    parser.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help=f"processes under torchrun ({what}; one per GPU with NCCL, gloo on CPU); rank 0 writes the outputs",
+    )
+
+
+def command_line(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, drop: Sequence[str] = ("nproc",)
+) -> list[str]:
+    """The ``vis-ws`` arguments that ``parser`` parses back to ``args``, without the ``drop`` options.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The ``vis-ws`` parser (with the subcommand ``args.command``).
+    args : argparse.Namespace
+        What it parsed.
+    drop : sequence of str
+        Destinations to leave out (``--nproc``, so the relaunched command does not relaunch).
+
+    Returns
+    -------
+    list of str
+        The subcommand, its positional arguments, then every option with its value.
+    """
+    subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    sub = subparsers[0].choices[args.command] if subparsers else parser
+    positional: list[str] = []
+    options: list[str] = []
+    for action in sub._actions:
+        if isinstance(action, argparse._HelpAction) or action.dest in drop or not hasattr(args, action.dest):
+            continue
+        value = getattr(args, action.dest)
+        values = [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+        if not action.option_strings:
+            positional += values
+        elif isinstance(action, argparse._StoreTrueAction):
+            options += [action.option_strings[-1]] if value else []
+        elif isinstance(action, argparse._StoreFalseAction):
+            options += [] if value else [action.option_strings[-1]]
+        elif value is not None:
+            options += [action.option_strings[-1], *values]
+    return [args.command, *positional, *options] if subparsers else [*positional, *options]
+
+
+def run_command(
+    args: argparse.Namespace,
+    device: str,
+    body: Callable[[], int],
+    parser: Callable[[], argparse.ArgumentParser],
+) -> int:
+    """Run a command's ``body`` here, or in ``args.nproc`` processes under torchrun; its exit code.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command, with ``nproc``. Above 1 (and not already under
+        torchrun) the command is re-run by :func:`launch` with the same
+        arguments (:func:`command_line`) but ``--nproc``; otherwise this
+        process joins the process group torchrun set up (if any) and runs
+        ``body()``.
+    device : str
+        The command's ``--device`` (NCCL on CUDA, gloo otherwise).
+    body : callable
+        The command itself; the process group is left when it returns or raises.
+    parser : callable
+        Builds the ``vis-ws`` parser (to write the command line back).
+
+    Raises
+    ------
+    InputError
+        ``--nproc`` below 1.
+    """
+    if args.nproc < 1:
+        raise InputError(None, f"--nproc must be at least 1, got {args.nproc}")
+    if args.nproc > 1 and env_world_size() == 1:
+        return launch(command_line(parser(), args), args.nproc)
+    init_from_env(device)
+    try:
+        return body()
+    finally:
+        cleanup()
+
+
+def drive_ranks(events: Iterable[Progress], json_lines: bool = False) -> Progress | None:
+    """Drive a progress generator on every rank: rank 0 shows it (bar or JSON lines), the others run it silently.
+
+    Ctrl+C stops it between two steps on every rank (the generator is closed,
+    a training loop saves its checkpoint) and is re-raised.
+
+    Returns
+    -------
+    The last event on rank 0, None elsewhere.
+    """
+    from training.progress import drive_training, stop_on_interrupt
+
+    gen = events if isinstance(events, Generator) else (e for e in events)
+    if is_main():
+        return drive_training(gen, json_lines)
+    try:
+        for _ in stop_on_interrupt(gen):
+            pass
+    finally:
+        gen.close()
+    return None

@@ -4,9 +4,15 @@ A run folder holds ``config.json`` (the stage's config dataclass) and
 ``checkpoint.pt``; :func:`epoch_loop` drives the epochs as a generator of
 :class:`~training.progress.Progress` events, saves the checkpoint after every
 epoch and when the generator is closed (the GUI's cancel), and stops with a
-one-line error on a NaN/inf loss, keeping the last good checkpoint. Batches
-must be a pure function of (seed, epoch) so that a resumed run repeats the
-uninterrupted one exactly.
+one-line error on a NaN/inf loss or when a batch does not fit in memory,
+keeping the last good checkpoint. Batches must be a pure function of (seed,
+epoch) so that a resumed run repeats the uninterrupted one exactly.
+
+Distributed data-parallel runs (see :mod:`training.distributed`) go through
+the same loop: every rank builds the same global batches and :func:`epoch_loop`
+hands each rank its slice; :func:`backward_step` makes the NaN check agree on
+every rank; trained BatchNorm statistics are averaged after each step; only
+rank 0 writes (:func:`write_run_files`, the checkpoint).
 """
 
 from __future__ import annotations
@@ -15,13 +21,16 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 
+from training.atomic import write_json
 from training.data.json_io import read_json
+from training.distributed import all_reduce_mean, average_buffers, dump_rank_state, is_main, rank_world, shard
 from training.errors import InputError, TrainingStopped
 from training.progress import Progress
 
@@ -73,6 +82,13 @@ def prepare_run(run: Path, resume: bool) -> bool:
             run, "already holds a trained checkpoint: pass --resume to continue it, or choose another --out"
         )
     return resume and (run / CHECKPOINT).exists()
+
+
+def write_run_files(run: Path, files: dict[str, Any]) -> None:
+    """Write the JSON files of a new run (``{name: object}``, e.g. config and categories); rank 0 only."""
+    if is_main():
+        for name, obj in files.items():
+            write_json(run / name, obj, indent=1)
 
 
 def check_resumable(run: Path, config: Any, free: Sequence[str], what: str) -> None:
@@ -166,16 +182,119 @@ def move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device)
                 st[k] = v.to(device)
 
 
+def backward_step(
+    loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None = None
+) -> float:
+    """Back-propagate ``loss`` and step ``optimizer`` unless the loss is not finite; returns the loss.
+
+    Under DDP the returned loss is its mean over the ranks, taken before the
+    backward pass, so every rank takes (or skips) the step and
+    :func:`epoch_loop` stops all ranks together on a non-finite loss (a rank
+    skipping the backward pass alone would leave the others waiting in the
+    gradient all-reduce).
+
+    Parameters
+    ----------
+    loss : () float tensor, this rank's loss
+    optimizer : torch.optim.Optimizer
+    scaler : GradScaler, optional
+        Mixed-precision loss scaling (a disabled scaler steps plainly).
+
+    Returns
+    -------
+    float, the loss (mean over the ranks)
+    """
+    value = float(all_reduce_mean(loss.detach()))
+    if not math.isfinite(value):
+        return value
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    return value
+
+
+@dataclass(frozen=True)
+class MemoryHint:
+    """What :func:`epoch_loop` suggests when a batch does not fit in memory.
+
+    Attributes
+    ----------
+    unit : str
+        A batch item, singular ("frame", "frame pair").
+    smaller : str
+        The option that makes an item smaller ("a smaller --crop").
+    lighter : str
+        The option for a lighter model ("a lighter --arch"), or "".
+    """
+
+    unit: str = "frame"
+    smaller: str = "a smaller --crop"
+    lighter: str = ""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for an allocation failure: CUDA's ``OutOfMemoryError``, or the CPU allocator's RuntimeError."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def out_of_memory_message(
+    stage: str, batch_size: int, step: int, device: torch.device | None, hint: MemoryHint, kept: str
+) -> str:
+    """The one line that tells what did not fit and what to try.
+
+    Parameters
+    ----------
+    stage : str
+    batch_size : int, items of the (global) batch
+    step : int, 1-based step that failed
+    device : torch.device or None
+    hint : MemoryHint
+    kept : str, what is on disk ("the last good checkpoint is kept: ...")
+    """
+    items = f"{batch_size} {hint.unit}{'' if batch_size == 1 else 's'}"
+    where = f" ({device_name(device)})" if device is not None else ""
+    if batch_size > 1:
+        advice = f"try --batch-size {batch_size // 2} (or {hint.smaller})"
+    else:
+        advice = f"try {hint.smaller}" + (f" or {hint.lighter}" if hint.lighter else "")
+    return f"{stage}: out of memory on a batch of {items} at step {step}{where}; {advice}; {kept}"
+
+
+def device_name(device: torch.device) -> str:
+    """``cpu``, or ``cuda:N`` with the index of the current device when ``device`` has none."""
+    if device.type == "cuda" and device.index is None and torch.cuda.is_available():
+        return f"cuda:{torch.cuda.current_device()}"
+    return str(device)
+
+
+def free_device_memory(device: torch.device | None) -> None:
+    """Give cached CUDA blocks back after an out-of-memory error (nothing to do on the CPU)."""
+    if device is not None and device.type == "cuda" and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def epoch_loop(
     stage: str,
     epochs: int,
-    batches: Callable[[int], Sequence[Any]],
+    batches: Callable[[int], Sequence[Sequence[Any]]],
     step_fn: Callable[[Any, int, int], dict[str, float]],
     save: Callable[[int, list[float]], None],
     checkpoint: Path,
     start_step: int = 0,
     epoch_losses: list[float] | None = None,
     hint: str = "try a lower --lr",
+    *,
+    load: Callable[[int, list[list[Any]]], Iterable[Any]] | None = None,
+    model: torch.nn.Module | None = None,
+    device: torch.device | None = None,
+    memory: MemoryHint | None = None,
 ) -> Iterator[Progress]:
     """Run ``epochs`` epochs from ``start_step``; a generator of progress events.
 
@@ -185,18 +304,35 @@ def epoch_loop(
         Name shown in progress and errors ("train-irn").
     epochs : int
     batches : callable
-        ``batches(epoch)`` → the epoch's batches, a pure function of the epoch.
+        ``batches(epoch)`` → the epoch's global batches (lists of items), a
+        pure function of the epoch; every epoch has as many.
     step_fn : callable
-        ``step_fn(batch, step, total)`` trains on one batch and returns its
-        metrics; ``"loss"`` is required.
+        ``step_fn(batch, step, total)`` trains on one batch (this rank's
+        slice, loaded by ``load`` if given) and returns its metrics;
+        ``"loss"`` is required and must agree on every rank (see
+        :func:`backward_step`).
     save : callable
-        ``save(step, epoch_losses)`` writes the checkpoint.
+        ``save(step, epoch_losses)`` writes the checkpoint (called on rank 0 only).
     checkpoint : Path
         Where ``save`` writes (for messages).
     start_step : int
         Steps already done (resume).
     epoch_losses : list of float, optional
         Mean loss of the epochs already done (resume).
+    hint : str
+        What to try after a non-finite loss.
+    load : callable, optional
+        ``load(epoch, slices)`` → an iterator over the loaded batches of the
+        epoch's remaining slices, in order (e.g. a DataLoader decoding ahead
+        in worker processes); by default ``step_fn`` gets the slices.
+    model : torch.nn.Module, optional
+        The trained module (not its DDP wrapper): under DDP its trained
+        BatchNorm statistics are averaged after every step, and it is handed
+        to :func:`~training.distributed.dump_rank_state` at the end.
+    device : torch.device, optional
+        Named in the out-of-memory message.
+    memory : MemoryHint, optional
+        What the out-of-memory message suggests (default: a smaller --crop).
 
     Yields
     ------
@@ -206,33 +342,62 @@ def epoch_loop(
     Raises
     ------
     TrainingStopped
-        A loss that is NaN or infinite; the checkpoint on disk is the last good one.
+        A loss that is NaN or infinite, or a batch that does not fit in
+        memory; the checkpoint on disk is the last good one.
     """
+    rank, world = rank_world()
+    memory = memory or MemoryHint()
     steps_per_epoch = len(batches(0))
     total = epochs * steps_per_epoch
     step = start_step
     losses = list(epoch_losses or [])
+
+    def kept(epoch: int) -> str:
+        if checkpoint.exists():
+            return f"the last good checkpoint is kept: {checkpoint} (epoch {epoch})"
+        return "no checkpoint was saved yet"
+
+    def save_main(step: int, losses: list[float]) -> None:
+        if rank == 0:
+            save(step, losses)
+
     try:
         while step < total:
             epoch, first = divmod(step, steps_per_epoch)
+            remaining = list(batches(epoch)[first:])
+            slices = [shard(b, rank, world) for b in remaining]
+            loaded = load(epoch, slices) if load is not None else slices
             loss_sum, n, t0 = 0.0, 0, time.perf_counter()
-            for batch in batches(epoch)[first:]:
-                metrics = step_fn(batch, step, total)
+            for batch, item in zip(remaining, loaded, strict=True):
+                out_of_memory = False
+                try:
+                    metrics = step_fn(item, step, total)
+                except RuntimeError as exc:
+                    if not is_out_of_memory(exc):
+                        raise
+                    out_of_memory = True  # raise outside the except block: its traceback holds the step's tensors
+                if out_of_memory:
+                    free_device_memory(device)
+                    message = out_of_memory_message(stage, len(batch), step + 1, device, memory, kept(epoch))
+                    raise TrainingStopped(message)
+                if model is not None:
+                    average_buffers(model)
                 loss = float(metrics["loss"])
                 if not math.isfinite(loss):
-                    last = f"{checkpoint} (epoch {epoch})" if checkpoint.exists() else "no checkpoint yet"
                     raise TrainingStopped(
                         f"{stage}: loss became {loss} at epoch {epoch + 1} step {step + 1}; training stopped, "
-                        f"the last good checkpoint is kept: {last}; {hint}"
+                        f"{kept(epoch)}; {hint}"
                     )
                 step += 1
                 loss_sum, n = loss_sum + loss, n + 1
                 yield Progress(stage, step, total, "it", {**metrics, "epoch": epoch + 1})
             losses.append(loss_sum / max(n, 1))
-            save(step, losses)
+            save_main(step, losses)
             rate = n / max(time.perf_counter() - t0, 1e-9)
             msg = f"epoch {epoch + 1}/{epochs}: mean loss {losses[-1]:.4f}, {rate:.2f} it/s, saved {checkpoint}"
             yield Progress(stage, step, total, "it", message=msg)
+        if model is not None:
+            dump_rank_state(model)
     except GeneratorExit:
-        save(step, losses)  # cancelled between two steps: the state is consistent, keep it for --resume
+        save_main(step, losses)  # cancelled between two steps: the state is consistent, keep it for --resume
         raise

@@ -156,3 +156,28 @@ def test_channel_shuffle_permutes_colours_and_keeps_the_layout():
         changed += not torch.equal(plain, shuffled)
         assert torch.equal(plain.std(0) > 0.5, shuffled.std(0) > 0.5)  # the orange square is where it was
     assert changed >= 6  # 5 of the 6 channel orders change the colours
+
+
+def test_out_of_memory_on_a_batch_exits_1_with_the_batch_size_to_try(dataset, tmp_path, monkeypatch, capsys):
+    from training.cam.network import CAMNet
+    from training.cli import main
+
+    real, calls = CAMNet.forward, []
+
+    def forward_running_out_of_memory(self, x):
+        calls.append(1)
+        if len(calls) == 3:  # the first batch of epoch 2
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(self, x)
+
+    monkeypatch.setattr(CAMNet, "forward", forward_running_out_of_memory)
+    run = tmp_path / "run"
+    args = ["--arch", "resnet18", "--epochs", "2", "--batch-size", "4", "--crop", "64", "--device", "cpu"]
+    assert main(["train-cam", str(dataset), "--out", str(run), *args, "--progress", "json"]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "vis-ws train-cam: stopped: train-cam: out of memory on a batch of 4 frames at step 3 (cpu); "
+        f"try --batch-size 2 (or a smaller --crop); the last good checkpoint is kept: {run / 'checkpoint.pt'} "
+        "(epoch 1)\n"
+    )
+    assert load_checkpoint(run / "checkpoint.pt")["step"] == 2

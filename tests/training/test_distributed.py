@@ -69,3 +69,30 @@ def test_train_cam_nproc_2_matches_single_process_layout_and_ranks_agree(tmp_pat
         assert torch.equal(r0[k], b["model"][k]), k
     moved = [k for k in r0 if r0[k].is_floating_point() and not torch.equal(r0[k], a["model"][k])]
     assert moved  # a step was taken
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train-cam", "tags.json", "--out", "run", "--lr", "0.05", "--freeze-stem", "--weights", "w.pt"],
+        ["train-irn", "t.json", "--cam-model", "c", "--cams", "cs", "--out", "o", "--variant", "irn", "--resume"],
+        ["train", "t.json", "--out", "o", "--no-iom", "--step", "2", "--init", "r1", "--delta-max", "2"],
+        ["pseudo-labels", "t.json", "--out", "o", "--arch", "resnet18", "--crf"],
+        ["predict", "gt.json", "--model", "m", "--out", "r.json", "--score-threshold", "0.3"],
+    ],
+)
+def test_a_relaunched_command_parses_to_the_same_options_without_nproc(argv):
+    from training.cli import build_parser
+    from training.distributed import command_line
+
+    parser = build_parser()
+    args = parser.parse_args([*argv, "--nproc", "3"])
+    again = command_line(parser, args)
+    assert "--nproc" not in again and again[0] == argv[0]
+    reparsed = parser.parse_args(again)
+    assert {**vars(reparsed), "nproc": 3} == vars(args)
+
+
+def test_nproc_below_one_is_refused_with_one_line(tmp_path, capsys):
+    assert main(["predict", str(tmp_path / "gt.json"), "--model", "m", "--out", "r.json", "--nproc", "0"]) == 2
+    assert capsys.readouterr().err == "vis-ws predict: error: --nproc must be at least 1, got 0\n"

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,7 @@ from training.cli import main
 from training.data.sources import iter_videos
 from training.data.ytvis import gt_volume, load_ytvis
 from training.detection.data import volume_frame_masks
+from training.distributed import DEBUG_RANK_DIR
 from training.errors import InputError
 from training.evaluation import evaluate_ytvis
 from training.export import save_labels
@@ -159,3 +163,62 @@ def test_train_command_with_missing_pseudo_labels_exits_2(prepared, tmp_path, ca
     args = ["--pseudo", str(tmp_path / "none"), "--out", str(tmp_path / "run"), "--iterations", "1"]
     assert main(["train", str(prepared / "data/tags.json"), *args]) == 2
     assert "no pseudo-labels for video" in capsys.readouterr().err
+
+
+def _torchrun(args: list[str], ranks: Path | None = None) -> subprocess.CompletedProcess:
+    """``vis-ws *args --nproc 2``: 2 gloo CPU processes of one thread each."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if ranks is not None:
+        env[DEBUG_RANK_DIR] = str(ranks)
+    cmd = [sys.executable, "-m", "training.cli", *args, "--nproc", "2"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.mark.slow
+def test_train_nproc_2_matches_single_process_layout_and_ranks_agree(prepared, tmp_path):
+    args = ["train", str(prepared / "data/tags.json"), "--pseudo", str(prepared / "pseudo"), "--iterations", "2",
+            "--batch-size", "2", "--backbone", "mobilenet_v3", "--min-size", "64", "--max-size", "80",
+            "--device", "cpu", "--progress", "json"]  # fmt: skip
+    single, ddp, ranks = tmp_path / "single", tmp_path / "ddp", tmp_path / "ranks"
+    assert main([*args, "--out", str(single)]) == 0
+    proc = _torchrun([*args, "--out", str(ddp)], ranks)
+    events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert "2 processes (DDP)" in events[0]["message"]
+    assert sum(1 for e in events if "loss" in e.get("metrics", {})) == 2  # rank 0 only: 2 steps of 2 frames
+
+    assert {p.name for p in ddp.iterdir()} == {p.name for p in single.iterdir()}
+    for name in ("config.json", "categories.json"):
+        assert (ddp / name).read_text() == (single / name).read_text()
+    a, b = load_checkpoint(single / "checkpoint.pt"), load_checkpoint(ddp / "checkpoint.pt")
+    assert a.keys() == b.keys() and a["step"] == b["step"] == 2 and a["category_ids"] == b["category_ids"]
+    assert {k: v.shape for k, v in a["model"].items()} == {k: v.shape for k, v in b["model"].items()}
+    r0 = torch.load(ranks / "rank0.pt", weights_only=True)
+    r1 = torch.load(ranks / "rank1.pt", weights_only=True)
+    assert r0.keys() == r1.keys() == b["model"].keys()
+    assert all(torch.equal(r0[k], r1[k]) and torch.equal(r0[k], b["model"][k]) for k in r0)
+    stats = [k for k in r0 if k.endswith("running_var")]  # FrozenBatchNorm2d: averaged, still exactly as built
+    assert stats and all(torch.equal(r0[k], a["model"][k]) for k in stats)
+
+
+@pytest.mark.slow
+def test_predict_nproc_2_writes_what_a_single_process_writes(prepared, tmp_path):
+    gt = prepared / "data/gt.json"
+    args = ["predict", str(gt), "--model", str(prepared / "step1"), "--flow", str(prepared / "flow"),
+            "--device", "cpu", "--progress", "json"]  # fmt: skip
+    single, ddp = tmp_path / "single.json", tmp_path / "ddp" / "results.json"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each torchrun process: the same kernels give the same floats
+    try:
+        assert main([*args, "--out", str(single)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    proc = _torchrun([*args, "--out", str(ddp)])
+    events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert max(e["total"] for e in events) == 3  # rank 0 predicts one of the 2 videos of 3 frames
+    expected = json.loads(single.read_text())
+    assert {r["video_id"] for r in expected} == {1, 2}
+    assert json.loads(ddp.read_text()) == expected
+    assert ddp.read_bytes() == single.read_bytes()
+    assert [p.name for p in ddp.parent.iterdir()] == ["results.json"]  # the per-rank parts are removed

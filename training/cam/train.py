@@ -16,11 +16,9 @@ functions of (seed, epoch, frame), see :mod:`training.cam.data`).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
-import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,18 +27,30 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.atomic import write_json
 from training.cam.data import TagFrames, epoch_batches, iterate_batches, normalize
 from training.cam.network import ARCHS, CAMNet, load_weights
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.data.json_io import read_json
 from training.device import describe_device, resolve_device
-from training.distributed import all_reduce_mean, average_buffers, dump_rank_state, rank_world, shard
+from training.distributed import check_split, describe_world, rank_device, wrap_ddp
 from training.errors import InputError
+from training.loop import (
+    CHECKPOINT,
+    CONFIG,
+    MemoryHint,
+    backward_step,
+    config_from_dict,
+    config_to_dict,
+    epoch_loop,
+    move_optimizer_state,
+    poly_lr,
+    prepare_run,
+    resume_state,
+    training_state,
+    write_run_files,
+)
 from training.progress import Progress
 
-CHECKPOINT = "checkpoint.pt"
-CONFIG = "config.json"
 CATEGORIES = "categories.json"
 STAGE = "train-cam"
 # Fields that may differ between a run and its resumption without changing the result.
@@ -146,36 +156,17 @@ class CAMTrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (``config.json``)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], path: str | os.PathLike | None = None) -> CAMTrainConfig:
         """Rebuild a config from :meth:`to_dict` output; InputError naming ``path`` on unknown fields."""
-        if not isinstance(data, dict):
-            raise InputError(path, "expected a JSON object with the train-cam config")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise InputError(path, f"unknown train-cam config field {unknown[0]!r}")
-        d = dict(data)
-        if "scale_range" in d:
-            d["scale_range"] = tuple(d["scale_range"])
-        try:
-            return cls(**d)
-        except InputError as exc:
-            raise InputError(path, exc.problem) from None
-        except (TypeError, ValueError) as exc:
-            raise InputError(path, f"invalid train-cam config ({exc})") from None
+        return config_from_dict(cls, data, path, STAGE)
 
 
 def cam_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """IRN's classification loss: multi-label soft margin of (N, K) logits against (N, K) 0/1 tags."""
     return F.multilabel_soft_margin_loss(logits.float(), targets)
-
-
-def poly_lr(base: float, step: int, total: int, power: float = 0.9) -> float:
-    """IRN's poly schedule: ``base * (1 - step/total)^power``."""
-    return base * (1.0 - min(step, total) / total) ** power
 
 
 def build_model(config: CAMTrainConfig, n_classes: int) -> CAMNet:
@@ -201,47 +192,10 @@ def make_optimizer(model: CAMNet, config: CAMTrainConfig) -> torch.optim.SGD:
     )
 
 
-def _check_resumable(run: Path, config: CAMTrainConfig, category_ids: list[int]) -> None:
-    saved = CAMTrainConfig.from_dict(read_json(run / CONFIG), run / CONFIG).to_dict()
-    now = config.to_dict()
-    for k, v in now.items():
-        if k not in _RESUME_FREE and saved.get(k) != v:
-            raise InputError(
-                run / CONFIG,
-                f"cannot resume: the run was started with {k}={saved.get(k)!r}, now {k}={v!r}; "
-                "resume with the same options or train into a new --out",
-            )
+def _check_categories(run: Path, category_ids: list[int]) -> None:
     cats = read_json(run / CATEGORIES)
     if not isinstance(cats, list) or [c.get("id") for c in cats if isinstance(c, dict)] != category_ids:
         raise InputError(run / CATEGORIES, "cannot resume: the tags file now has other categories than the run")
-
-
-def _state(
-    model: CAMNet,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler | None,
-    step: int,
-    steps_per_epoch: int,
-    config: CAMTrainConfig,
-    category_ids: list[int],
-    losses: list[float],
-    n_frames: int,
-) -> dict[str, Any]:
-    rng: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
-    return {
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict(),
-        "scaler": scaler.state_dict() if scaler is not None else {},
-        "step": step,
-        "epoch": step // steps_per_epoch,
-        "rng": rng,
-        "config": config.to_dict(),
-        "category_ids": list(category_ids),
-        "n_frames": n_frames,
-        "epoch_losses": list(losses),
-    }
 
 
 def train_cam(
@@ -252,6 +206,9 @@ def train_cam(
     resume: bool = False,
 ) -> Generator[Progress, None, None]:
     """Train the CAM classifier on frame tags; a generator of progress events.
+
+    Under ``torchrun`` (:mod:`training.distributed`) every rank trains on its
+    slice of each global batch (DDP); rank 0 writes the run folder.
 
     Parameters
     ----------
@@ -275,78 +232,69 @@ def train_cam(
     InputError
         Bad tags or frames (nothing is written), an existing checkpoint without
         ``resume``, options that differ from the run being resumed.
-    RuntimeError
-        The loss became NaN or infinite; the last good checkpoint is kept.
+    TrainingStopped
+        The loss became NaN or infinite, or a batch did not fit in memory; the
+        last good checkpoint is kept.
     """
     run = Path(out_dir)
     ckpt_path = run / CHECKPOINT
-    if run.exists() and not run.is_dir():
-        raise InputError(run, "exists and is not a folder")
-    if ckpt_path.exists() and not resume:
-        raise InputError(
-            run, "already holds a trained checkpoint: pass --resume to continue it, or choose another --out"
-        )
+    resumed = prepare_run(run, resume)
     dataset = TagFrames(
         tags_path, frames, config.crop, config.scale_range, config.seed, channel_shuffle=config.channel_shuffle
     )
-    device = resolve_device(config.device)
-    rank, world = rank_world()
-    if world > 1 and device.type == "cuda":
-        device = torch.device("cuda", torch.cuda.current_device())  # torchrun: one GPU per rank (LOCAL_RANK)
+    device = rank_device(resolve_device(config.device))
+    check_split(STAGE, min(len(dataset), config.batch_size))
     model = build_model(config, len(dataset.category_ids))
     optimizer = make_optimizer(model, config)
     use_amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
-    steps_per_epoch = len(epoch_batches(len(dataset), config.batch_size, config.seed, 0))
-    if min(len(dataset), config.batch_size) < world:
-        raise InputError(
-            None,
-            f"train-cam: a batch of {min(len(dataset), config.batch_size)} frames cannot be "
-            f"split over {world} processes; use a larger --batch-size or fewer processes",
-        )
-    total = config.epochs * steps_per_epoch
-    step, losses = 0, []
-    resumed = resume and ckpt_path.exists()
+    step, losses = 0, list[float]()
     if resumed:
-        _check_resumable(run, config, dataset.category_ids)
-        state = load_checkpoint(ckpt_path)
-        try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            if scaler is not None and state.get("scaler"):
-                scaler.load_state_dict(state["scaler"])
-            step, losses = int(state["step"]), list(state.get("epoch_losses", []))
-            torch.set_rng_state(state["rng"]["torch"])
-        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-            raise InputError(ckpt_path, f"not a train-cam checkpoint of this run ({type(exc).__name__})") from None
+        _check_categories(run, dataset.category_ids)
+        step, losses, state = resume_state(run, config, _RESUME_FREE, STAGE, model, optimizer)
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         if state.get("n_frames") != len(dataset):
             raise InputError(
                 ckpt_path,
                 f"cannot resume: the run was trained on {state.get('n_frames')} tagged frames, "
                 f"the tags now list {len(dataset)}; train into a new --out",
             )
-    elif rank == 0:
-        write_json(run / CONFIG, config.to_dict(), indent=1)
-        write_json(run / CATEGORIES, dataset.categories, indent=1)
+    else:
+        write_run_files(run, {CONFIG: config.to_dict(), CATEGORIES: dataset.categories})
     model.to(device)
-    _move_optimizer_state(optimizer, device)
-    net: torch.nn.Module = model
-    if world > 1:  # gradients averaged over the ranks' slices of each global batch
-        net = torch.nn.parallel.DistributedDataParallel(
-            model,
-            device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=config.freeze_stem,  # layer1/layer2 get no gradient through the detach
-            broadcast_buffers=False,  # BatchNorm statistics are averaged after each step instead
-        )
+    move_optimizer_state(optimizer, device)
+    # freeze_stem: layer1/layer2 get no gradient through the detach
+    net = wrap_ddp(model, device, find_unused_parameters=config.freeze_stem)
 
-    def save() -> None:
-        if rank != 0:
-            return
-        save_checkpoint(
-            ckpt_path,
-            _state(model, optimizer, scaler, step, steps_per_epoch, config, dataset.category_ids, losses, len(dataset)),
-        )
+    def batches(epoch: int) -> list[list[int]]:
+        return epoch_batches(len(dataset), config.batch_size, config.seed, epoch)
 
+    def load(epoch: int, slices: list[list[int]]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        dataset.set_epoch(epoch)  # before the DataLoader's workers copy the dataset
+        return iterate_batches(dataset, slices, config.workers)
+
+    def step_fn(batch: tuple[torch.Tensor, torch.Tensor], step: int, total: int) -> dict[str, float]:
+        for group in optimizer.param_groups:
+            group["lr"] = poly_lr(group["initial_lr"], step, total)
+        x, y = batch
+        net.train()
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+            logits = net(x.to(device))
+        loss = backward_step(cam_loss(logits, y.to(device)), optimizer, scaler)
+        return {"loss": loss, "lr": optimizer.param_groups[1]["lr"]}
+
+    def save(step: int, epoch_losses: list[float]) -> None:
+        extra = {
+            "scaler": scaler.state_dict() if scaler is not None else {},
+            "epoch": step // len(batches(0)),
+            "category_ids": list(dataset.category_ids),
+            "n_frames": len(dataset),
+        }
+        save_checkpoint(ckpt_path, training_state(model, optimizer, step, epoch_losses, config, **extra))
+
+    total = config.epochs * len(batches(0))
     start = "resuming at" if resumed else "training from"
     yield Progress(
         STAGE,
@@ -355,86 +303,23 @@ def train_cam(
         "it",
         message=(
             f"{start} step {step}/{total}: {config.arch} on {len(dataset)} frames of {len(dataset.readers)} videos, "
-            f"{len(dataset.category_ids)} classes, {describe_device(device)}"
-            + (f", {world} processes (DDP)" if world > 1 else "")
+            f"{len(dataset.category_ids)} classes, {describe_device(device)}{describe_world()}"
         ),
     )
-    try:
-        while step < total:
-            epoch, first = divmod(step, steps_per_epoch)
-            dataset.set_epoch(epoch)
-            batches = epoch_batches(len(dataset), config.batch_size, config.seed, epoch)[first:]
-            epoch_sum, n, t0 = 0.0, 0, time.perf_counter()
-            model.train()
-            local = [shard(b, rank, world) for b in batches]
-            for x, y in iterate_batches(dataset, local, config.workers):
-                for group in optimizer.param_groups:
-                    group["lr"] = poly_lr(group["initial_lr"], step, total)
-                loss = _train_step(net, optimizer, scaler, x.to(device), y.to(device), use_amp)
-                average_buffers(model)
-                if not math.isfinite(loss):
-                    last = f"{ckpt_path} (epoch {epoch})" if ckpt_path.exists() else "no checkpoint yet"
-                    raise RuntimeError(
-                        f"train-cam: loss became {loss} at epoch {epoch + 1} step {step + 1}; training stopped, "
-                        f"the last good checkpoint is kept: {last}; try a lower --lr"
-                    )
-                step += 1
-                epoch_sum, n = epoch_sum + loss, n + 1
-                lr = optimizer.param_groups[1]["lr"]
-                yield Progress(STAGE, step, total, "it", {"loss": loss, "lr": lr, "epoch": epoch + 1})
-            losses.append(epoch_sum / max(n, 1))
-            save()
-            rate = n / max(time.perf_counter() - t0, 1e-9)
-            yield Progress(
-                STAGE,
-                step,
-                total,
-                "it",
-                message=(
-                    f"epoch {epoch + 1}/{config.epochs}: mean loss {losses[-1]:.4f}, {rate:.2f} it/s, saved {ckpt_path}"
-                ),
-            )
-        dump_rank_state(model)
-    except GeneratorExit:
-        save()  # cancelled between two iterations: the state is consistent, keep it for --resume
-        raise
-
-
-def _train_step(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler | None,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    use_amp: bool,
-) -> float:
-    """One SGD step; returns the loss (the step is skipped when it is not finite).
-
-    Under DDP the returned loss is the mean over the ranks, so every rank takes
-    (or skips) the step and stops on a non-finite loss together.
-    """
-    optimizer.zero_grad(set_to_none=True)
-    with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-        logits = model(x)
-    loss = cam_loss(logits, y)
-    value = float(all_reduce_mean(loss.detach()))
-    if not math.isfinite(value):
-        return value
-    if scaler is not None:
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        loss.backward()
-        optimizer.step()
-    return value
-
-
-def _move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
-    for st in optimizer.state.values():
-        for k, v in st.items():
-            if isinstance(v, torch.Tensor):
-                st[k] = v.to(device)
+    yield from epoch_loop(
+        STAGE,
+        config.epochs,
+        batches,
+        step_fn,
+        save,
+        ckpt_path,
+        step,
+        losses,
+        load=load,
+        model=model,
+        device=device,
+        memory=MemoryHint("frame", "a smaller --crop", "a lighter --arch"),
+    )
 
 
 def load_run(run: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[CAMNet, list[dict[str, Any]], Path]:

@@ -5,10 +5,6 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    pass
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,6 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from training.cam.fcam import AMPLIFICATION, THRESHOLD
     from training.cam.train import CAMTrainConfig
     from training.cli import formatter
+    from training.distributed import add_nproc_argument
 
     d = CAMTrainConfig()
     p = sub.add_parser(
@@ -62,12 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--frames", type=Path, default=None, help="frames folder (default: JPEGImages/ beside TAGS)")
     p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar or JSON lines")
-    p.add_argument(
-        "--nproc",
-        type=int,
-        default=1,
-        help="data-parallel processes (DDP under torchrun: one per GPU, NCCL; gloo on CPU); rank 0 writes RUN",
-    )
+    add_nproc_argument(p, "data-parallel training, DDP")
     p.set_defaults(func=run_train_cam)
 
     p = sub.add_parser(
@@ -93,29 +85,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_cams)
 
 
-def _train_cam_argv(args: argparse.Namespace) -> list[str]:
-    """The ``vis-ws train-cam`` command line of ``args`` without ``--nproc`` (for :func:`launch`)."""
-    argv = ["train-cam", str(args.tags), "--out", str(args.out)]
-    for name in ("arch", "epochs", "batch_size", "crop", "lr", "seed", "device", "channel_shuffle", "workers"):
-        argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
-    for name in ("weights", "frames"):
-        if getattr(args, name) is not None:
-            argv += [f"--{name}", str(getattr(args, name))]
-    for name in ("no_amp", "freeze_stem", "resume"):
-        if getattr(args, name):
-            argv.append(f"--{name.replace('_', '-')}")
-    return [*argv, "--progress", args.progress]
-
-
 def run_train_cam(args: argparse.Namespace) -> int:
     """``vis-ws train-cam``; ``--nproc N`` (N > 1) re-runs it under torchrun, which this also runs under."""
     from training import distributed
     from training.cam.train import CHECKPOINT, CAMTrainConfig, train_cam
-    from training.errors import InputError
-    from training.progress import drive_training, stop_on_interrupt
+    from training.cli import build_parser
 
-    if args.nproc < 1:
-        raise InputError(None, f"--nproc must be at least 1, got {args.nproc}")
     config = CAMTrainConfig(
         arch=args.arch,
         epochs=args.epochs,
@@ -129,21 +104,16 @@ def run_train_cam(args: argparse.Namespace) -> int:
         freeze_stem=args.freeze_stem,
         channel_shuffle=args.channel_shuffle,
         workers=args.workers,
-    )
-    if args.nproc > 1 and distributed.env_world_size() == 1:  # options checked above, once
-        return distributed.launch(_train_cam_argv(args), args.nproc)
-    distributed.init_from_env(config.device)
-    try:
+    )  # options checked once, before any process is started
+
+    def body() -> int:
         events = train_cam(config, args.tags, args.out, frames=args.frames, resume=args.resume)
+        distributed.drive_ranks(events, json_lines=args.progress == "json")
         if distributed.is_main():
-            drive_training(events, json_lines=args.progress == "json")
             print(f"wrote {args.out / CHECKPOINT}")
-        else:
-            for _ in stop_on_interrupt(events):  # other ranks train silently (closed on exit, checkpoint saved)
-                pass
-    finally:
-        distributed.cleanup()
-    return 0
+        return 0
+
+    return distributed.run_command(args, config.device, body, build_parser)
 
 
 def run_cams(args: argparse.Namespace) -> int:

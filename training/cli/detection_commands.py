@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 BACKBONES = ("resnet50", "resnet18", "mobilenet_v3")
 
@@ -12,6 +11,7 @@ BACKBONES = ("resnet50", "resnet18", "mobilenet_v3")
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train`` and ``predict`` to ``vis-ws``."""
     from training.cli import formatter
+    from training.distributed import add_nproc_argument
 
     p = sub.add_parser(
         "train",
@@ -47,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=Path, default=None, help="frames folder (default: JPEGImages/ beside TAGS)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar or JSON lines")
+    add_nproc_argument(p, "data-parallel training, DDP")
     p.set_defaults(func=run_train)
 
     p = sub.add_parser(
@@ -66,17 +67,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--frames", type=Path, default=None, help="frames folder of a dataset JSON")
     p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar or JSON lines")
+    add_nproc_argument(p, "videos sharded over the processes")
     p.set_defaults(func=run_predict)
 
 
-def _drive(events: Any, json_lines: bool) -> Any:
-    from training.progress import drive_training
-
-    return drive_training(events, json_lines)  # Ctrl+C stops between steps; the checkpoint is saved
-
-
 def run_train(args: argparse.Namespace) -> int:
-    """``vis-ws train``."""
+    """``vis-ws train``; ``--nproc N`` (N > 1) re-runs it under torchrun, which this also runs under."""
+    from training import distributed
+    from training.cli import build_parser
     from training.maskconsist.train import DetectionTrainConfig, train_detector
 
     config = DetectionTrainConfig(
@@ -96,29 +94,40 @@ def run_train(args: argparse.Namespace) -> int:
         score_threshold=args.score_threshold,
         seed=args.seed,
         device=args.device,
-    )
-    events = train_detector(
-        config, args.tags, args.pseudo, args.out, args.flow, args.init, args.resume, args.gt, args.frames
-    )
-    _drive(events, args.progress == "json")
-    print(f"wrote {args.out / 'checkpoint.pt'}")
-    return 0
+    )  # options checked once, before any process is started
+
+    def body() -> int:
+        events = train_detector(
+            config, args.tags, args.pseudo, args.out, args.flow, args.init, args.resume, args.gt, args.frames
+        )
+        distributed.drive_ranks(events, args.progress == "json")  # Ctrl+C stops between steps, checkpoint saved
+        if distributed.is_main():
+            print(f"wrote {args.out / 'checkpoint.pt'}")
+        return 0
+
+    return distributed.run_command(args, config.device, body, build_parser)
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    """``vis-ws predict``."""
+    """``vis-ws predict``; with ``--nproc N`` each process predicts every N-th video, rank 0 writes the results."""
+    from training import distributed
+    from training.cli import build_parser
     from training.detection.predict import predict
 
-    events = predict(
-        args.input,
-        args.model,
-        args.out,
-        args.flow,
-        args.device,
-        args.score_threshold,
-        args.iom_threshold,
-        frames=args.frames,
-    )
-    _drive(events, args.progress == "json")
-    print(f"wrote {args.out}")
-    return 0
+    def body() -> int:
+        events = predict(
+            args.input,
+            args.model,
+            args.out,
+            args.flow,
+            args.device,
+            args.score_threshold,
+            args.iom_threshold,
+            frames=args.frames,
+        )
+        distributed.drive_ranks(events, args.progress == "json")
+        if distributed.is_main():
+            print(f"wrote {args.out}")
+        return 0
+
+    return distributed.run_command(args, args.device, body, build_parser)

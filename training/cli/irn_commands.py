@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ def _add_irn_options(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train-irn`` and ``pseudo-labels`` to ``vis-ws``."""
     from training.cli import formatter
+    from training.distributed import add_nproc_argument
 
     p = sub.add_parser(
         "train-irn",
@@ -42,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="run folder to write")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     _add_irn_options(p)
+    add_nproc_argument(p, "data-parallel training, DDP")
     p.set_defaults(func=run_train_irn)
 
     p = sub.add_parser(
@@ -61,6 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cam-batch-size", type=int, default=16, help="classifier frames per iteration")
     p.add_argument("--cam-crop", type=int, default=224, help="classifier square crop side")
     _add_irn_options(p)
+    add_nproc_argument(p, "flow, CAMs and pseudo-labels sharded by video, DDP training")
     p.set_defaults(func=run_pseudo_labels)
 
 
@@ -80,22 +84,39 @@ def _irn_config(args: argparse.Namespace) -> Any:
     )
 
 
-def _drive(events: Any, json_lines: bool) -> Any:
-    from training.progress import drive_training
-
-    return drive_training(events, json_lines)  # Ctrl+C stops between steps; the checkpoint is saved
-
-
 def run_train_irn(args: argparse.Namespace) -> int:
-    """``vis-ws train-irn``."""
+    """``vis-ws train-irn``; ``--nproc N`` (N > 1) re-runs it under torchrun, which this also runs under."""
+    from training import distributed
+    from training.cli import build_parser
     from training.irn.train import train_irn
 
-    events = train_irn(
-        _irn_config(args), args.tags, args.cam_model, args.cams, args.out, args.flow, args.frames, args.resume
-    )
-    _drive(events, args.progress == "json")
-    print(f"wrote {args.out / 'checkpoint.pt'}")
-    return 0
+    config = _irn_config(args)  # options checked once, before any process is started
+
+    def body() -> int:
+        events = train_irn(config, args.tags, args.cam_model, args.cams, args.out, args.flow, args.frames, args.resume)
+        distributed.drive_ranks(events, args.progress == "json")  # Ctrl+C stops between steps, checkpoint saved
+        if distributed.is_main():
+            print(f"wrote {args.out / 'checkpoint.pt'}")
+        return 0
+
+    return distributed.run_command(args, config.device, body, build_parser)
+
+
+def _my_videos(tags: Path, frames: Path | None) -> list[Any]:
+    """The videos of ``tags`` this rank works on: ``videos[rank::world]`` (all of them in a single process)."""
+    from training.data.sources import iter_videos
+    from training.distributed import rank_world, shard
+
+    rank, world = rank_world()
+    return shard(list(iter_videos(tags, frames)), rank, world)
+
+
+def _flow_of_my_videos(tags: Path, out: Path, method: str, frames: Path | None) -> Iterator[Any]:
+    """:func:`~training.flow.video.compute_flow` of this rank's videos."""
+    from training.flow.video import compute_video_flow
+
+    for source in _my_videos(tags, frames):
+        yield from compute_video_flow(source, out, method)
 
 
 def first_module_stages(
@@ -110,21 +131,27 @@ def first_module_stages(
     """The paper's first module as (name, start) pairs; ``start()`` returns the stage's progress generator.
 
     Layout of ``run``: flow/, cam/, cams/, irn/, pseudo/ (the plugin's project layout). Every stage
-    resumes or skips what is already done, so running the list again costs little.
+    resumes or skips what is already done, so running the list again costs little. Under torchrun
+    the per-video stages (flow, CAMs, pseudo-labels) share the videos out among the ranks and the
+    training stages train with DDP; :func:`run_stages` waits for every rank between two stages.
     """
     from training.cam.store import write_cams
     from training.cam.train import train_cam
-    from training.flow.video import compute_flow
     from training.irn.pseudo_labels import make_pseudo_labels
     from training.irn.train import train_irn
 
     flow = run / "flow" if irn.uses_flow_loss or irn.uses_fcams else None
+
+    def cams() -> Iterator[Any]:
+        ids = [int(v.video["id"]) for v in _my_videos(tags, frames)]
+        return write_cams(tags, run / "cam", run / "cams", flow, frames=frames, device=device, video_ids=ids)
+
     stages: list[tuple[str, Any]] = []
     if flow is not None:
-        stages.append(("flow", lambda: compute_flow(tags, flow, flow_method, frames=frames)))
+        stages.append(("flow", lambda: _flow_of_my_videos(tags, flow, flow_method, frames)))
     return stages + [
         ("train-cam", lambda: train_cam(cam, tags, run / "cam", frames=frames, resume=True)),
-        ("cams", lambda: write_cams(tags, run / "cam", run / "cams", flow, frames=frames, device=device)),
+        ("cams", cams),
         ("train-irn", lambda: train_irn(irn, tags, run / "cam", run / "cams", run / "irn", flow, frames, resume=True)),
         (
             "pseudo-labels",
@@ -136,15 +163,21 @@ def first_module_stages(
 
 
 def run_stages(stages: list[tuple[str, Any]], json_lines: bool) -> None:
-    """Drive each stage in turn, announcing it (``==> name``)."""
+    """Drive each stage in turn, announcing it (``==> name``); under torchrun every rank, then a barrier."""
+    from training import distributed
+
     for name, start in stages:
-        print(f"==> {name}", flush=True)
-        _drive(start(), json_lines)
+        if distributed.is_main():
+            print(f"==> {name}", flush=True)
+        distributed.drive_ranks(start(), json_lines)  # Ctrl+C stops between steps; a checkpoint is saved
+        distributed.barrier()  # the next stage reads what every rank wrote
 
 
 def run_pseudo_labels(args: argparse.Namespace) -> int:
-    """``vis-ws pseudo-labels``: every stage of the first module, resuming what is done."""
+    """``vis-ws pseudo-labels``: every stage of the first module, resuming what is done; ``--nproc`` as train-cam."""
+    from training import distributed
     from training.cam.train import CAMTrainConfig
+    from training.cli import build_parser
     from training.data.tags import load_tags
 
     load_tags(args.tags)  # bad tags fail before anything is written
@@ -156,9 +189,15 @@ def run_pseudo_labels(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
     )
-    stages = first_module_stages(
-        args.tags, args.out, cam, _irn_config(args), args.flow_method, args.frames, args.device
-    )
-    run_stages(stages, args.progress == "json")
-    print(f"wrote {args.out / 'pseudo' / 'pseudo_labels.json'} (YouTube-VIS results) and per-video label volumes")
-    return 0
+    irn = _irn_config(args)
+
+    def body() -> int:
+        stages = first_module_stages(args.tags, args.out, cam, irn, args.flow_method, args.frames, args.device)
+        run_stages(stages, args.progress == "json")
+        if distributed.is_main():
+            print(
+                f"wrote {args.out / 'pseudo' / 'pseudo_labels.json'} (YouTube-VIS results) and per-video label volumes"
+            )
+        return 0
+
+    return distributed.run_command(args, args.device, body, build_parser)

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from training.atomic import write_json
+from training.data.json_io import read_json
 from training.data.sources import iter_videos
 from training.data.video import FrameReader
 from training.detection.data import image_tensor
 from training.detection.model import label_to_category, load_detector
 from training.device import resolve_device
+from training.distributed import barrier, rank_device, rank_world, shard
 from training.link import IOU_THRESHOLD, link_tubes, tubes_to_results
 from training.maskconsist.iom_nms import iom_nms
 from training.maskconsist.masks import FrameMasks
@@ -98,6 +102,12 @@ def predict_video(
     ]
 
 
+def parts_dir(out_json: str | os.PathLike) -> Path:
+    """Where the ranks of a multi-process run put their per-video results: ``OUT.parts/`` beside ``OUT``."""
+    out = Path(out_json)
+    return out.with_name(out.name + ".parts")
+
+
 def predict(
     json_or_video: str | os.PathLike,
     run: str | os.PathLike,
@@ -108,8 +118,15 @@ def predict(
     iom_threshold: float = 0.5,
     link_iou: float = IOU_THRESHOLD,
     frames: str | os.PathLike | None = None,
+    video_ids: list[int] | None = None,
 ) -> Iterator[Progress]:
-    """Predict every video of INPUT and write YouTube-VIS results; a generator of progress events.
+    """Predict every video of INPUT (or of ``video_ids``), write YouTube-VIS results; a generator of progress events.
+
+    Under ``torchrun`` (:mod:`training.distributed`) rank ``r`` of ``N``
+    predicts the videos ``videos[r::N]`` and writes their results to
+    ``OUT.parts/<video index>.json``; after a barrier rank 0 joins them in the
+    order of INPUT into ``out_json`` (the file a single process writes) and
+    removes the parts.
 
     Parameters
     ----------
@@ -121,11 +138,13 @@ def predict(
         Results file, written atomically at the end.
     flow_dir : path, optional
         ``vis-ws flow`` output of INPUT: tubes are linked on flow-warped masks.
+    video_ids : list of int, optional
+        Only these videos of a dataset JSON (the viewer's Training dock predicts the one it shows).
 
     Yields
     ------
     Progress
-        One per frame.
+        One per frame (of this rank's videos).
 
     Raises
     ------
@@ -134,12 +153,15 @@ def predict(
     """
     from training.flow.storage import read_video_flow
 
-    model, category_ids, _ = load_detector(run, resolve_device(device))
-    videos = list(iter_videos(json_or_video, frames))
-    flows = {v.key: read_video_flow(flow_dir, v.key) for v in videos} if flow_dir is not None else {}
-    total = sum(len(v.reader) for v in videos)
-    done, results = 0, []
-    for v in videos:
+    rank, world = rank_world()
+    model, category_ids, _ = load_detector(run, rank_device(resolve_device(device)))
+    videos = list(enumerate(iter_videos(json_or_video, frames, video_ids)))
+    flows = {v.key: read_video_flow(flow_dir, v.key) for _, v in videos} if flow_dir is not None else {}
+    mine = shard(videos, rank, world)
+    total = sum(len(v.reader) for _, v in mine)
+    parts = parts_dir(out_json)
+    done, results = 0, dict[int, list[dict[str, Any]]]()
+    for index, v in mine:
         per_frame: list[FrameMasks] = []
         for t in range(len(v.reader)):
             per_frame += predict_frames(model, [v.reader[t]], category_ids, score_threshold, iom_threshold)
@@ -147,8 +169,18 @@ def predict(
             yield Progress(STAGE, done, total, "frame", {"detections": float(len(per_frame[-1]))})
         flow = flows.get(v.key)
         tubes = link_tubes(per_frame, flow.backward if flow is not None else None, link_iou)
-        results += tubes_to_results(per_frame, tubes, int(v.video["id"]))
+        results[index] = tubes_to_results(per_frame, tubes, int(v.video["id"]))
+        if world > 1:
+            write_json(parts / f"{index:06d}.json", results[index])
         yield Progress(STAGE, done, total, "frame", message=f"{v.key}: {len(tubes)} tubes")
+    barrier()  # every rank's parts are written
+    if rank != 0:
+        return
+    if world > 1:
+        results = {i: read_json(parts / f"{i:06d}.json") for i, _ in videos}
+    merged = [r for i, _ in videos for r in results[i]]
     Path(out_json).parent.mkdir(parents=True, exist_ok=True)
-    write_json(out_json, results)
-    yield Progress(STAGE, done, total, "frame", message=f"wrote {len(results)} tubes to {out_json}")
+    write_json(out_json, merged)
+    if world > 1:
+        shutil.rmtree(parts, ignore_errors=True)
+    yield Progress(STAGE, done, total, "frame", message=f"wrote {len(merged)} tubes to {out_json}")

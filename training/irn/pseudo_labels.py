@@ -17,6 +17,10 @@ on its stored (f-)CAMs. Written per video under ``OUT/<video key>/``:
 And for the whole set: ``OUT/pseudo_labels.json`` (YouTube-VIS results: one
 entry per detection, present in its frame only) and
 ``OUT/pseudo_labels.coco.json`` (COCO results), for ``vis-ws eval --frame-level``.
+
+Under ``torchrun`` (:mod:`training.distributed`) rank ``r`` of ``N`` labels
+the videos ``videos[r::N]``; after a barrier rank 0 writes the set-wide files
+from every video's folder, as a single process would.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from training.data.json_io import read_json
 from training.data.sources import iter_videos
 from training.data.tags import load_tags
 from training.device import resolve_device
+from training.distributed import barrier, rank_device, rank_world, shard
 from training.errors import InputError
 from training.export import LabelVolume, labels_to_coco, labels_to_ytvis, load_labels, save_labels
 from training.irn.inference import Instance, cluster_centroids, find_centroids, instance_pseudo_labels
@@ -154,7 +159,7 @@ def make_pseudo_labels(
 
     Yields
     ------
-    Progress, one per frame.
+    Progress, one per frame (of this rank's videos).
 
     Raises
     ------
@@ -165,10 +170,11 @@ def make_pseudo_labels(
 
     tags = load_tags(tags_path)
     out, irn_run = Path(out_dir), Path(irn_run)
-    dev = resolve_device(device)
+    rank, world = rank_world()
+    dev = rank_device(resolve_device(device))
     model, categories = load_irn_run(irn_run, dev)
     record = _record(irn_run, use_fcams)
-    sources = list(iter_videos(tags_path, frames, video_ids))
+    sources = shard(list(iter_videos(tags_path, frames, video_ids)), rank, world)
     total = sum(len(s.reader) for s in sources)
     done = 0
     for src in sources:
@@ -203,6 +209,9 @@ def make_pseudo_labels(
         )
         write_json(out / src.key / "pseudo.json", record)  # last: marks the video done
         yield Progress(STAGE, done, total, "frame", message=f"{src.key}: {len(cats)} instances in {n} frames")
+    barrier()  # every rank's videos are written
+    if rank != 0:
+        return
     done_keys = [s.key for s in iter_videos(tags_path, frames) if _video_done(out, s.key, record)]
     volumes = [load_labels(out / key / "pseudo.npz") for key in done_keys]
     write_pseudo_label_json(out, volumes, tags["categories"])

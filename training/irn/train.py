@@ -27,11 +27,11 @@ from typing import Any
 
 import torch
 
-from training.atomic import write_json
 from training.cam.data import epoch_batches
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.data.json_io import read_json
 from training.device import describe_device, resolve_device
+from training.distributed import check_split, describe_world, rank_device, wrap_ddp
 from training.errors import InputError
 from training.irn.data import RelationFrames
 from training.irn.ir_labels import CONF_BG, CONF_FG
@@ -42,6 +42,8 @@ from training.irn.relations import TRAIN_RADIUS, relation_sets
 from training.loop import (
     CHECKPOINT,
     CONFIG,
+    MemoryHint,
+    backward_step,
     config_from_dict,
     config_to_dict,
     epoch_loop,
@@ -50,6 +52,7 @@ from training.loop import (
     prepare_run,
     resume_state,
     training_state,
+    write_run_files,
 )
 from training.progress import Progress
 
@@ -152,6 +155,9 @@ def train_irn(
 ) -> Iterator[Progress]:
     """Train the boundary and displacement branches; a generator of progress events.
 
+    Under ``torchrun`` (:mod:`training.distributed`) every rank trains on its
+    slice of each global batch (DDP); rank 0 writes the run folder.
+
     Parameters
     ----------
     config : IRNTrainConfig
@@ -179,8 +185,9 @@ def train_irn(
     ------
     InputError
         Bad inputs (nothing written), an existing run without ``resume``.
-    RuntimeError
-        NaN/inf loss; the last good checkpoint is kept.
+    TrainingStopped
+        NaN/inf loss, or a batch that does not fit in memory; the last good
+        checkpoint is kept.
     """
     from training.cam.train import load_run
 
@@ -200,7 +207,8 @@ def train_irn(
         frames=frames,
         seed=config.seed,
     )
-    device = resolve_device(config.device)
+    device = rank_device(resolve_device(config.device))
+    check_split(STAGE, min(len(dataset), config.batch_size))
     cam_net, categories, _ = load_run(cam_run)
     if [c["id"] for c in categories] != dataset.frames.category_ids:
         raise InputError(cam_run, "the classifier was trained on other categories than the tags file names")
@@ -218,23 +226,26 @@ def train_irn(
     if resumed:
         step, losses, _ = resume_state(run, config, _RESUME_FREE, STAGE, model, optimizer)
     else:
-        write_json(run / CONFIG, {**config_to_dict(config), "cam_run": str(cam_run)}, indent=1)
-        write_json(run / CATEGORIES, categories, indent=1)
+        write_run_files(run, {CONFIG: {**config_to_dict(config), "cam_run": str(cam_run)}, CATEGORIES: categories})
     model.to(device)
     move_optimizer_state(optimizer, device)
+    net = wrap_ddp(model, device)
 
     def batches(epoch: int) -> list[list[int]]:
         return epoch_batches(len(dataset), config.batch_size, config.seed, epoch)
 
-    def step_fn(batch: list[int], step: int, total: int) -> dict[str, float]:
-        dataset.set_epoch(step // len(batches(0)))
+    def load(epoch: int, slices: list[list[int]]) -> Iterator[tuple[torch.Tensor, ...]]:
+        dataset.set_epoch(epoch)
+        return (_collate(dataset, batch) for batch in slices)
+
+    def step_fn(batch: tuple[torch.Tensor, ...], step: int, total: int) -> dict[str, float]:
         for group in optimizer.param_groups:
             group["lr"] = poly_lr(group["initial_lr"], step, total)
-        x, labels, flow = (t.to(device) for t in _collate(dataset, batch))
-        model.train()
+        x, labels, flow = (t.to(device) for t in batch)
+        net.train()
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-            logits, disp = model(x)
+            logits, disp = net(x)
         boundary = torch.sigmoid(logits.float())[:, 0]
         sets = relation_sets(labels, config.radius)
         affinity = pair_affinity(boundary, sets.index)
@@ -246,10 +257,7 @@ def train_irn(
             flow_weight=config.flow_weight,
             lam=config.flow_lambda,
         )
-        loss = float(terms.total.detach())
-        if math.isfinite(loss):
-            terms.total.backward()
-            optimizer.step()
+        loss = backward_step(terms.total, optimizer)
         parts = (terms.boundary_pos, terms.boundary_neg, terms.displacement_fg, terms.displacement_bg)
         names = ("pos", "neg", "dp_fg", "dp_bg", "fbound")
         metrics = {n: float(v.detach()) for n, v in zip(names, (*parts, terms.flow_boundary), strict=True)}
@@ -268,10 +276,23 @@ def train_irn(
         config.epochs * len(batches(0)),
         message=(
             f"{start} step {step}: {config.variant} on {len(dataset)} frames, backbone {cam_net.arch}, "
-            f"{describe_device(device)}"
+            f"{describe_device(device)}{describe_world()}"
         ),
     )
-    yield from epoch_loop(STAGE, config.epochs, batches, step_fn, save, run / CHECKPOINT, step, losses)
+    yield from epoch_loop(
+        STAGE,
+        config.epochs,
+        batches,
+        step_fn,
+        save,
+        run / CHECKPOINT,
+        step,
+        losses,
+        load=load,
+        model=model,
+        device=device,
+        memory=MemoryHint("frame", "a smaller --crop"),
+    )
 
 
 def load_irn_run(run: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[IRNet, list[dict[str, Any]]]:

@@ -37,6 +37,7 @@ from training.detection.data import training_sample, volume_frame_masks
 from training.detection.model import BACKBONES, build_mask_rcnn
 from training.detection.predict import predict_frames
 from training.device import describe_device, resolve_device
+from training.distributed import check_split, describe_world, gather_objects, is_main, rank_device, wrap_ddp
 from training.errors import InputError
 from training.export.labels import LabelVolume, load_labels
 from training.export.rle import mask_bbox
@@ -44,6 +45,8 @@ from training.flow.storage import VideoFlow, read_video_flow
 from training.loop import (
     CHECKPOINT,
     CONFIG,
+    MemoryHint,
+    backward_step,
     config_to_dict,
     epoch_loop,
     move_optimizer_state,
@@ -51,6 +54,7 @@ from training.loop import (
     prepare_run,
     resume_state,
     training_state,
+    write_run_files,
 )
 from training.maskconsist.masks import FrameMasks
 from training.maskconsist.matching import PairResult, maskconsist_pair
@@ -375,6 +379,10 @@ def train_detector(
 ) -> Iterator[Progress]:
     """Train Mask R-CNN (step 1) or MaskConsist (step 2); a generator of progress events.
 
+    Under ``torchrun`` (:mod:`training.distributed`) every rank trains on its
+    slice of each global batch (DDP); rank 0 writes the run folder, with the
+    frame-pair matches of every rank.
+
     Parameters
     ----------
     config : DetectionTrainConfig
@@ -407,7 +415,8 @@ def train_detector(
     InputError
         Bad inputs, found before anything is written.
     TrainingStopped
-        NaN/inf loss; the last good checkpoint is kept.
+        NaN/inf loss, or a batch that does not fit in memory; the last good
+        checkpoint is kept.
     """
     run = Path(out_dir)
     resumed = prepare_run(run, resume)
@@ -415,7 +424,11 @@ def train_detector(
         raise InputError(None, "train: --step 2 starts from a step-1 model: pass --init RUN1 (its run folder)")
     videos, categories = load_train_videos(tags_or_gt_json, pseudo_dir, config, flow_dir, gt_json, frames)
     category_ids = [c["id"] for c in categories]
-    device = resolve_device(config.device)
+    items = frame_pairs([len(v.reader) for v in videos], config.step, config.delta_max)
+    epochs, plan = plan_batches(len(items), config.batch_size, config.seed, config.epochs, config.iterations)
+    unit = "frame pair" if config.step == 2 else "frame"
+    check_split(STAGE, min(len(b) for b in plan[0]), f"{unit}s")
+    device = rank_device(resolve_device(config.device))
     torch.manual_seed(config.seed)
     model = build_mask_rcnn(len(category_ids), config.backbone, config.min_size, config.max_size)
     if init is not None and not resumed:
@@ -438,19 +451,17 @@ def train_detector(
                 matches[v.key] = {f"{p['t']}-{p['t2']}": p for p in read_json(saved).get("pairs", [])}
     else:
         extra = {"pseudo": str(pseudo_dir), "flow": str(flow_dir), "init": str(init), "gt": str(gt_json)}
-        write_json(run / CONFIG, {**config_to_dict(config), **extra}, indent=1)
-        write_json(run / CATEGORIES, categories, indent=1)
+        write_run_files(run, {CONFIG: {**config_to_dict(config), **extra}, CATEGORIES: categories})
     model.to(device)
     move_optimizer_state(optimizer, device)
+    net = wrap_ddp(model, device, find_unused_parameters=True)  # heads without a target in a step get no gradient
     use_amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    items = frame_pairs([len(v.reader) for v in videos], config.step, config.delta_max)
-    epochs, plan = plan_batches(len(items), config.batch_size, config.seed, config.epochs, config.iterations)
 
     def batches(epoch: int) -> list[list[tuple[int, int]]]:
         return plan[epoch]
 
-    def targets_of(v: TrainVideo, t: int, t2: int) -> FrameMasks:
+    def targets_of(v: TrainVideo, t: int, t2: int, pairs: dict[str, dict[str, Any]]) -> FrameMasks:
         pseudo_t2 = volume_frame_masks(v.targets, t2)
         if t == t2:
             return pseudo_t2
@@ -463,37 +474,40 @@ def train_detector(
         targets, summary = pair_matches(
             pred_t, pred_t2, pseudo_t, pseudo_t2, flows, t, config.intra, config.inter, config.iom
         )
-        matches.setdefault(v.key, {})[f"{t}-{t2}"] = summary
+        pairs.setdefault(v.key, {})[f"{t}-{t2}"] = summary
         return targets
+
+    def write_matches(step_pairs: dict[str, dict[str, Any]]) -> None:
+        touched = set()
+        for ranked in gather_objects(step_pairs):  # the pairs of every rank: the whole global batch
+            for key, pairs in ranked.items():
+                matches.setdefault(key, {}).update(pairs)
+                touched.add(key)
+        if is_main():
+            for key in sorted(touched):
+                pairs = sorted(matches[key].values(), key=lambda p: (p["t"], p["t2"]))
+                write_json(run / MATCHES / f"{key}.json", {"video": key, "pairs": pairs})
 
     def step_fn(batch: list[tuple[int, int]], step: int, total: int) -> dict[str, float]:
         warm = min(1.0, 0.001 + (step + 1) / config.warmup) if config.warmup else 1.0
         for group in optimizer.param_groups:
             group["lr"] = poly_lr(group["initial_lr"], step, total) * warm
-        images, targets, touched, n_targets = [], [], set(), 0
+        images, targets, step_pairs, n_targets = [], [], dict[str, dict[str, Any]](), 0
         for e, i in batch:
             vi, t, t2 = items[i]
             v = videos[vi]
-            frame_targets = targets_of(v, t, t2)
+            frame_targets = targets_of(v, t, t2, step_pairs)
             n_targets += len(frame_targets)
-            if t != t2:
-                touched.add(v.key)
             image, target = training_sample(v.reader[t2], frame_targets, category_ids, config.seed, e, i, config.flip)
             images.append(image.to(device))
             targets.append({k: x.to(device) for k, x in target.items()})
-        model.train()
+        net.train()
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-            parts = model(images, targets)
-        total_loss = sum(parts.values())
-        loss = float(total_loss.detach())
-        if math.isfinite(loss):
-            scaler.scale(total_loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        for key in sorted(touched):
-            pairs = sorted(matches[key].values(), key=lambda p: (p["t"], p["t2"]))
-            write_json(run / MATCHES / f"{key}.json", {"video": key, "pairs": pairs})
+            parts = net(images, targets)
+        loss = backward_step(sum(parts.values()), optimizer, scaler)
+        if config.step == 2:
+            write_matches(step_pairs)
         metrics = {k: float(x.detach()) for k, x in parts.items()}
         return {"loss": loss, **metrics, "lr": optimizer.param_groups[0]["lr"], "targets": float(n_targets)}
 
@@ -510,6 +524,19 @@ def train_detector(
         message=(
             f"{start} step {step}: step {config.step} ({config.supervision}) on {len(items)} {what} of "
             f"{len(videos)} videos, Mask R-CNN {config.backbone}, lr {base:g}, {describe_device(device)}"
+            f"{describe_world()}"
         ),
     )
-    yield from epoch_loop(STAGE, epochs, batches, step_fn, save, run / CHECKPOINT, step, losses, "try a lower --lr")
+    yield from epoch_loop(
+        STAGE,
+        epochs,
+        batches,
+        step_fn,
+        save,
+        run / CHECKPOINT,
+        step,
+        losses,
+        model=model,
+        device=device,
+        memory=MemoryHint(unit, "a smaller --min-size/--max-size", "a lighter --backbone"),
+    )
