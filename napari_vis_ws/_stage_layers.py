@@ -30,10 +30,25 @@ Layer names (a contract: README, tests):
     object keeps one id (:func:`training.link.link_instances`); each id's
     ``class``, ``category_id``, ``score`` and ``frames`` in the layer's features.
 
+``predictions``
+    Labels: the tubes a trained Mask R-CNN / MaskConsist model predicted,
+    highest score on top; each id's class and score in the features.
+``matches``, ``warped masks``
+    Shapes: MaskConsist's inter-frame matches (:func:`match_layers`).
+
 Where they are read from, in a project (run) folder ``RUN`` (the layout of
 ``vis-ws pseudo-labels TAGS --out RUN``): ``RUN/flow`` (flow), ``RUN/cams``
 (CAMs), ``RUN/pseudo/<video>/irn.npz`` (boundary, displacement, centroids) and
-``RUN/pseudo/<video>/pseudo.npz`` (pseudo-labels). A missing stage gives no layer.
+``RUN/pseudo/<video>/pseudo.npz`` (pseudo-labels). Predictions come from
+``RUN/results.json`` (``vis-ws pipeline`` / ``predict``) when it holds the
+video, else ``RUN/predictions/<video>.json`` (one video predicted from the
+Training dock); matches from ``RUN/matches/<video>.json`` or
+``RUN/maskconsist/matches/<video>.json``. A missing stage gives no layer.
+
+When the pseudo-labels are shown with predictions or matches, the
+pseudo-labels layer carries their MaskConsist disagreement per frame in
+``metadata["vis_ws"]["disagreement"]`` (:func:`labels_disagreement`), which
+the Corrections dock's review queue ranks frames by.
 """
 
 from __future__ import annotations
@@ -63,6 +78,9 @@ DISPLACEMENT_STEP = 2  # displacement vectors every 2 grid pixels (8 image pixel
 STRIDE = 4  # IRN's grid: grid pixel (i, j) is image pixel (4i, 4j)
 STAGES = ("flow", "cams", "pseudo-labels")  # layer.metadata[META_KEY]["stage"]; the Pipeline dock runs these
 SHOWN_STAGES = (*STAGES, "predictions", "matches")  # and shows the outputs of these too
+RESULTS = "results.json"  # RUN/results.json: `vis-ws pipeline` / `vis-ws predict --out RUN/results.json`
+PREDICTIONS_DIR = "predictions"  # RUN/predictions/<key>.json: one video predicted from the Training dock
+DETECTOR_RUNS = (".", "maskconsist", "maskrcnn")  # where a run folder or a project keeps its detector
 
 
 def cam_name(class_name: str) -> str:
@@ -352,6 +370,34 @@ def pseudo_label_layers(
     return [layer]
 
 
+def _video_results(path: Path, video_id: int) -> list[dict[str, Any]] | None:
+    """The entries of video ``video_id`` in a YouTube-VIS results file; None without the file."""
+    from training.data.json_io import read_json
+    from training.errors import InputError
+
+    if not path.is_file():
+        return None
+    results = read_json(path)
+    if not isinstance(results, list):
+        raise InputError(path, "expected a YouTube-VIS results list")
+    return [r for r in results if isinstance(r, dict) and r.get("video_id") == video_id]
+
+
+def _prediction_layer(
+    path: Path, mine: list[dict[str, Any]], video: dict[str, Any], categories: list[dict[str, Any]]
+) -> tuple:
+    from training.errors import InputError
+    from training.export import ytvis_to_labels
+
+    try:
+        volume = ytvis_to_labels(mine, video)
+    except ValueError as exc:
+        raise InputError(path, f"video {video['id']}: {exc}") from None
+    layer = labels_layer(volume, categories, PREDICTIONS, {"path": str(path)})
+    layer[1]["metadata"][META_KEY].update(stage="predictions", video_key=video.get("name", ""))
+    return layer
+
+
 def prediction_layers(
     results_json: str | os.PathLike, video: dict[str, Any], categories: list[dict[str, Any]]
 ) -> list[tuple]:
@@ -360,24 +406,121 @@ def prediction_layers(
     Overlapping tubes are painted highest score on top; each id's class and
     score are in the layer's features.
     """
+    path = Path(results_json)
+    mine = _video_results(path, video["id"])
+    return [] if mine is None else [_prediction_layer(path, mine, video, categories)]
+
+
+def predictions_path(run: str | os.PathLike, key: str) -> Path:
+    """Where predicting one video from the Training dock writes it: ``RUN/predictions/<key>.json``."""
+    return Path(run) / PREDICTIONS_DIR / f"{key}.json"
+
+
+def run_prediction_layers(
+    run: str | os.PathLike, video: dict[str, Any], key: str, categories: list[dict[str, Any]]
+) -> list[tuple]:
+    """``predictions`` of a video in a run folder or project; [] when it has none for the video.
+
+    Read from ``RUN/results.json`` when it holds the video, else from
+    ``RUN/predictions/<key>.json``.
+    """
+    results = Path(run) / RESULTS
+    mine = _video_results(results, video["id"])
+    if not mine:
+        results = predictions_path(run, key)
+        mine = _video_results(results, video["id"])
+        if mine is None:
+            return []
+    layer = _prediction_layer(results, mine, video, categories)
+    layer[1]["metadata"][META_KEY]["video_key"] = key
+    return [layer]
+
+
+def detector_checkpoint(run: str | os.PathLike) -> Path | None:
+    """The trained detector of a run folder or project (``checkpoint.pt`` in it, its maskconsist/ or maskrcnn/)."""
+    for sub in DETECTOR_RUNS:
+        path = Path(run) / sub / "checkpoint.pt"
+        if path.is_file():
+            return path.parent
+    return None
+
+
+def matches_path(run: str | os.PathLike, key: str) -> Path | None:
+    """MaskConsist's matches of a video in a run folder (``matches/``) or project (``maskconsist/matches/``)."""
+    for sub in (".", "maskconsist"):
+        path = Path(run) / sub / "matches" / f"{key}.json"
+        if path.is_file():
+            return path
+    return None
+
+
+def has_predictions(run: str | os.PathLike) -> bool:
+    """Whether a folder holds predictions or a detector that can make them (a cheap look, nothing read)."""
+    run = Path(run)
+    if not run.is_dir():
+        return False
+    return (run / RESULTS).is_file() or (run / PREDICTIONS_DIR).is_dir() or detector_checkpoint(run) is not None
+
+
+def _table(features: Any) -> dict[str, list]:
+    """A layer's ``features`` (DataFrame or dict of columns) as a dict of lists."""
+    if features is None:
+        return {}
+    return {str(c): list(features[c]) for c in features}
+
+
+def labels_disagreement(
+    pseudo: np.ndarray,
+    pseudo_features: Any,
+    predictions: np.ndarray | None = None,
+    prediction_features: Any = None,
+    matches_json: str | os.PathLike | None = None,
+) -> list[float] | None:
+    """MaskConsist disagreement per frame of a pseudo-label volume, for the review queue; None without evidence.
+
+    Parameters
+    ----------
+    pseudo : (T, H, W) int, the pseudo-labels (as shown, corrections included)
+    pseudo_features : the pseudo-labels layer's features (``index``, ``category_id``)
+    predictions : (T, H, W) int, optional, the ``predictions`` layer's data
+    prediction_features : its features (``index``, ``category_id``, ``score``)
+    matches_json : path, optional, the video's MaskConsist matches
+
+    Returns
+    -------
+    list of T floats in [0, 1] (:func:`training.maskconsist.disagreement.video_disagreement`
+    of :func:`~training.maskconsist.disagreement.frame_disagreement` and
+    :func:`~training.maskconsist.disagreement.match_disagreement`), or None.
+    """
     from training.data.json_io import read_json
     from training.errors import InputError
-    from training.export import ytvis_to_labels
+    from training.maskconsist.disagreement import frame_disagreement, match_disagreement, video_disagreement
 
-    path = Path(results_json)
-    if not path.is_file():
-        return []
-    results = read_json(path)
-    if not isinstance(results, list):
-        raise InputError(path, "expected a YouTube-VIS results list")
-    mine = [r for r in results if isinstance(r, dict) and r.get("video_id") == video["id"]]
-    try:
-        volume = ytvis_to_labels(mine, video)
-    except ValueError as exc:
-        raise InputError(path, f"video {video['id']}: {exc}") from None
-    layer = labels_layer(volume, categories, PREDICTIONS, {"path": str(path)})
-    layer[1]["metadata"][META_KEY].update(stage="predictions", video_key=video.get("name", ""))
-    return [layer]
+    pseudo = np.asarray(pseudo)
+    by_frame = None
+    if predictions is not None and np.shape(predictions) == pseudo.shape:
+        pt, qt = _table(pseudo_features), _table(prediction_features)
+
+        def column(table: dict[str, list], name: str) -> dict[int, Any]:
+            if name not in table or "index" not in table:
+                return {}
+            return {int(k): v for k, v in zip(table["index"], table[name], strict=True) if int(k)}
+
+        pc, qc = column(pt, "category_id"), column(qt, "category_id")
+        qs = {k: float(v) for k, v in column(qt, "score").items() if v is not None}
+        by_frame = frame_disagreement(pseudo, np.asarray(predictions), pc or None, qc or None, qs)
+    by_match = None
+    if matches_json is not None and Path(matches_json).is_file():
+        data = read_json(matches_json)
+        pairs = data.get("pairs") if isinstance(data, dict) else None
+        if not isinstance(pairs, list):
+            raise InputError(matches_json, "expected {'video', 'pairs': [...]} from 'vis-ws train --step 2'")
+        try:
+            by_match = match_disagreement(pairs, pseudo.shape[0])
+        except ValueError as exc:
+            raise InputError(matches_json, str(exc)) from None
+    both = video_disagreement(by_frame, by_match)
+    return None if both is None else [round(float(d), 4) for d in both]
 
 
 def _centre(box: list[float]) -> tuple[float, float]:
@@ -472,9 +615,10 @@ def project_layers(
     stages : subset of ``STAGES``
         Which stages to read.
     video : dict, optional
-        The video's dataset entry; with it (the full view of a project), ``RUN/results.json``
-        (``vis-ws pipeline`` / ``predict``) adds ``predictions`` and MaskConsist's matches add
-        ``matches`` and ``warped masks``.
+        The video's dataset entry; with it (the full view of a project), its predictions
+        (:func:`run_prediction_layers`) add ``predictions`` and MaskConsist's matches add
+        ``matches`` and ``warped masks``; with either, the pseudo-labels get their
+        ``disagreement`` per frame.
 
     Each layer's ``metadata["vis_ws"]`` names its ``stage``, ``video_key`` and ``project``.
     """
@@ -489,8 +633,16 @@ def project_layers(
         labels = pseudo_label_layers(run / "pseudo", key, categories, run / "flow")
         layers += irn[:1] + labels + irn[1:]  # boundary under the labels, vectors and points above
     if video is not None:
-        layers += prediction_layers(run / "results.json", video, categories)
-        layers += match_layers(run / "maskconsist" / "matches" / f"{key}.json", key)
+        predicted = run_prediction_layers(run, video, key, categories)
+        matches = matches_path(run, key)
+        layers += predicted
+        layers += match_layers(matches, key) if matches is not None else []
+        pseudo = next((ly for ly in layers if ly[1]["name"] == PSEUDO_LABELS), None)
+        if pseudo is not None and (predicted or matches is not None):
+            pred = predicted[0] if predicted else (None, {})
+            dis = labels_disagreement(pseudo[0], pseudo[1]["features"], pred[0], pred[1].get("features"), matches)
+            if dis is not None:
+                pseudo[1]["metadata"][META_KEY]["disagreement"] = dis
     for _, kwargs, _ in layers:  # where the layer came from (the Corrections dock saves beside it)
         kwargs["metadata"][META_KEY]["project"] = str(run)
     return layers

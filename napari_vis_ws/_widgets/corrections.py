@@ -12,6 +12,13 @@ Shift+M merge, Shift+S split into components, Shift+K split along the drawn
 line, Shift+D delete, Shift+F / Shift+B propagate forward / backward,
 Shift+R mark the frame reviewed, Shift+N next frame of the review queue.
 
+The review queue lists the unreviewed frames most likely wrong, each with
+why (``frame 7: disagreement 0.80, low score 0.20``): MaskConsist
+disagreement between the pseudo-labels and the detector, stored in the
+layer's ``metadata["vis_ws"]["disagreement"]`` by whoever loads predictions
+or matches beside them (the Pipeline dock, the Training dock's Load
+predictions), low instance scores, and instances appearing or vanishing.
+
 Autosave writes ``PROJECT/corrections/<video key>/`` (:mod:`training.project`,
 atomic files) every few seconds while there are unsaved changes; choosing a
 project that holds saved corrections of the video restores them.
@@ -202,7 +209,10 @@ class CorrectionsWidget(QWidget):
         # -- review
         self.progress = QLabel("")
         self.queue_list = QListWidget()
-        self.queue_list.setToolTip("Unreviewed frames, most likely wrong first (low scores, instances appearing)")
+        self.queue_list.setToolTip(
+            "Unreviewed frames, most likely wrong first: MaskConsist disagreement with the predictions "
+            "(when loaded), low scores, instances appearing or vanishing"
+        )
         self.queue_list.itemActivated.connect(self._queue_item_chosen)
         self.queue_list.itemClicked.connect(self._queue_item_chosen)
         rev = QGroupBox("Review")
@@ -350,6 +360,7 @@ class CorrectionsWidget(QWidget):
             (ly.events.data, self._edited_elsewhere),
             (ly.events.set_data, self._maybe_changed),
             (ly.events.selected_label, self._label_picked),
+            (ly.events.metadata, self._metadata_changed),
         ]
 
     def _labels(self) -> np.ndarray:
@@ -430,22 +441,37 @@ class CorrectionsWidget(QWidget):
         n_t = self._labels().shape[0]
         self.progress.setText(f"{len(self.reviewed)}/{n_t} frames reviewed")
         self.queue_list.clear()
-        for f in self.queue(k=20):
-            it = QListWidgetItem(f"frame {f}")
+        for f, reason in self.queue_reasons(k=20):
+            it = QListWidgetItem(f"frame {f}: {reason}" if reason else f"frame {f}")
             it.setData(Qt.UserRole, f)
+            it.setToolTip("why: " + (reason or "nothing stands out"))
             self.queue_list.addItem(it)
 
-    def queue(self, k: int = 20) -> list[int]:
-        """Unreviewed frames, most likely wrong first (``metadata[vis_ws][disagreement]`` is used when present)."""
-        if self.layer is None:
-            return []
+    def _suspicion(self) -> corr.Suspicion:
+        """Why each frame may be wrong: scores, instance counts and, when the layer has it, MaskConsist disagreement."""
+        assert self.layer is not None
         table = self._table()
         scores = {int(i): float(s) for i, s in zip(table["index"], table["score"], strict=True) if s is not None}
-        labels = self._labels()
         dis = self.layer.metadata.get(META_KEY, {}).get("disagreement")
-        if dis is not None and np.size(dis) != labels.shape[0]:
+        if dis is not None and np.size(dis) != self._areas.areas.shape[0]:
             dis = None  # made for another version of the video
-        return corr.review_queue(labels, self.reviewed, scores, dis, k, areas=self._areas)
+        return corr.suspicion_terms(self._areas, scores, None if dis is None else np.asarray(dis, np.float64))
+
+    def queue_reasons(self, k: int = 20) -> list[tuple[int, str]]:
+        """(frame, why) of the unreviewed frames most likely wrong, worst first, e.g. (7, "disagreement 0.80")."""
+        if self.layer is None:
+            return []
+        terms = self._suspicion()
+        return [(f, terms.reason(f)) for f in corr.worst_frames(terms.total, self.reviewed, k)]
+
+    def queue(self, k: int = 20) -> list[int]:
+        """Unreviewed frames, most likely wrong first (``metadata[vis_ws][disagreement]`` is used when present).
+
+        The rank adds up low scores, instances appearing or vanishing and the
+        MaskConsist disagreement that loading predictions or matches stores in
+        the layer's metadata (:func:`training.corrections.suspicion_terms`).
+        """
+        return [f for f, _ in self.queue_reasons(k)]
 
     def _select_rows(self, ids: list[int]) -> None:
         self.table.blockSignals(True)
@@ -480,6 +506,9 @@ class CorrectionsWidget(QWidget):
             self.layer.events.selected_label.disconnect(self._label_picked)
             self.layer.selected_label = ids[0]
             self.layer.events.selected_label.connect(self._label_picked)
+
+    def _metadata_changed(self, event: Any = None) -> None:
+        self._show_review()  # e.g. a MaskConsist disagreement arrived with the predictions
 
     def _label_picked(self, event: Any = None) -> None:
         if self.layer is not None:
@@ -853,14 +882,22 @@ class CorrectionsWidget(QWidget):
         def saved(_folder: Any) -> None:
             self._saving = False
             self._saved_at = time.monotonic()
-            self._show_save_status()
+            try:
+                self._show_save_status()
+            except RuntimeError:  # the dock was closed while its last save ran: the file is written all the same
+                return
             if self._dirty:
                 QTimer.singleShot(0, self.save_now)
 
         def failed(message: str) -> None:
             self._saving = False
             self._dirty = True
-            self.save_status.setText(f"not saved: {message}")
+            try:
+                self.save_status.setText(f"not saved: {message}")
+            except RuntimeError:  # the dock was closed meanwhile: say it in the viewer instead
+                from napari.utils.notifications import show_error
+
+                show_error(f"corrections not saved: {message}")
 
         def done() -> None:
             self._saving = False

@@ -11,6 +11,17 @@ not stopped after :attr:`TrainingWidget.cancel_timeout_s` is killed.
 A launcher (default empty: this machine) prefixes the command, e.g.
 ``srun --gres=gpu:1`` or ``ssh gpu-host``, to train on a GPU server or
 cluster that shares the project folder (``vis-ws`` must be on its PATH).
+
+Load predictions shows what a trained detector predicts on the video in the
+viewer (the ``frames`` layer of a dataset or tags JSON): the ``predictions``
+layer (and ``matches`` when the run has MaskConsist matches of the video),
+from the run's stored results (``RUN/results.json``,
+``RUN/predictions/<video>.json``); a run with a model but no results for the
+video first predicts that one video in a worker thread (``vis-ws predict``'s
+:func:`training.detection.predict.predict`, progress bar, Cancel), saved as
+``RUN/predictions/<video>.json``. With a ``pseudo-labels`` layer of the same
+video open, their MaskConsist disagreement per frame goes into its metadata,
+where the Corrections dock's review queue reads it.
 """
 
 from __future__ import annotations
@@ -19,9 +30,12 @@ import math
 import os
 import signal
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from qtpy.QtCore import QPointF, QProcess, QProcessEnvironment, Qt, QTimer
 from qtpy.QtGui import QColor, QPainter, QPaintEvent, QPen, QPolygonF
 from qtpy.QtWidgets import (
@@ -29,6 +43,7 @@ from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -40,6 +55,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_vis_ws._layers import FRAMES, META_KEY
+from napari_vis_ws._stage_layers import PREDICTIONS, PSEUDO_LABELS, has_predictions
 from napari_vis_ws._training import (
     DEVICES,
     STAGES,
@@ -51,6 +68,7 @@ from napari_vis_ws._training import (
     output_folder,
     parse_progress_line,
 )
+from napari_vis_ws._workers import start_generator_worker
 
 if TYPE_CHECKING:
     import napari
@@ -59,6 +77,97 @@ if TYPE_CHECKING:
 
 EXIT_INTERRUPTED = 130  # training.cli: stopped by SIGINT, checkpoint saved
 PROJECT_DIR = "project"  # default project folder, beside the tags file (as the Pipeline dock)
+DETECTOR_STAGES = ("maskrcnn", "maskconsist")
+
+
+# -- predictions: user action → backend generator (no Qt, run in the worker) ------------
+@dataclass
+class LoadedPredictions:
+    """What :func:`prediction_work` hands to the main thread at its end.
+
+    Attributes
+    ----------
+    key : str, the video's output name
+    layers : layer-data tuples (``predictions``, and ``matches``/``warped masks`` when the run has them)
+    disagreement : list of T floats, or None (no pseudo-labels of this video to compare with)
+    predicted : str, where the predictions were just written ("" when they were read as stored)
+    """
+
+    key: str
+    layers: list[tuple]
+    disagreement: list[float] | None
+    predicted: str = ""
+
+
+def prediction_work(
+    dataset_json: Path,
+    video_id: int,
+    run: Path,
+    categories: list[dict[str, Any]],
+    device: str = "auto",
+    flow_dirs: tuple[Path, ...] = (),
+    pseudo: tuple[np.ndarray, dict[str, list], str | None] | None = None,
+) -> Iterator[Any]:
+    """Predictions of one video from a run folder: progress events while predicting, then a LoadedPredictions.
+
+    Parameters
+    ----------
+    dataset_json : path, the dataset or tags JSON of the video
+    video_id : int
+    run : path, a ``vis-ws train`` run folder or a project (``results.json``, ``maskconsist/``, ``maskrcnn/``)
+    categories : list of {"id", "name"}, the dataset's (the run's ``categories.json`` wins)
+    device : str
+    flow_dirs : folders to look for the video's flow in (tubes are linked along it when found)
+    pseudo : ((T, H, W) int, features, video key or None), optional
+        The pseudo-labels shown, for their disagreement with the predictions (when of this video).
+
+    Raises
+    ------
+    InputError
+        No predictions of the video and no trained detector in ``run``; bad files.
+    """
+    from napari_vis_ws._stage_layers import (
+        detector_checkpoint,
+        labels_disagreement,
+        match_layers,
+        matches_path,
+        predictions_path,
+        run_prediction_layers,
+    )
+    from napari_vis_ws._widgets.pipeline import video_source
+    from training.data.json_io import read_json
+    from training.errors import InputError
+    from training.flow.storage import flow_paths
+
+    if not run.is_dir():
+        raise InputError(run, "no such run folder: choose the output folder of a Mask R-CNN or MaskConsist training")
+    source = video_source(dataset_json, video_id)
+    model = detector_checkpoint(run)
+    if model is not None and (model / "categories.json").is_file():
+        categories = list(read_json(model / "categories.json"))
+    layers = run_prediction_layers(run, source.video, source.key, categories)
+    predicted = ""
+    if not layers:
+        if model is None:
+            what = f"no predictions of video {source.key} and no trained detector (checkpoint.pt) to make them"
+            raise InputError(run, f"{what}: train Mask R-CNN or MaskConsist first, or choose its run folder")
+        from training.detection.predict import predict
+
+        out = predictions_path(run, source.key)
+        flow = next((d for d in flow_dirs if all(p.is_file() for p in flow_paths(d, source.key))), None)
+        yield from predict(dataset_json, model, out, flow, device, video_ids=[video_id])
+        predicted = str(out)
+        layers = run_prediction_layers(run, source.video, source.key, categories)
+    matches = matches_path(run, source.key)
+    dis = None
+    if pseudo is not None and pseudo[2] in (None, source.key):
+        pred = layers[0] if layers else (None, {})
+        dis = labels_disagreement(pseudo[0], pseudo[1], pred[0], pred[1].get("features"), matches)
+    if matches is not None:
+        layers += match_layers(matches, source.key)
+    for _, kwargs, _ in layers:
+        kwargs["metadata"][META_KEY].update(project=str(run), video_key=source.key)
+    yield LoadedPredictions(source.key, layers, dis, predicted)
 
 
 class LossPlot(QWidget):
@@ -125,6 +234,8 @@ class TrainingWidget(QWidget):
         self._cancelled = False
         self._out_auto = True  # the output field follows stage + project until the user edits it
         self._project_auto = True  # the project field follows the tags file until the user edits it
+        self._run_auto = True  # the predictions' run field follows the output field until the user edits it
+        self.predictor: Any = None  # the worker loading (or making) predictions
 
         self.stage_combo = QComboBox()
         for key, (title, _) in STAGES.items():
@@ -180,6 +291,29 @@ class TrainingWidget(QWidget):
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(5000)
 
+        self.run_edit = QLineEdit()
+        self.run_edit.setPlaceholderText("run folder with a trained detector or its predictions")
+        self.run_edit.setToolTip(
+            "A `vis-ws train` run folder (checkpoint.pt) or a project (results.json, maskconsist/, maskrcnn/)"
+        )
+        self.run_edit.textEdited.connect(self._run_edited)
+        self.run_edit.textChanged.connect(self._update_load_button)
+        self.load_button = QPushButton("Load predictions")
+        self.load_button.setToolTip(
+            "Show the run's predictions (and MaskConsist matches) of the video in the viewer as layers; "
+            "predict that video first when the run has a model but no results for it"
+        )
+        self.load_button.clicked.connect(self.load_predictions)
+        self.predict_cancel_button = QPushButton("Cancel")
+        self.predict_cancel_button.setToolTip("Stop predicting after the current frame (nothing is written)")
+        self.predict_cancel_button.clicked.connect(self.cancel_predictions)
+        self.predict_cancel_button.setEnabled(False)
+        self.predict_progress = QProgressBar()
+        self.predict_progress.setRange(0, 1)
+        self.predict_progress.setValue(0)
+        self.predict_status = QLabel("")
+        self.predict_status.setWordWrap(True)
+
         form = QFormLayout()
         form.addRow("Stage", self.stage_combo)
         form.addRow("Tags", self._with_browse(self.tags_edit, self._browse_tags))
@@ -202,6 +336,17 @@ class TrainingWidget(QWidget):
         layout.addWidget(self.status)
         layout.addWidget(self.loss_plot)
         layout.addWidget(self.log, stretch=1)
+        predictions = QGroupBox("Predictions")
+        pred_layout = QVBoxLayout(predictions)
+        pred_layout.addLayout(self._with_browse(self.run_edit, self._browse_run))
+        pred_buttons = QHBoxLayout()
+        pred_buttons.addWidget(self.load_button)
+        pred_buttons.addWidget(self.predict_cancel_button)
+        pred_layout.addLayout(pred_buttons)
+        pred_layout.addWidget(self.predict_progress)
+        pred_layout.addWidget(self.predict_status)
+        layout.addWidget(predictions)
+        self.out_edit.textChanged.connect(self._update_run)
         self._stage_changed()
 
     # -- settings -----------------------------------------------------------------
@@ -230,6 +375,25 @@ class TrainingWidget(QWidget):
             self._project_auto = False
             self.project_edit.setText(path)
 
+    def _browse_run(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Run folder", self.run_edit.text())
+        if path:
+            self._run_auto = False
+            self.run_edit.setText(path)
+
+    def _run_edited(self, text: str) -> None:
+        self._run_auto = not text.strip()
+
+    def _update_run(self, *_: Any) -> None:
+        """The predictions' run follows the output of a detector stage, else the project."""
+        if self._run_auto:
+            text = self.out_edit.text() if self.stage in DETECTOR_STAGES else self.project_edit.text()
+            self.run_edit.setText(text.strip())
+
+    def _update_load_button(self, *_: Any) -> None:
+        run = self.run_edit.text().strip()
+        self.load_button.setEnabled(self.predictor is None and bool(run) and has_predictions(run))
+
     def _tags_changed(self, text: str) -> None:
         if self._project_auto and text.strip():
             self.project_edit.setText(str(Path(text.strip()).parent / PROJECT_DIR))
@@ -248,6 +412,7 @@ class TrainingWidget(QWidget):
         project = self.project_edit.text().strip()
         if self._out_auto:
             self.out_edit.setText(str(output_folder(self.stage, project)) if project else "")
+        self._update_run()
 
     def options(self) -> dict[str, Any]:
         """The run options of :func:`~napari_vis_ws._training.build_command` as the dock shows them."""
@@ -387,6 +552,8 @@ class TrainingWidget(QWidget):
         if self.exit_code == 0:
             self.progress.setValue(self.progress.maximum())
             self.status.setText(f"finished (exit code 0): model in {out}")
+            if self.stage in DETECTOR_STAGES:
+                self.status.setText(f"finished (exit code 0): model in {out}; Load predictions shows what it sees")
         elif self.exit_code == EXIT_INTERRUPTED or (self._cancelled and not crashed):
             self.status.setText(f"cancelled (exit code {self.exit_code}): checkpoint in {out}; tick resume to go on")
         elif crashed:
@@ -409,6 +576,125 @@ class TrainingWidget(QWidget):
         if self.process is not None:
             self.process.deleteLater()
         self.process = None
+        self._update_load_button()  # the run may have a model now
+
+    # -- predictions ----------------------------------------------------------------
+    def _current_video(self) -> tuple[Path, int, list[dict[str, Any]]] | None:
+        """(dataset JSON, video id, categories) of the ``frames`` layer, or None after saying what is missing."""
+        meta = self.viewer.layers[FRAMES].metadata.get(META_KEY, {}) if FRAMES in self.viewer.layers else None
+        if meta is None:
+            self._fail("open a video first: Load predictions shows them on the frames layer")
+            return None
+        if not meta.get("json") or meta.get("video_id") is None:
+            self._fail("Load predictions needs a video opened from a dataset or tags JSON (its frames layer has none)")
+            return None
+        return Path(meta["json"]), int(meta["video_id"]), list(meta.get("categories") or [])
+
+    def _pseudo_snapshot(self) -> tuple[np.ndarray, dict[str, list], str | None] | None:
+        """A copy of the shown pseudo-labels, their features and video key (the worker must not read the layer)."""
+        if PSEUDO_LABELS not in self.viewer.layers:
+            return None
+        layer = self.viewer.layers[PSEUDO_LABELS]
+        if np.ndim(layer.data) != 3:
+            return None
+        features = layer.features
+        key = layer.metadata.get(META_KEY, {}).get("video_key")
+        return np.array(layer.data, copy=True), {str(c): list(features[c]) for c in features}, key
+
+    def load_predictions(self) -> None:
+        """Show the run's predictions of the current video as layers (predicting them first if needed)."""
+        if self.predictor is not None:
+            return
+        run_text = self.run_edit.text().strip()
+        if not run_text:
+            self._fail("choose the run folder of a trained Mask R-CNN or MaskConsist model first")
+            return
+        current = self._current_video()
+        if current is None:
+            return
+        json_path, video_id, categories = current
+        run, pseudo = Path(run_text), self._pseudo_snapshot()
+        device = self.device_combo.currentText().strip() or "auto"
+        project = self.project_edit.text().strip()
+        # the video's flow, to link tubes along it: in the run (a project), beside it (project/maskconsist), the project
+        candidates = [run / "flow", run.parent / "flow", *([Path(project) / "flow"] if project else [])]
+        flow_dirs = tuple(dict.fromkeys(candidates))
+
+        def work() -> Iterator[Any]:
+            return prediction_work(json_path, video_id, run, categories, device, flow_dirs, pseudo)
+
+        self.predict_progress.setRange(0, 0)  # busy until the first event
+        self.predict_status.setText(f"loading the predictions of {run}…")
+        self.load_button.setEnabled(False)
+        self.predict_cancel_button.setEnabled(True)
+        self.predictor = start_generator_worker(
+            work, self._prediction_yielded, self._prediction_failed, on_finished=self._prediction_finished
+        )
+
+    def cancel_predictions(self) -> None:
+        """Stop predicting after the current frame; nothing is written."""
+        if self.predictor is not None:
+            self.predictor.quit()
+            self.predict_cancel_button.setEnabled(False)
+            self.predict_status.setText("cancelling…")
+
+    def _prediction_yielded(self, value: Any) -> None:
+        from training.progress import Progress
+
+        if isinstance(value, Progress):
+            self.predict_progress.setRange(0, max(value.total, 1))
+            self.predict_progress.setValue(min(value.done, max(value.total, 1)))
+            self.predict_progress.setFormat(f"predicting %v/%m {value.unit}s")
+            if value.message:
+                self.predict_status.setText(value.message)
+        elif isinstance(value, LoadedPredictions):
+            self._show_predictions(value)
+
+    def _show_predictions(self, loaded: LoadedPredictions) -> None:
+        """Add (or refresh) the layers; hand the disagreement to the pseudo-labels layer."""
+        from napari.layers import Labels
+
+        for data, kwargs, kind in loaded.layers:
+            name = kwargs["name"]
+            if name in self.viewer.layers:
+                layer = self.viewer.layers[name]
+                if kind == "labels" and isinstance(layer, Labels):  # isinstance: a plugin dock sees a proxy
+                    layer.data = data
+                    layer.features = kwargs["features"]
+                    layer.metadata = {**layer.metadata, **kwargs["metadata"]}
+                    continue
+                self.viewer.layers.remove(name)  # shapes carry per-shape styles: add anew
+            getattr(self.viewer, f"add_{kind}")(data, **kwargs)
+        if loaded.disagreement is not None and PSEUDO_LABELS in self.viewer.layers:
+            layer = self.viewer.layers[PSEUDO_LABELS]
+            if np.shape(layer.data)[0] == len(loaded.disagreement):
+                meta = {**layer.metadata.get(META_KEY, {}), "disagreement": loaded.disagreement}
+                layer.metadata = {**layer.metadata, META_KEY: meta}  # a new dict: the Corrections dock hears it
+        predictions = next((d for d, kw, _ in loaded.layers if kw["name"] == PREDICTIONS), None)
+        count = 0 if predictions is None else len([k for k in np.unique(predictions) if k])
+        how = f"predicted now, saved to {loaded.predicted}" if loaded.predicted else "stored"
+        names = ", ".join(kw["name"] for _, kw, _ in loaded.layers)
+        self.predict_progress.setRange(0, 1)
+        self.predict_progress.setValue(1)
+        self.predict_progress.setFormat("%p%")
+        self.predict_status.setText(f"{loaded.key}: {count} predicted instances ({how}); layers {names}")
+
+    def _prediction_failed(self, message: str) -> None:
+        from napari.utils.notifications import show_error
+
+        self.predict_status.setText(message)
+        show_error(message)
+
+    def _prediction_finished(self) -> None:
+        cancelled = self.predictor is not None and self.predictor.abort_requested
+        self.predictor = None
+        self.predict_cancel_button.setEnabled(False)
+        if self.predict_progress.maximum() == 0:  # ended before any event
+            self.predict_progress.setRange(0, 1)
+            self.predict_progress.setValue(0)
+        if cancelled:
+            self.predict_status.setText("prediction cancelled: nothing was written")
+        self._update_load_button()
 
     def _fail(self, message: str) -> None:
         """Show a one-line error in the dock and as a napari notification."""

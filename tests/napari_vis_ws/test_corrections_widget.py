@@ -12,6 +12,7 @@ import pytest
 from conftest import REPO
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
+from qtpy.QtCore import Qt
 
 from napari_vis_ws._layers import labels_layer
 from napari_vis_ws._widgets.corrections import SHORTCUTS, SPLIT_LINE, CorrectionsWidget
@@ -230,6 +231,19 @@ def test_marking_frames_reviewed_counts_them_and_next_jumps_to_the_most_suspicio
     widget.buttons["toggle_reviewed"].click()
     widget.buttons["toggle_reviewed"].click()  # pressed twice: unmarked again
     assert widget.progress.text() == "1/6 frames reviewed"
+
+
+def test_the_review_queue_starts_with_the_frame_maskconsist_disagrees_with_and_says_why(dock):
+    widget, _, layer = dock
+    assert widget.queue()[0] == 4 and widget.queue_list.item(0).text() == "frame 4: instances 2 vs 3 around"
+    disagreement = [0.0] * T
+    disagreement[1] = 0.9  # as loading predictions beside the pseudo-labels stores it
+    layer.metadata = {**layer.metadata, "vis_ws": {**layer.metadata["vis_ws"], "disagreement": disagreement}}
+    assert widget.queue()[:2] == [1, 4]  # the list follows the metadata at once
+    assert widget.queue_list.item(0).text() == "frame 1: disagreement 0.90"
+    assert widget.queue_list.item(0).data(Qt.UserRole) == 1
+    layer.metadata["vis_ws"]["disagreement"] = [0.9] * (T + 1)  # made for another version of the video: ignored
+    assert widget.queue()[0] == 4
 
 
 def _wait_saved(qtbot, widget) -> None:

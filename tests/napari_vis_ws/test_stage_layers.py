@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -203,3 +204,24 @@ def test_maskconsist_matches_are_drawn_as_lines_coloured_by_iou(make_napari_view
     assert not np.allclose(lines.edge_color[0], lines.edge_color[1])  # coloured by IoU
     assert not viewer.layers["warped masks"].visible and len(viewer.layers["warped masks"].data) == 2
     assert match_layers(tmp_path / "none.json", "v") == []
+
+
+def test_pseudo_labels_shown_with_predictions_carry_their_disagreement_per_frame(project, tmp_path):
+    from napari_vis_ws._stage_layers import project_layers
+    from training.export import LabelVolume, write_ytvis
+
+    cats = _categories(project)
+    shutil.copytree(project / "run/pseudo", tmp_path / "pseudo")
+    video = json.loads((project / "data/tags.json").read_text())["videos"][0]
+    raw = load_labels(tmp_path / "pseudo" / KEY / "pseudo.npz")
+    assert raw.labels[1].any()
+    predicted = raw.labels.copy()
+    predicted[1] = 0  # the detector agrees everywhere but in frame 1, where it sees nothing
+    sure = {k: 0.9 for k in raw.categories}
+    write_ytvis(tmp_path / "results.json", [LabelVolume(predicted, raw.categories, sure, video)], cats, "results")
+    layers = project_layers(tmp_path, KEY, cats, (T, H, W), ("pseudo-labels",), video=video)
+    by_name = {kw["name"]: kw for _, kw, _ in layers}
+    assert set(by_name) == {"boundary", "pseudo-labels", "displacement", "centroids", "predictions"}
+    assert by_name["pseudo-labels"]["metadata"]["vis_ws"]["disagreement"] == [0.0, 1.0, 0.0, 0.0]
+    alone = project_layers(tmp_path, KEY, cats, (T, H, W), ("pseudo-labels",))  # no predictions asked for
+    assert "disagreement" not in next(kw for _, kw, _ in alone if kw["name"] == "pseudo-labels")["metadata"]["vis_ws"]

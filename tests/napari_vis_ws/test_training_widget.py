@@ -1,13 +1,20 @@
-"""The Training dock: the exact `vis-ws` commands it runs, its JSON-lines protocol, real runs, Cancel, bad input."""
+"""The Training dock: the exact `vis-ws` commands it runs, its JSON-lines protocol, real runs, Cancel, bad input,
+and loading (or making) a detector's predictions of the video in the viewer."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch  # noqa: F401  (torch and torchvision before any viewer: see napari_vis_ws/__init__)
+import torchvision  # noqa: F401
 
+from napari_vis_ws._layers import dataset_layers, labels_layer
 from napari_vis_ws._training import (
     build_command,
     device_used,
@@ -16,8 +23,12 @@ from napari_vis_ws._training import (
     format_eta,
     parse_progress_line,
 )
+from napari_vis_ws._widgets.corrections import CorrectionsWidget
 from napari_vis_ws._widgets.training import EXIT_INTERRUPTED, TrainingWidget
 from training.cli import main
+from training.data.ytvis import gt_volume, load_ytvis
+from training.export import save_labels, write_ytvis
+from training.maskconsist.train import DetectionTrainConfig, train_detector
 from training.progress import Progress
 
 pytestmark = pytest.mark.gui
@@ -130,3 +141,168 @@ def test_bad_tags_file_gives_a_one_line_error(make_napari_viewer, qtbot, tmp_pat
     assert "\n" not in status and "error" in status and "tags.json" in status and "exit code 2" in status
     assert not (tmp_path / "cam").exists()
     assert dock.start_button.isEnabled()
+
+
+# -- Load predictions ------------------------------------------------------------------
+T, H, W = 4, 64, 80
+KEY = "synth_0000"
+TINY = {"backbone": "mobilenet_v3", "batch_size": 1, "min_size": 64, "max_size": 80, "device": "cpu", "warmup": 0}
+
+
+@pytest.fixture(scope="module")
+def detector(data) -> Path:
+    """A 2-iteration Mask R-CNN (MobileNet-v3, 64 px) trained on the ground truth of ``data`` as pseudo-labels."""
+    root = data.parent.parent
+    gt = load_ytvis(data.parent / "gt.json")
+    save_labels(root / "pseudo" / KEY / "pseudo.npz", gt_volume(gt, 1))
+    list(train_detector(DetectionTrainConfig(iterations=2, **TINY), data, root / "pseudo", root / "maskrcnn"))
+    return root / "maskrcnn"
+
+
+def _viewer_with_video(make_napari_viewer, data: Path, pseudo: np.ndarray | None = None):
+    """A viewer showing video 1 of ``data`` (frames + ground truth), and pseudo-labels when given."""
+    viewer = make_napari_viewer()
+    for layer_data, kwargs, kind in dataset_layers(data.parent / "gt.json", 1):
+        getattr(viewer, f"add_{kind}")(layer_data, **kwargs)
+    if pseudo is not None:
+        gt = gt_volume(load_ytvis(data.parent / "gt.json"), 1)
+        gt.labels = pseudo
+        cats = json.loads((data.parent / "gt.json").read_text())["categories"]
+        layer_data, kwargs, _ = labels_layer(gt, cats, "pseudo-labels")
+        viewer.add_labels(layer_data, **kwargs)
+    return viewer
+
+
+def _load(dock, qtbot, timeout: int = 120_000) -> None:
+    """Click Load predictions and wait for the worker: the button is re-enabled when it finishes."""
+    assert dock.load_button.isEnabled()
+    dock.load_button.click()
+    assert not dock.load_button.isEnabled() and dock.predictor is not None
+    qtbot.waitUntil(lambda: dock.predictor is None and dock.load_button.isEnabled(), timeout=timeout)
+
+
+def test_load_predictions_predicts_the_shown_video_once_then_reads_it_back(make_napari_viewer, qtbot, data, detector):
+    run = data.parent.parent / "run-predict"
+    shutil.rmtree(run, ignore_errors=True)
+    shutil.copytree(detector, run)
+    viewer = _viewer_with_video(make_napari_viewer, data)
+    dock = TrainingWidget(viewer)
+    viewer.window.add_dock_widget(dock)
+    dock.device_combo.setCurrentText("cpu")
+    dock.run_edit.setText(str(run))
+    _load(dock, qtbot)
+    layer = viewer.layers["predictions"]
+    assert layer.data.shape == (T, H, W) and layer.data.dtype == np.int32
+    ids = [int(i) for i in np.unique(layer.data) if i]
+    index = list(layer.features["index"])
+    assert ids and index[0] == 0 and set(ids) <= set(index)  # a 2-iteration model still sees things (tubes overlap)
+    assert set(layer.features["class"][1:]) <= {"disc", "box", "triangle", "star"}
+    assert all(0.05 <= s <= 1 for s in layer.features["score"][1:])
+    saved = run / "predictions" / f"{KEY}.json"
+    assert saved.is_file() and {r["video_id"] for r in json.loads(saved.read_text())} == {1}
+    assert "predicted now" in dock.predict_status.text() and dock.predict_progress.value() == 1
+    stamp = saved.stat().st_mtime_ns
+
+    start = time.monotonic()
+    _load(dock, qtbot)  # stored now: read back, not predicted again
+    assert time.monotonic() - start < 5 and saved.stat().st_mtime_ns == stamp
+    assert "(stored)" in dock.predict_status.text()
+    assert [ly.name for ly in viewer.layers].count("predictions") == 1
+    np.testing.assert_array_equal(viewer.layers["predictions"].data, layer.data)
+
+
+def test_cancel_stops_predicting_between_frames_and_writes_nothing(
+    make_napari_viewer, qtbot, data, detector, tmp_path, monkeypatch
+):
+    import training.detection.predict as predict_module
+
+    real = predict_module.predict_frames
+
+    def slow(*args, **kwargs):
+        time.sleep(0.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(predict_module, "predict_frames", slow)
+    run = tmp_path / "run"
+    shutil.copytree(detector, run)
+    viewer = _viewer_with_video(make_napari_viewer, data)
+    dock = TrainingWidget(viewer)
+    viewer.window.add_dock_widget(dock)
+    dock.device_combo.setCurrentText("cpu")
+    dock.run_edit.setText(str(run))
+    dock.load_button.click()
+    qtbot.waitUntil(lambda: dock.predict_progress.value() >= 1, timeout=60_000)
+    assert dock.predict_cancel_button.isEnabled() and not dock.load_button.isEnabled()
+    dock.predict_cancel_button.click()
+    qtbot.waitUntil(lambda: dock.predictor is None, timeout=60_000)
+    assert dock.predict_status.text() == "prediction cancelled: nothing was written"
+    assert 1 <= dock.predict_progress.value() < dock.predict_progress.maximum() == T
+    assert not (run / "predictions").exists() and "predictions" not in viewer.layers
+    assert dock.load_button.isEnabled() and not dock.predict_cancel_button.isEnabled()
+
+
+def test_stored_predictions_and_matches_become_layers_and_rank_the_review_queue(
+    make_napari_viewer, qtbot, data, tmp_path
+):
+    gt = gt_volume(load_ytvis(data.parent / "gt.json"), 1)
+    cats = json.loads((data.parent / "gt.json").read_text())["categories"]
+    predicted = gt.labels.copy()
+    predicted[2] = 0  # the detector sees nothing in frame 2: the pseudo-labels there are suspect
+    write_ytvis(tmp_path / "results.json", [type(gt)(predicted, gt.categories, gt.scores, gt.video)], cats, "results")
+    box = {"boxes": [[10.0, 20.0, 8.0, 6.0]], "classes": [1], "scores": [0.9]}
+    pair = {"t": 0, "t2": 1, "matches": [[0, 0, 0.9]], "transferred": [0], "warped_t": box, "expanded_t2": box}
+    (tmp_path / "matches").mkdir()
+    (tmp_path / "matches" / f"{KEY}.json").write_text(json.dumps({"video": KEY, "pairs": [pair]}))
+    viewer = _viewer_with_video(make_napari_viewer, data, pseudo=gt.labels)
+    corrections = CorrectionsWidget(viewer)
+    viewer.window.add_dock_widget(corrections)
+    dock = TrainingWidget(viewer)
+    viewer.window.add_dock_widget(dock)
+    dock.run_edit.setText(str(tmp_path))  # a project folder with results.json and matches, no model
+    _load(dock, qtbot)
+    np.testing.assert_array_equal(viewer.layers["predictions"].data, predicted)
+    assert len(viewer.layers["matches"].data) == 1 and viewer.layers["matches"].data[0][0, 0] == 1
+    dis = viewer.layers["pseudo-labels"].metadata["vis_ws"]["disagreement"]
+    assert len(dis) == T and dis[2] == 1.0 and dis[1] == pytest.approx(0.1) and dis[0] == dis[3] == 0.0
+    assert corrections.queue()[0] == 2
+    assert corrections.queue_list.item(0).text().startswith("frame 2: disagreement 1.00")
+    assert not (tmp_path / "predictions").exists()  # nothing was predicted
+
+
+def test_a_run_folder_without_a_model_gives_a_one_line_notification(make_napari_viewer, qtbot, data, tmp_path):
+    from napari.utils.notifications import notification_manager
+
+    (tmp_path / "predictions").mkdir()  # predictions of other videos only, and no checkpoint.pt
+    viewer = _viewer_with_video(make_napari_viewer, data)
+    dock = TrainingWidget(viewer)
+    viewer.window.add_dock_widget(dock)
+    dock.run_edit.setText(str(tmp_path))
+    seen = len(notification_manager.records)
+    _load(dock, qtbot, timeout=30_000)
+    messages = [str(n.message) for n in notification_manager.records[seen:]]
+    assert len(messages) == 1 and "\n" not in messages[0]
+    assert messages[0].startswith(f"{tmp_path}: no predictions of video {KEY} and no trained detector")
+    assert dock.predict_status.text() == messages[0] and "predictions" not in viewer.layers
+    assert dock.load_button.isEnabled() and not dock.predict_cancel_button.isEnabled()
+
+
+def test_load_predictions_is_enabled_only_for_a_run_with_predictions_or_a_model(make_napari_viewer, tmp_path):
+    from napari.utils.notifications import notification_manager
+
+    dock = TrainingWidget(make_napari_viewer())
+    dock.project_edit.setText(str(tmp_path / "project"))
+    dock.stage_combo.setCurrentIndex(dock.stage_combo.findData("maskconsist"))
+    assert dock.run_edit.text() == str(tmp_path / "project" / "maskconsist")  # follows the stage's output
+    assert not dock.load_button.isEnabled()
+    (tmp_path / "project" / "maskconsist").mkdir(parents=True)
+    (tmp_path / "project" / "maskconsist" / "checkpoint.pt").write_bytes(b"")
+    run = dock.run_edit.text()
+    dock.run_edit.setText("")  # chosen again: the dock looks again
+    dock.run_edit.setText(run)
+    assert dock.load_button.isEnabled()
+    seen = len(notification_manager.records)
+    dock.load_button.click()  # no video open: said in one line, nothing started
+    assert dock.predictor is None
+    assert [str(n.message) for n in notification_manager.records[seen:]] == [
+        "open a video first: Load predictions shows them on the frames layer"
+    ]

@@ -19,7 +19,9 @@ from training.corrections import (
     review_queue,
     split_by_line,
     split_components,
+    suspicion_terms,
     training_targets,
+    worst_frames,
 )
 from training.export import LabelVolume
 from training.flow import read_video_flow
@@ -208,6 +210,21 @@ def test_review_queue_puts_low_scores_and_missing_instances_first_and_skips_revi
     assert review_queue(labels, reviewed=[2], scores=scores, k=1) == [4]
     dis = np.array([0, 0, 0, 0, 0, 3.0])
     assert review_queue(labels, [], scores, disagreement=dis, k=1) == [5]
+
+
+def test_each_queued_frame_says_why_biggest_reason_first():
+    labels = np.zeros((7, 10, 10), np.int32)
+    labels[:, 1:4, 1:4] = 1
+    labels[3, 6:9, 6:9] = 2  # appears in frame 3 only, with score 0
+    scores, dis = {1: 0.9, 2: 0.0}, np.array([0, 0.8, 0, 0, 0, 0, 0.02])
+    terms = suspicion_terms(instance_areas(labels), scores, dis)
+    assert terms.reason(1) == "disagreement 0.80"
+    assert terms.reason(3) == "instances 2 vs 1 around, low score 0.45"
+    assert terms.reason(0) == terms.reason(6) == "score 0.90"  # nothing stands out
+    np.testing.assert_allclose(terms.total, [0.1, 0.9, 0.1, 1.55, 0.1, 0.1, 0.12])
+    assert worst_frames(terms.total, reviewed=[3], k=2) == [1, 6]
+    assert review_queue(labels, [], scores, dis, k=7) == [3, 1, 6, 0, 2, 4, 5]
+    assert suspicion_terms(instance_areas(np.zeros((2, 4, 4), np.int32)), {}).reason(0) == ""
 
 
 def test_instance_areas_list_frames_present():
