@@ -139,7 +139,7 @@ def with_layers(
 # -- the dock ---------------------------------------------------------------------
 def _fits(layer: Any, kwargs: dict[str, Any], kind: str) -> bool:
     """Whether ``layer`` can take the data of a layer-data tuple (same kind, both RGB or neither)."""
-    same = type(layer).__name__.lower() == kind and kind != "shapes"  # shapes carry per-shape styles: add anew
+    same = layer.__class__.__name__.lower() == kind and kind != "shapes"  # shapes carry per-shape styles: add anew
     return same and bool(getattr(layer, "rgb", False)) == bool(kwargs.get("rgb"))
 
 
