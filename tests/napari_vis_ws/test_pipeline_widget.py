@@ -183,3 +183,15 @@ def test_a_stage_without_its_model_says_what_is_missing_in_one_line(dock, qtbot,
     assert text.startswith(f"{missing} {tmp_path / 'empty' / model}: train it from the Training dock")
     assert "vis-ws pseudo-labels" in text and "\n" not in text
     assert row.progress.value() == 0 and not (tmp_path / "empty").exists()
+
+
+def test_layers_seen_through_napari_public_proxy_are_updated_in_place():
+    """A dock opened from the Plugins menu sees layers through PublicOnlyProxy; they must still be reused."""
+    from napari.layers import Image
+    from napari.utils._proxies import PublicOnlyProxy
+
+    from napari_vis_ws._widgets.pipeline import _fits
+
+    layer = Image(np.zeros((2, 8, 8), np.float32))
+    assert _fits(PublicOnlyProxy(layer), {}, "image")
+    assert not _fits(PublicOnlyProxy(layer), {}, "labels")
