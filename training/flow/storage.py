@@ -8,17 +8,22 @@ size, frame count and config; it is written last, so a video counts as done
 only when its record exists and matches.
 
 Frames are written one pair at a time into a temporary memory-mapped file that
-is renamed into place at the end, so memory stays flat for long videos and a
-crash never leaves a half-written array under the final name.
+is renamed into place at the end, so a crash never leaves a half-written array
+under the final name. Memory stays flat for long videos: the writer unmaps the
+pairs it wrote (:func:`release_pages`) and :class:`VideoFlow` reads a pair with
+one ``pread``, so neither keeps the file's pages mapped (a mapped page counts
+in the process's resident memory until it is unmapped: the flow of 2000 frames
+of 480x640 is 5.9 GiB).
 """
 
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,27 +52,45 @@ class VideoFlow:
         See the module docstring for the channels.
     meta : dict
         The JSON record (method, height, width, n_frames, config).
+    path : Path, optional
+        The ``.npy`` file ``data`` maps, its pairs from byte ``offset`` on:
+        the methods below then read a pair with ``pread`` instead of through
+        the map, so reading every frame of a long video keeps memory flat.
     """
 
     data: np.ndarray
     meta: dict[str, Any]
+    path: Path | None = field(default=None, repr=False)
+    offset: int = field(default=0, repr=False)
 
     @property
     def n_frames(self) -> int:
         """Number of video frames T (one more than flow pairs)."""
         return int(self.data.shape[0]) + 1
 
+    def pair(self, t: int) -> np.ndarray:
+        """(H, W, 5) float16: the stored channels of pair t (0 <= t < T-1)."""
+        if self.path is None:
+            return np.asarray(self.data[t])
+        t = range(self.data.shape[0])[t]  # IndexError out of range, as indexing would
+        size = int(np.prod(self.data.shape[1:])) * self.data.itemsize
+        with open(self.path, "rb") as f:
+            buf = os.pread(f.fileno(), size, self.offset + t * size)
+        if len(buf) != size:
+            raise InputError(self.path, f"flow pair {t}: the file is truncated (run 'vis-ws flow' again)")
+        return np.frombuffer(buf, np.float16).reshape(self.data.shape[1:])
+
     def forward(self, t: int) -> np.ndarray:
         """(H, W, 2) float32 flow from frame t to t+1 (0 <= t < T-1)."""
-        return np.asarray(self.data[t, ..., 0:2], dtype=np.float32)
+        return self.pair(t)[..., 0:2].astype(np.float32)
 
     def backward(self, t: int) -> np.ndarray:
         """(H, W, 2) float32 flow from frame t+1 back to t (0 <= t < T-1)."""
-        return np.asarray(self.data[t, ..., 2:4], dtype=np.float32)
+        return self.pair(t)[..., 2:4].astype(np.float32)
 
     def occlusion(self, t: int) -> np.ndarray:
         """(H, W) bool: pixels of frame t with no match in frame t+1."""
-        return np.asarray(self.data[t, ..., 4]) > 0.5
+        return self.pair(t)[..., 4] > 0.5
 
     def motion(self, t: int) -> np.ndarray:
         """(H, W, 2) float32 motion at frame t, defined for every frame 0..T-1.
@@ -91,7 +114,8 @@ def flow_writer(
 
     Yields
     ------
-    array : (T-1, H, W, 5) float16 memmap to fill (``array[t] = ...``).
+    array : (T-1, H, W, 5) float16 memmap to fill (``array[t] = ...``);
+        call :func:`release_pages` on it every few pairs to keep memory flat.
     """
     npy, rec = flow_paths(flow_dir, key)
     npy.parent.mkdir(parents=True, exist_ok=True)
@@ -115,6 +139,21 @@ def flow_writer(
         raise
     record = {"n_frames": n_frames, "height": height, "width": width, "channels": list(CHANNELS), **meta}
     write_json(rec, record, indent=1)
+
+
+def release_pages(array: np.ndarray) -> None:
+    """Unmap a memory-mapped array's pages from this process; what was written stays in the file.
+
+    A written page of a shared file map stays mapped, and counted in the
+    process's resident memory, until it is unmapped, so writing a long video's
+    flow through :func:`flow_writer` would grow RSS by the size of the file.
+    After ``madvise(MADV_DONTNEED)`` a shared file map reads the file's
+    up-to-date contents on its next access: the written data is in the page
+    cache, written back by the kernel (and fsynced when the writer ends).
+    """
+    mm = getattr(array, "_mmap", None)  # numpy.memmap's mmap.mmap
+    if isinstance(mm, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):  # POSIX; elsewhere a no-op
+        mm.madvise(mmap.MADV_DONTNEED)
 
 
 def flow_done(flow_dir: str | os.PathLike, key: str, expect: dict[str, Any]) -> bool:
@@ -149,4 +188,5 @@ def read_video_flow(flow_dir: str | os.PathLike, key: str) -> VideoFlow:
     expected = (max(int(meta.get("n_frames", 0)) - 1, 0), meta.get("height"), meta.get("width"), 5)
     if data.dtype != np.float16 or tuple(data.shape) != expected:
         raise InputError(npy, f"flow array {data.shape} {data.dtype} does not match its record {expected}")
-    return VideoFlow(data, meta)
+    pread = npy if data.flags.c_contiguous else None  # a Fortran-order file is read through the map
+    return VideoFlow(data, meta, pread, int(data.offset))

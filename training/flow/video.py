@@ -1,8 +1,9 @@
 """Flow of whole videos: forward, backward and occlusion for every consecutive pair, on disk.
 
 Frames are read two at a time and each pair is written straight into the
-video's memory-mapped array (:mod:`training.flow.storage`), so memory stays
-flat however long the video. A video whose flow is already on disk with the
+video's memory-mapped array (:mod:`training.flow.storage`), whose written
+pages are unmapped every ``RELEASE_EVERY`` pairs, so memory stays flat however
+long the video. A video whose flow is already on disk with the
 same method, size, frame count and parameters is skipped.
 """
 
@@ -19,10 +20,11 @@ from training.data.sources import VideoSource, iter_videos
 from training.errors import InputError
 from training.flow.classical import check_method, forward_backward_flow, method_config
 from training.flow.occlusion import occlusion_mask
-from training.flow.storage import flow_done, flow_writer
+from training.flow.storage import flow_done, flow_writer, release_pages
 from training.progress import Progress
 
 STAGE = "flow"
+RELEASE_EVERY = 16  # pairs written between two unmappings of the written pages (48 MiB at 480x640)
 
 
 def flow_settings(method: str, model: Any = None) -> dict[str, Any]:
@@ -94,6 +96,8 @@ def compute_video_flow(
             current = read_frame(source, t + 1)
             array[t] = pair_flow(source, previous, current, method, model)
             previous = current
+            if (t + 1) % RELEASE_EVERY == 0:
+                release_pages(array)
             elapsed = time.perf_counter() - start
             yield Progress(STAGE, t + 1, pairs, "pair", {"pairs_per_s": (t + 1) / max(elapsed, 1e-9)})
     seconds = time.perf_counter() - start
