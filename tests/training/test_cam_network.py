@@ -102,3 +102,20 @@ def test_freeze_stem_keeps_conv1_and_batchnorm_statistics_fixed():
     model(x).sum().backward()
     assert model.backbone.layer1[0].conv1.weight.grad is None  # stage 2 is detached, as in IRN
     assert model.backbone.layer3[0].conv1.weight.grad is not None
+
+
+def test_lse_pooling_scores_lie_between_the_mean_and_the_max_of_each_score_map():
+    torch.manual_seed(0)
+    gap = CAMNet(3, "resnet18").eval()
+    lse = CAMNet(3, "resnet18", pooling="lse").eval()
+    lse.load_state_dict(gap.state_dict())  # same weights: only the pooling differs
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        maps = torch.nn.functional.conv2d(gap.features(x), gap.classifier.weight).flatten(2)
+        mean, peak = maps.mean(2), maps.amax(2)
+        assert torch.allclose(gap(x), mean, atol=1e-5)
+        scores = lse(x)
+    assert bool((scores >= mean - 1e-5).all() and (scores <= peak + 1e-5).all())
+    assert not torch.allclose(scores, mean, atol=1e-3)  # a real soft maximum, not the average again
+    with pytest.raises(ValueError, match="pooling"):
+        CAMNet(3, "resnet18", pooling="max")

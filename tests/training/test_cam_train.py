@@ -181,3 +181,15 @@ def test_out_of_memory_on_a_batch_exits_1_with_the_batch_size_to_try(dataset, tm
         "(epoch 1)\n"
     )
     assert load_checkpoint(run / "checkpoint.pt")["step"] == 2
+
+
+def test_a_run_trained_with_lse_pooling_loads_back_with_it(dataset, tmp_path):
+    import dataclasses
+
+    config = dataclasses.replace(TINY, epochs=1, pooling="lse")
+    _run(config, dataset, tmp_path / "run")
+    model, _, _ = load_run(tmp_path / "run")
+    assert model.pooling == "lse"
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["pooling"] == "lse"
+    with pytest.raises(InputError, match="--pooling"):
+        dataclasses.replace(TINY, pooling="max")

@@ -12,6 +12,7 @@ The module names of the backbone are torchvision's (``backbone.conv1``,
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -55,6 +56,11 @@ def build_backbone(arch: str) -> ResNet:
     return resnet
 
 
+POOLINGS = ("gap", "lse")
+LSE_R = 5.0
+"""Sharpness of log-sum-exp pooling (WILDCAT/Pinheiro & Collobert use 1-10 on score maps)."""
+
+
 class CAMNet(nn.Module):
     """Multi-label classifier whose 1x1 classifier weights give class activation maps.
 
@@ -68,6 +74,13 @@ class CAMNet(nn.Module):
         trained, stages 1-2 (conv1 .. layer2) are detached, and every
         BatchNorm keeps its loaded statistics. From random init leave it off
         and train everything.
+    pooling : {"gap", "lse"}
+        How the class score maps become logits in :meth:`forward`: global
+        average pooling (IRN) or log-sum-exp pooling with sharpness
+        :data:`LSE_R`, a soft maximum that rewards evidence in one place over
+        evidence spread over the frame (not in IRN; for random init, see
+        benchmarks/RESULTS.md). CAMs are the same function of the weights
+        either way.
 
     Attributes
     ----------
@@ -75,11 +88,14 @@ class CAMNet(nn.Module):
         Channels of the 5 stages returned by :meth:`backbone_features`.
     """
 
-    def __init__(self, n_classes: int, arch: str = "resnet50", freeze_stem: bool = False) -> None:
+    def __init__(self, n_classes: int, arch: str = "resnet50", freeze_stem: bool = False, pooling: str = "gap") -> None:
         super().__init__()
         if n_classes < 1:
             raise ValueError(f"n_classes must be at least 1, got {n_classes}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
         self.arch = arch
+        self.pooling = pooling
         self.freeze_stem = freeze_stem
         self.backbone: ResNet = build_backbone(arch)
         expansion = 4 if arch == "resnet50" else 1
@@ -131,9 +147,17 @@ class CAMNet(nn.Module):
         return self.backbone_features(x)[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class logits (N, K) of normalised images (N, 3, H, W): GAP, then the 1x1 classifier."""
-        f = F.adaptive_avg_pool2d(self.features(x), 1)
-        return self.classifier(f).flatten(1)
+        """Class logits (N, K) of normalised images (N, 3, H, W).
+
+        ``gap``: GAP, then the 1x1 classifier (the same as the mean of the
+        class score maps). ``lse``: ``log(mean(exp(r * s))) / r`` of each class
+        score map ``s``, between its mean (r → 0) and its maximum (r → ∞).
+        """
+        f = self.features(x)
+        if self.pooling == "gap":
+            return self.classifier(F.adaptive_avg_pool2d(f, 1)).flatten(1)
+        s = self.classifier(f).float().flatten(2)  # (N, K, h*w)
+        return (torch.logsumexp(LSE_R * s, dim=2) - math.log(s.shape[2])) / LSE_R
 
     def cam(self, x: torch.Tensor) -> torch.Tensor:
         """Class activation maps (N, K, ceil(H/16), ceil(W/16)): ReLU of the classifier at every position."""

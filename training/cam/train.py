@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from training.cam.data import TagFrames, epoch_batches, iterate_batches, normalize
-from training.cam.network import ARCHS, CAMNet, load_weights
+from training.cam.network import ARCHS, POOLINGS, CAMNet, load_weights
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.data.json_io import read_json
 from training.device import describe_device, resolve_device
@@ -94,6 +94,10 @@ class CAMTrainConfig:
         ImageNet features already ignore a video's colours). From random init on
         few videos a classifier otherwise learns each video's background colours
         and its tags instead of the objects (see benchmarks/RESULTS.md).
+    pooling : {"gap", "lse"}
+        How class score maps become logits (:class:`~training.cam.network.CAMNet`):
+        IRN's global average pooling, or log-sum-exp pooling (not in IRN), which
+        makes a classifier from random init put its evidence on the objects.
     seed : int
         Seeds the initial weights, the batch order and the augmentation.
     device : str
@@ -121,6 +125,7 @@ class CAMTrainConfig:
     crop: int = 224
     scale_range: tuple[float, float] = (0.7, 1.3)
     channel_shuffle: float = 0.0
+    pooling: str = "gap"
     seed: int = 0
     device: str = "auto"
     amp: bool = True
@@ -145,6 +150,7 @@ class CAMTrainConfig:
         lo, hi = (float(v) for v in self.scale_range)
         need(0 < lo <= hi, f"scale_range must be (low, high) with 0 < low <= high, got {self.scale_range}")
         object.__setattr__(self, "scale_range", (lo, hi))
+        need(self.pooling in POOLINGS, f"--pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
         need(0 <= self.channel_shuffle <= 1, f"channel_shuffle must be in [0, 1], got {self.channel_shuffle}")
         need(self.seed >= 0, f"--seed must be non-negative, got {self.seed}")
         need(self.workers >= 0, f"workers must be >= 0, got {self.workers}")
@@ -172,7 +178,7 @@ def cam_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 def build_model(config: CAMTrainConfig, n_classes: int) -> CAMNet:
     """The initial network: seeded random init, then ``config.weights`` if any."""
     torch.manual_seed(config.seed)
-    model = CAMNet(n_classes, config.arch, freeze_stem=config.freeze_stem)
+    model = CAMNet(n_classes, config.arch, freeze_stem=config.freeze_stem, pooling=config.pooling)
     if config.weights:
         load_weights(model, config.weights)
     return model
@@ -351,7 +357,7 @@ def load_run(run: str | os.PathLike, device: torch.device | str = "cpu") -> tupl
     categories = read_json(run / CATEGORIES)
     if not isinstance(categories, list) or not all(isinstance(c, dict) and "id" in c for c in categories):
         raise InputError(run / CATEGORIES, "expected a list of {id, name} categories")
-    model = CAMNet(len(categories), config.arch, freeze_stem=config.freeze_stem)
+    model = CAMNet(len(categories), config.arch, freeze_stem=config.freeze_stem, pooling=config.pooling)
     state = load_checkpoint(run / CHECKPOINT)
     try:
         model.load_state_dict(state.get("model", state))

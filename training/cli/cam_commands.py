@@ -51,6 +51,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="probability of permuting a frame's RGB channels (stops a classifier from learning videos by colour)",
     )
     p.add_argument(
+        "--pooling",
+        choices=("gap", "lse"),
+        default=d.pooling,
+        help="class scores from the score maps: gap (IRN) or lse, log-sum-exp (localises better from random init)",
+    )
+    p.add_argument(
         "--freeze-stem",
         action="store_true",
         help="IRN's recipe for ImageNet weights: conv1 .. layer2 and BatchNorm statistics frozen",
@@ -103,6 +109,7 @@ def run_train_cam(args: argparse.Namespace) -> int:
         weights=str(args.weights) if args.weights is not None else None,
         freeze_stem=args.freeze_stem,
         channel_shuffle=args.channel_shuffle,
+        pooling=args.pooling,
         workers=args.workers,
     )  # options checked once, before any process is started
 
