@@ -90,6 +90,7 @@ def main() -> None:
     ap.add_argument("--cam-epochs", type=int, default=15)
     ap.add_argument("--cam-crop", type=int, default=192)
     ap.add_argument("--cam-batch", type=int, default=8)
+    ap.add_argument("--cam-run", type=Path, default=None, help="a trained train-cam run to use instead of training one")
     ap.add_argument("--irn-epochs", type=int, default=6)
     ap.add_argument("--irn-crop", type=int, default=192)
     ap.add_argument("--variants", default=",".join(VARIANTS))
@@ -113,22 +114,28 @@ def main() -> None:
         generate_dataset(data, cfg)
     tags, gt = data / "tags.json", load_ytvis(data / "gt.json")
     n_frames = sum(len(v["file_names"]) for v in gt["videos"])
-    print(f"{args.videos} videos x {args.frames} frames at {args.width}x{args.height} ({n_frames} frames) in {work}")
+    made = json.loads((data / "config.json").read_text())  # the set on disk, which may predate these options
+    print(
+        f"{made['n_videos']} videos x {made['n_frames']} frames at {made['width']}x{made['height']} "
+        f"({n_frames} frames, background pool {made.get('background_pool', 0)}) in {work}"
+    )
     _, t = run(compute_flow(tags, work / "flow"), "flow")
     print(f"flow: {t:.0f} s")
     cam_cfg = CAMTrainConfig(
         arch="resnet18", epochs=args.cam_epochs, batch_size=args.cam_batch, crop=args.cam_crop, seed=0
     )
-    _, t = run(train_cam(cam_cfg, tags, work / "cam", resume=True), "train-cam")
-    print(f"train-cam: {t:.0f} s")
-    _, t = run(write_cams(tags, work / "cam", work / "cams", work / "flow"), "cams")
+    cam_run = args.cam_run or work / "cam"
+    if args.cam_run is None:
+        _, t = run(train_cam(cam_cfg, tags, cam_run, resume=True), "train-cam")
+        print(f"train-cam: {t:.0f} s")
+    _, t = run(write_cams(tags, cam_run, work / "cams", work / "flow"), "cams")
     print(f"cams: {t:.0f} s ({n_frames / max(t, 1e-9):.2f} frames/s incl. f-CAMs)")
     rows: dict[str, dict[str, float]] = {"CAM only": evaluate_frames(gt, cam_only_results(tags, work / "cams"))}
     for variant in args.variants.split(","):
         irn_cfg = IRNTrainConfig(variant=variant, epochs=args.irn_epochs, batch_size=8, crop=args.irn_crop, seed=0)
         run_dir = work / f"irn-{variant}"
         _, t_train = run(
-            train_irn(irn_cfg, tags, work / "cam", work / "cams", run_dir, work / "flow", resume=True), variant
+            train_irn(irn_cfg, tags, cam_run, work / "cams", run_dir, work / "flow", resume=True), variant
         )
         pseudo = work / f"pseudo-{variant}"
         _, t_pl = run(make_pseudo_labels(tags, run_dir, work / "cams", pseudo, use_fcams=irn_cfg.uses_fcams), variant)
