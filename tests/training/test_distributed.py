@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
+from ddp_checks import train_both_ways
 
+from training.cam.train import CAMTrainConfig, build_model
 from training.cli import main
-from training.distributed import DEBUG_RANK_DIR, all_reduce_mean, init_from_env, is_main, rank_world, shard
+from training.distributed import all_reduce_mean, init_from_env, is_main, rank_world, shard
 
 TRAIN = ["--arch", "resnet18", "--epochs", "1", "--batch-size", "4", "--crop", "64", "--device", "cpu"]
 
@@ -39,35 +38,12 @@ def test_train_cam_nproc_2_matches_single_process_layout_and_ranks_agree(tmp_pat
         main(["sample", "--out", str(data), "--videos", "1", "--frames", "4", "--height", "64", "--width", "80"]) == 0
     )
     tags = data / "tags.json"
-    single = tmp_path / "single"
-    assert main(["train-cam", str(tags), "--out", str(single), *TRAIN, "--progress", "json"]) == 0
+    runs = train_both_ways(["train-cam", str(tags), *TRAIN, "--progress", "json"], tmp_path, steps=1)  # 4 frames
 
-    ddp, ranks = tmp_path / "ddp", tmp_path / "ranks"
-    env = {**os.environ, DEBUG_RANK_DIR: str(ranks), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "training.cli", "train-cam", str(tags), "--out", str(ddp), *TRAIN]
-    proc = subprocess.run(
-        [*cmd, "--progress", "json", "--nproc", "2"], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    assert events and "2 processes (DDP)" in events[0]["message"]
-    assert sum(1 for e in events if "loss" in e.get("metrics", {})) == 1  # rank 0 only: 1 step of 4 frames
-
-    assert {p.name for p in ddp.iterdir()} == {p.name for p in single.iterdir()}
-    assert (ddp / "config.json").read_text() == (single / "config.json").read_text()
-    assert (ddp / "categories.json").read_text() == (single / "categories.json").read_text()
-    a = torch.load(single / "checkpoint.pt", weights_only=True)
-    b = torch.load(ddp / "checkpoint.pt", weights_only=True)
-    assert a.keys() == b.keys() and a["step"] == b["step"] == 1
-    assert {k: v.shape for k, v in a["model"].items()} == {k: v.shape for k, v in b["model"].items()}
-
-    r0 = torch.load(ranks / "rank0.pt", weights_only=True)
-    r1 = torch.load(ranks / "rank1.pt", weights_only=True)
-    assert r0.keys() == r1.keys() == b["model"].keys()
-    for k in r0:
-        assert torch.equal(r0[k], r1[k]), k
-        assert torch.equal(r0[k], b["model"][k]), k
-    moved = [k for k in r0 if r0[k].is_floating_point() and not torch.equal(r0[k], a["model"][k])]
+    config = CAMTrainConfig.from_dict(json.loads((runs.ddp / "config.json").read_text()))
+    n_classes = len(json.loads((runs.ddp / "categories.json").read_text()))
+    initial = build_model(config, n_classes).state_dict()  # the run's seeded init
+    moved = [k for k, v in runs.rank_weights.items() if v.is_floating_point() and not torch.equal(v, initial[k])]
     assert moved  # a step was taken
 
 

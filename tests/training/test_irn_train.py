@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from ddp_checks import json_events, one_thread, torchrun, train_both_ways
 
 from training.cli import main
-from training.distributed import DEBUG_RANK_DIR
 from training.errors import InputError, TrainingStopped
 from training.export import load_labels
 from training.irn.data import RelationFrames, flow_at_grid
@@ -183,53 +180,15 @@ def test_pseudo_labels_of_one_video_keep_the_others_in_the_set_json(prepared, tm
     assert {r["video_id"] for r in res} == {1, 2}
 
 
-def _torchrun(args: list[str], ranks: Path | None = None) -> subprocess.CompletedProcess:
-    """``vis-ws *args --nproc 2``: 2 gloo CPU processes of one thread each."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    if ranks is not None:
-        env[DEBUG_RANK_DIR] = str(ranks)
-    cmd = [sys.executable, "-m", "training.cli", *args, "--nproc", "2"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
-def _one_thread(fn):
-    """``fn()`` on one intra-op thread, as each torchrun process runs (same kernels, same floats)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return fn()
-    finally:
-        torch.set_num_threads(threads)
-
-
 @pytest.mark.slow
 def test_train_irn_nproc_2_matches_single_process_layout_and_ranks_agree(prepared, tmp_path):
     tags = str(prepared / "data/tags.json")
     args = ["train-irn", tags, "--cam-model", str(prepared / "cam"), "--cams", str(prepared / "cams"),
             "--flow", str(prepared / "flow"), "--irn-epochs", "1", "--irn-batch-size", "4", "--irn-crop", "64",
             "--irn-radius", "5", "--seed", "3", "--device", "cpu", "--progress", "json"]  # fmt: skip
-    single, ddp, ranks = tmp_path / "single", tmp_path / "ddp", tmp_path / "ranks"
-    assert main([*args, "--out", str(single)]) == 0
-    proc = _torchrun([*args, "--out", str(ddp)], ranks)
-    events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    assert "2 processes (DDP)" in events[0]["message"]
-    assert sum(1 for e in events if "loss" in e.get("metrics", {})) == 2  # rank 0 only: 2 steps of 4 frames
-
-    assert {p.name for p in ddp.iterdir()} == {p.name for p in single.iterdir()}
-    for name in ("config.json", "categories.json"):
-        assert (ddp / name).read_text() == (single / name).read_text()
-    a = torch.load(single / "checkpoint.pt", weights_only=True)
-    b = torch.load(ddp / "checkpoint.pt", weights_only=True)
-    assert a.keys() == b.keys() and a["step"] == b["step"] == 2 and a["category_ids"] == b["category_ids"]
-    assert {k: v.shape for k, v in a["model"].items()} == {k: v.shape for k, v in b["model"].items()}
-    r0 = torch.load(ranks / "rank0.pt", weights_only=True)
-    r1 = torch.load(ranks / "rank1.pt", weights_only=True)
-    assert r0.keys() == r1.keys() == b["model"].keys()
-    assert all(torch.equal(r0[k], r1[k]) and torch.equal(r0[k], b["model"][k]) for k in r0)
-    assert not torch.equal(r0["mean_shift.running_mean"], torch.zeros(2))  # trained statistics, averaged
-    load_irn_run(ddp)
+    runs = train_both_ways(args, tmp_path, steps=2)  # 2 steps of 4 frames
+    assert not torch.equal(runs.rank_weights["mean_shift.running_mean"], torch.zeros(2))  # trained, averaged
+    load_irn_run(runs.ddp)
 
 
 @pytest.mark.slow
@@ -241,13 +200,14 @@ def test_pseudo_labels_nproc_2_write_what_a_single_process_writes(prepared, tmp_
     args = ["pseudo-labels", str(prepared / "data/tags.json"), "--out", str(run), "--arch", "resnet18",
             "--cam-epochs", "1", "--cam-batch-size", "4", "--cam-crop", "64", "--irn-epochs", "1",
             "--irn-batch-size", "4", "--irn-crop", "64", "--irn-radius", "5", "--progress", "json"]  # fmt: skip
-    assert _one_thread(lambda: main(args)) == 0  # trains IRN, then the pseudo-labels of a single process
+    with one_thread():  # as each torchrun process
+        assert main(args) == 0  # trains IRN, then the pseudo-labels of a single process
     single = tmp_path / "single"
     (run / "pseudo").rename(single)
 
-    proc = _torchrun(args)  # every stage done but the pseudo-labels: each rank labels one of the 2 videos
+    proc = torchrun(args)  # every stage done but the pseudo-labels: each rank labels one of the 2 videos
     assert proc.stdout.count("==> pseudo-labels") == 1  # announced by rank 0 only
-    events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    events = json_events(proc.stdout)
     labelled = [e for e in events if e["stage"] == "pseudo-labels" and e["message"].endswith("instances in 4 frames")]
     assert [e["message"].split(":")[0] for e in labelled] == ["synth_0000"]  # rank 0's share: the first video
     ddp = run / "pseudo"
