@@ -2,16 +2,22 @@
 
 A project is a run folder with the layout of ``vis-ws pseudo-labels TAGS --out
 RUN``: ``flow/``, ``cam/`` (trained classifier), ``cams/``, ``irn/`` (trained
-IRN) and ``pseudo/``. A run made by the command line opens here as is, and
-what the dock computes lands in the same places, so reopening a project shows
-its results without computing anything. The default project of a tags file
-``DIR/tags.json`` is ``DIR/project/``.
+IRN) and ``pseudo/``, and of ``vis-ws pipeline TAGS --out RUN`` for the
+detector: ``maskconsist/`` (preferred) or ``maskrcnn/``, ``results.json``. A
+run made by the command line opens here as is, and what the dock computes
+lands in the same places, so reopening a project shows its results without
+computing anything. The default project of a tags file ``DIR/tags.json`` is
+``DIR/project/``.
 
-Each stage (Flow, CAMs, Pseudo-labels) runs in a napari generator worker that
-yields after every frame: the progress bar follows, Cancel stops it between
-two frames, and the layers (:mod:`napari_vis_ws._stage_layers`) are built in
-the worker and handed to the main thread, the only place layers are touched.
-CAM layers refresh while the stage runs; the others appear when it ends.
+Each stage (Flow, CAMs, Pseudo-labels, Predictions) runs in a napari generator
+worker that yields after every frame: the progress bar follows, Cancel stops it
+between two frames, and the layers (:mod:`napari_vis_ws._stage_layers`) are
+built in the worker and handed to the main thread, the only place layers are
+touched. CAM layers refresh while the stage runs; the others appear when it
+ends. Predictions is the Training dock's Load predictions
+(:func:`napari_vis_ws._widgets.training.prediction_work`) on the project: the
+video's stored predictions, or the project's detector run on it and kept in
+``RUN/predictions/<video>.json``.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -40,7 +47,18 @@ from qtpy.QtWidgets import (
 )
 
 from napari_vis_ws._layers import FRAMES, META_KEY, dataset_layers
-from napari_vis_ws._stage_layers import SHOWN_STAGES, STAGES, layer_rank, project_layers
+from napari_vis_ws._stage_layers import (
+    PREDICTIONS,
+    PSEUDO_LABELS,
+    RESULTS,
+    SHOWN_STAGES,
+    STAGES,
+    detector_checkpoint,
+    layer_rank,
+    predictions_path,
+    project_layers,
+)
+from napari_vis_ws._widgets.training import LoadedPredictions, prediction_work
 from napari_vis_ws._workers import start_generator_worker, start_worker
 
 if TYPE_CHECKING:
@@ -51,7 +69,9 @@ if TYPE_CHECKING:
 PROJECT_DIR = "project"  # default project folder, beside the tags file
 REFRESH_S = 0.5  # how often the layers of a running stage are rebuilt
 MODEL_HINT = "train it from the Training dock or with `vis-ws pseudo-labels`"
-TITLES = {"flow": "Flow", "cams": "CAMs", "pseudo-labels": "Pseudo-labels"}
+DETECTOR_HINT = "train one with `vis-ws pipeline {tags} --out {project}` or the Training dock (Mask R-CNN, MaskConsist)"
+DOCK_STAGES = (*STAGES, PREDICTIONS)  # one row each, in this order
+TITLES = {"flow": "Flow", "cams": "CAMs", "pseudo-labels": "Pseudo-labels", PREDICTIONS: "Predictions"}
 
 
 # -- stages: user action → backend generator (no Qt, run in the worker) -------
@@ -112,6 +132,47 @@ def pseudo_labels_stage(tags: Path, project: Path, video_id: int) -> Iterator[An
     yield from make_pseudo_labels(tags, run, project / "cams", project / "pseudo", use_fcams, video_ids=[video_id])
 
 
+def predictions_stage(
+    tags: Path,
+    project: Path,
+    video_id: int,
+    categories: list[dict[str, Any]],
+    pseudo: tuple[np.ndarray, dict[str, list], str | None] | None = None,
+) -> Iterator[Any]:
+    """MaskConsist predictions of the video with the project's detector, kept in ``project/predictions/<video>.json``.
+
+    Progress events (one per frame predicted), then a
+    :class:`~napari_vis_ws._widgets.training.LoadedPredictions` (``predictions``,
+    and ``matches`` when the project has the video's). Predictions already
+    stored (``RUN/results.json``, ``RUN/predictions/<video>.json``) are read
+    back, not made again. The detector is ``maskconsist/`` when trained, else
+    ``maskrcnn/``; tubes are linked along ``project/flow`` when it holds the video.
+
+    Parameters
+    ----------
+    pseudo : ((T, H, W) int, features, video key or None), optional
+        The pseudo-labels shown, for their MaskConsist disagreement with the predictions.
+    """
+    from training.errors import InputError
+
+    key = video_source(tags, video_id).key
+    stored = (project / RESULTS).is_file() or predictions_path(project, key).is_file()
+    if not stored and detector_checkpoint(project) is None:
+        where = f"{project / 'maskconsist'} or {project / 'maskrcnn'}"
+        raise InputError(None, f"no trained detector in {where}: {DETECTOR_HINT.format(tags=tags, project=project)}")
+    yield from prediction_work(tags, video_id, project, categories, "auto", (project / "flow",), pseudo)
+
+
+def labels_snapshot(viewer: napari.viewer.Viewer, name: str) -> tuple[np.ndarray, dict[str, list], str | None] | None:
+    """A copy of a shown (T, H, W) Labels layer, its features and video key (a worker must not read layers)."""
+    if name not in viewer.layers or np.ndim(viewer.layers[name].data) != 3:
+        return None
+    layer = viewer.layers[name]
+    features = layer.features
+    key = layer.metadata.get(META_KEY, {}).get("video_key")
+    return np.array(layer.data, copy=True), {str(c): list(features[c]) for c in features}, key
+
+
 STAGE_WORK: dict[str, Callable[[Path, Path, int], Iterator[Any]]] = {
     "flow": flow_stage,
     "cams": cams_stage,
@@ -153,7 +214,7 @@ class StageRow:
 
 
 class PipelineWidget(QWidget):
-    """Choose a tags file, a video and a project folder; run Flow, CAMs and Pseudo-labels; see every result."""
+    """Choose a tags file, a video and a project; run Flow, CAMs, Pseudo-labels, Predictions; see every result."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
         super().__init__()
@@ -181,7 +242,10 @@ class PipelineWidget(QWidget):
 
         self.project_edit = QLineEdit()
         self.project_edit.setPlaceholderText(f"project folder (default: {PROJECT_DIR}/ beside the tags file)")
-        self.project_edit.setToolTip("Run folder: flow/, cam/, cams/, irn/, pseudo/ (as `vis-ws pseudo-labels --out`)")
+        self.project_edit.setToolTip(
+            "Run folder: flow/, cam/, cams/, irn/, pseudo/ (as `vis-ws pseudo-labels --out`), "
+            "maskconsist/ or maskrcnn/ (as `vis-ws pipeline --out`)"
+        )
         self.project_edit.textEdited.connect(self._project_edited)
         self.project_edit.editingFinished.connect(lambda: self.show_results())
         project_browse = QPushButton("Browse…")
@@ -207,7 +271,7 @@ class PipelineWidget(QWidget):
         stages = QGroupBox("Stages")
         grid = QGridLayout(stages)
         self.stages: dict[str, StageRow] = {}
-        for i, name in enumerate(STAGES):
+        for i, name in enumerate(DOCK_STAGES):
             run = QPushButton(f"Run {TITLES[name]}")
             run.clicked.connect(partial(self.run_stage, name))
             bar = QProgressBar()
@@ -425,8 +489,12 @@ class PipelineWidget(QWidget):
             return
         tags, project, video_id = ready
         categories = self._categories
+        pseudo = labels_snapshot(self.viewer, PSEUDO_LABELS) if name == PREDICTIONS else None  # for the disagreement
 
         def work() -> Iterator[Any]:
+            if name == PREDICTIONS:  # hands over its own layers (a LoadedPredictions) at its end
+                yield from predictions_stage(tags, project, video_id, categories, pseudo)
+                return
             source = video_source(tags, video_id)
             shape = video_shape(source)
 
@@ -473,8 +541,23 @@ class PipelineWidget(QWidget):
             if value.message:
                 self._messages[name] = value.message
                 self.info.setText(value.message)
+        elif isinstance(value, LoadedPredictions):
+            self._show_predictions(value)
         else:
             self._show_layers(value, (name,))
+
+    def _show_predictions(self, loaded: LoadedPredictions) -> None:
+        """Show ``predictions`` (and ``matches``); hand the disagreement to the pseudo-labels layer."""
+        self._show_layers(loaded.layers, (PREDICTIONS, "matches"))
+        if loaded.disagreement is not None and PSEUDO_LABELS in self.viewer.layers:
+            layer = self.viewer.layers[PSEUDO_LABELS]
+            if np.shape(layer.data)[0] == len(loaded.disagreement):
+                meta = {**layer.metadata.get(META_KEY, {}), "disagreement": loaded.disagreement}
+                layer.metadata = {**layer.metadata, META_KEY: meta}  # a new dict: the Corrections dock hears it
+        predictions = next((d for d, kw, _ in loaded.layers if kw["name"] == PREDICTIONS), None)
+        count = 0 if predictions is None else int(np.count_nonzero(np.unique(predictions)))
+        how = f"predicted now, saved to {loaded.predicted}" if loaded.predicted else "stored"
+        self._messages[PREDICTIONS] = f"{loaded.key}: {count} predicted instances ({how})"
 
     def _stage_done(self, name: str) -> None:
         bar = self.stages[name].progress

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch  # noqa: F401  (torch and torchvision before any viewer: see napari_vis_ws/__init__)
+import torchvision  # noqa: F401
 from conftest import tiny_project
 from qtpy.QtCore import QTimer
 
@@ -16,12 +19,24 @@ from napari_vis_ws._widgets.pipeline import PipelineWidget
 pytestmark = pytest.mark.gui
 
 T, H, W = 4, 64, 80
+KEY = "synth_0000"  # video 1 of the project
+TINY = {"backbone": "mobilenet_v3", "batch_size": 1, "min_size": 64, "max_size": 80, "device": "cpu", "warmup": 0}
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """2 videos x 4 frames of 64x80 (tags in data/) through `vis-ws pseudo-labels` into run/ (1-epoch models)."""
     return tiny_project(tmp_path_factory.mktemp("pipeline"), videos=2, frames=T, height=H, width=W)
+
+
+@pytest.fixture(scope="module")
+def detector(project) -> Path:
+    """A 2-iteration Mask R-CNN (MobileNet-v3, 64 px) trained on the project's pseudo-labels, as `vis-ws pipeline`."""
+    from training.maskconsist.train import DetectionTrainConfig, train_detector
+
+    config, out = DetectionTrainConfig(iterations=2, **TINY), project / "detector" / "maskrcnn"
+    list(train_detector(config, project / "data/tags.json", project / "run/pseudo", out))
+    return out
 
 
 @pytest.fixture
@@ -195,3 +210,99 @@ def test_layers_seen_through_napari_public_proxy_are_updated_in_place():
     layer = Image(np.zeros((2, 8, 8), np.float32))
     assert _fits(PublicOnlyProxy(layer), {}, "image")
     assert not _fits(PublicOnlyProxy(layer), {}, "labels")
+
+
+# -- Predictions --------------------------------------------------------------------------
+def _with_detector(project: Path, detector: Path, folder: Path) -> Path:
+    """A project with flow, pseudo-labels and a trained Mask R-CNN in maskrcnn/, no predictions."""
+    for stage in ("flow", "pseudo"):
+        shutil.copytree(project / "run" / stage, folder / stage)
+    shutil.copytree(detector, folder / "maskrcnn")
+    return folder
+
+
+def test_run_predictions_shows_the_detectors_tubes_and_keeps_them_in_the_project(
+    dock, qtbot, project, detector, tmp_path
+):
+    folder = _with_detector(project, detector, tmp_path / "p")
+    box = {"boxes": [[10.0, 20.0, 8.0, 6.0]], "classes": [1], "scores": [0.9]}
+    pair = {"t": 0, "t2": 1, "matches": [[0, 0, 0.9]], "transferred": [0], "warped_t": box, "expanded_t2": box}
+    (folder / "maskconsist/matches").mkdir(parents=True)  # MaskConsist's matches of the video, no MaskConsist model
+    (folder / "maskconsist/matches" / f"{KEY}.json").write_text(json.dumps({"video": KEY, "pairs": [pair]}))
+    _open(dock, qtbot, project, folder)
+    assert "pseudo-labels" in _names(dock) and "predictions" not in _names(dock)
+    layers = dock.viewer.layers
+
+    row = dock.stages["predictions"]
+    row.run_button.click()
+    assert row.cancel_button.isEnabled() and not dock.stages["flow"].run_button.isEnabled()
+    _wait(qtbot, row.run_button, timeout=120_000)
+    assert row.progress.value() == row.progress.maximum() == T  # one step per frame
+    predictions = layers["predictions"]
+    assert predictions.data.shape == (T, H, W) and predictions.data.dtype == np.int32
+    ids = [int(i) for i in np.unique(predictions.data) if i]
+    assert ids and set(ids) <= set(predictions.features["index"])
+    assert set(predictions.features["class"][1:]) <= {"disc", "box", "triangle", "star"}
+    assert all(0.05 <= s <= 1 for s in predictions.features["score"][1:])
+    assert len(layers["matches"].data) == 1 and layers["matches"].data[0][0, 0] == 1
+    assert len(layers["pseudo-labels"].metadata["vis_ws"]["disagreement"]) == T  # for the review queue
+    saved = folder / "predictions" / f"{KEY}.json"
+    assert {r["video_id"] for r in json.loads(saved.read_text())} == {1}
+    assert dock.info.text().startswith(f"Predictions: done. {KEY}: ")
+    assert f"predicted instances (predicted now, saved to {saved})" in dock.info.text()
+
+    stamp, data = saved.stat().st_mtime_ns, np.array(predictions.data)
+    dock.video_combo.setCurrentIndex(1)  # a video without predictions: the layers go
+    _wait(qtbot, dock.show_button)
+    assert "predictions" not in _names(dock) and "matches" not in _names(dock)
+    start = time.monotonic()
+    dock.video_combo.setCurrentIndex(0)  # reopened: the stored predictions show at once
+    _wait(qtbot, dock.show_button)
+    assert time.monotonic() - start < 5.0
+    np.testing.assert_array_equal(layers["predictions"].data, data)
+    assert "matches" in _names(dock) and saved.stat().st_mtime_ns == stamp
+
+
+def test_cancel_stops_predicting_between_frames_and_writes_nothing(
+    dock, qtbot, project, detector, tmp_path, monkeypatch
+):
+    import training.detection.predict as predict_module
+
+    real = predict_module.predict_frames
+
+    def slow(*args, **kwargs):
+        time.sleep(0.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(predict_module, "predict_frames", slow)
+    folder = tmp_path / "p"
+    shutil.copytree(detector, folder / "maskrcnn")
+    _open(dock, qtbot, project, folder)
+    row = dock.stages["predictions"]
+    row.run_button.click()
+    qtbot.waitUntil(lambda: row.progress.value() >= 1, timeout=60_000)
+    row.cancel_button.click()
+    _wait(qtbot, row.run_button, timeout=60_000)
+    qtbot.waitUntil(dock.show_button.isEnabled, timeout=30_000)  # the results reloaded after the cancel
+    assert 1 <= row.progress.value() < row.progress.maximum() == T
+    assert "Predictions cancelled" in dock.info.text() and dock.worker is None
+    assert not (folder / "predictions").exists() and "predictions" not in _names(dock)
+
+
+def test_predictions_without_a_detector_say_what_is_missing_in_one_line(dock, qtbot, project, tmp_path):
+    from napari.utils.notifications import notification_manager
+
+    empty = tmp_path / "empty"
+    _open(dock, qtbot, project, empty)
+    seen = len(notification_manager.records)
+    row = dock.stages["predictions"]
+    row.run_button.click()
+    _wait(qtbot, row.run_button)
+    tags = project / "data/tags.json"
+    expected = (
+        f"no trained detector in {empty / 'maskconsist'} or {empty / 'maskrcnn'}: "
+        f"train one with `vis-ws pipeline {tags} --out {empty}` or the Training dock (Mask R-CNN, MaskConsist)"
+    )
+    assert dock.info.text() == expected
+    assert [str(n.message) for n in notification_manager.records[seen:]] == [expected]
+    assert row.progress.value() == 0 and "predictions" not in _names(dock) and not empty.exists()
