@@ -8,6 +8,7 @@ from typing import Any
 
 from napari_vis_ws._layers import dataset_layers, find_dataset_json, frames_layer, labels_layer
 from training.data.video import IMAGE_SUFFIXES, TIFF_SUFFIXES, VIDEO_SUFFIXES
+from training.errors import InputError
 
 
 def _kind(path: Path) -> str | None:
@@ -35,7 +36,17 @@ def napari_get_reader(path: str | list[str]) -> Callable[[Any], list[tuple]] | N
         if len(path) != 1:
             return None
         path = path[0]
-    kind = _kind(Path(path))
+    try:
+        kind = _kind(Path(path))
+    except OSError as exc:  # e.g. a path too long for the file system: say so in one line when napari reads it
+        if Path(path).suffix.lower() not in (*VIDEO_SUFFIXES, *TIFF_SUFFIXES, ".json", ".npz"):
+            return None
+        error = InputError.from_os_error(exc, path)
+
+        def refuse(_: Any) -> list[tuple]:
+            raise error
+
+        return refuse
     if kind is None:
         return None
     return lambda p: read(p, kind)

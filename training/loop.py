@@ -318,7 +318,9 @@ def epoch_loop(
     start_step : int
         Steps already done (resume).
     epoch_losses : list of float, optional
-        Mean loss of the epochs already done (resume).
+        Mean loss of the epochs already done (resume). When ``start_step`` is
+        inside an epoch, a last extra entry is that epoch's loss sum so far,
+        as a cancelled run saves it, so its mean comes out as if never cut.
     hint : str
         What to try after a non-finite loss.
     load : callable, optional
@@ -361,13 +363,18 @@ def epoch_loop(
         if rank == 0:
             save(step, losses)
 
+    # A run cancelled mid-epoch saved, after its finished epochs' means, the sum of
+    # the unfinished epoch's losses so far: carry it so the epoch's mean is the same.
+    carried = losses.pop() if step % steps_per_epoch and len(losses) > step // steps_per_epoch else 0.0
+    loss_sum = 0.0
     try:
         while step < total:
             epoch, first = divmod(step, steps_per_epoch)
             remaining = list(batches(epoch)[first:])
             slices = [shard(b, rank, world) for b in remaining]
             loaded = load(epoch, slices) if load is not None else slices
-            loss_sum, n, t0 = 0.0, 0, time.perf_counter()
+            loss_sum, n, t0 = carried, 0, time.perf_counter()
+            carried = 0.0
             for batch, item in zip(remaining, loaded, strict=True):
                 out_of_memory = False
                 try:
@@ -391,7 +398,7 @@ def epoch_loop(
                 step += 1
                 loss_sum, n = loss_sum + loss, n + 1
                 yield Progress(stage, step, total, "it", {**metrics, "epoch": epoch + 1})
-            losses.append(loss_sum / max(n, 1))
+            losses.append(loss_sum / max(first + n, 1))
             save_main(step, losses)
             rate = n / max(time.perf_counter() - t0, 1e-9)
             msg = f"epoch {epoch + 1}/{epochs}: mean loss {losses[-1]:.4f}, {rate:.2f} it/s, saved {checkpoint}"
@@ -399,5 +406,7 @@ def epoch_loop(
         if model is not None:
             dump_rank_state(model)
     except GeneratorExit:
-        save_main(step, losses)  # cancelled between two steps: the state is consistent, keep it for --resume
+        # Cancelled between two steps: the state is consistent, keep it for --resume
+        # (mid-epoch, with the epoch's loss sum so far appended; see ``carried``).
+        save_main(step, losses + [loss_sum] if step % steps_per_epoch else losses)
         raise

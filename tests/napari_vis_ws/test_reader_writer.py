@@ -22,6 +22,18 @@ def test_reader_declines_what_it_cannot_open(tmp_path):
     assert napari_get_reader([str(tmp_path / "a.mp4"), str(tmp_path / "b.mp4")]) is None
 
 
+def test_a_path_too_long_for_the_file_system_is_refused_in_one_line(tmp_path):
+    from training.errors import InputError
+
+    for name in ("v" * 300 + ".mp4", "d" * 300 + ".json"):
+        reader = napari_get_reader(str(tmp_path / name))
+        assert reader is not None
+        with pytest.raises(InputError, match="path too long") as info:
+            reader(str(tmp_path / name))
+        assert "\n" not in str(info.value) and name[:20] in str(info.value)
+    assert napari_get_reader(str(tmp_path / ("f" * 300))) is None  # nothing this plugin would open
+
+
 def test_video_opens_as_a_lazy_frames_layer(make_napari_viewer, real_clip):
     viewer = make_napari_viewer()
     viewer.open(str(real_clip), plugin="napari-vis-ws")

@@ -128,7 +128,27 @@ def test_closing_the_generator_saves_the_steps_done(tmp_path):
         if event.done == 3 and "loss" in event.metrics:
             break
     gen.close()
-    assert saves == [(2, [2.0]), (3, [2.0])]
+    assert saves == [(2, [2.0]), (3, [2.0, 2.0])]  # mid-epoch: the epoch's loss sum so far comes last
+
+
+def test_a_run_cancelled_mid_epoch_resumes_to_the_epoch_losses_of_an_uncut_run(tmp_path):
+    def step_fn(batch, step, total):
+        return {"loss": float(step + 1)}
+
+    for name in ("whole", "cut"):
+        (tmp_path / name).mkdir()
+    whole: list = []
+    list(_loop(tmp_path / "whole", step_fn, whole))
+    cut: list = []
+    gen = _loop(tmp_path / "cut", step_fn, cut)
+    for event in gen:
+        if event.done == 3 and "loss" in event.metrics:
+            break
+    gen.close()
+    step, losses = cut[-1]
+    resumed: list = []
+    list(_loop(tmp_path / "cut", step_fn, resumed, start_step=step, epoch_losses=losses))
+    assert resumed[-1] == whole[-1] == (4, [1.5, 3.5])
 
 
 def test_backward_step_skips_a_non_finite_loss_and_steps_on_a_finite_one():
