@@ -74,9 +74,10 @@ PREDICTIONS = "predictions"
 MATCHES = "matches"
 WARPED = "warped masks"
 FLOW_STEP = 16  # flow vectors every 16 image pixels
+RELEASE_EVERY = 16  # frames of flow read through the map between two unmappings of its pages
 DISPLACEMENT_STEP = 2  # displacement vectors every 2 grid pixels (8 image pixels)
 STRIDE = 4  # IRN's grid: grid pixel (i, j) is image pixel (4i, 4j)
-STAGES = ("flow", "cams", "pseudo-labels")  # layer.metadata[META_KEY]["stage"]; the Pipeline dock runs these
+STAGES = ("flow", "cams", "pseudo-labels")  # layer.metadata[META_KEY]["stage"] of the first module's layers
 SHOWN_STAGES = (*STAGES, "predictions", "matches")  # and shows the outputs of these too
 RESULTS = "results.json"  # RUN/results.json: `vis-ws pipeline` / `vis-ws predict --out RUN/results.json`
 PREDICTIONS_DIR = "predictions"  # RUN/predictions/<key>.json: one video predicted from the Training dock
@@ -136,12 +137,16 @@ def flow_vectors(vf: Any, step: int = FLOW_STEP) -> np.ndarray:
     (N, 2, 3) float32
         Per vector ``[(t, y, x), (0, dy, dx)]``.
     """
+    from training.flow.storage import release_pages
+
     h, w = (int(s) for s in vf.data.shape[1:3])
     ys, xs = np.mgrid[step // 2 : h : step, step // 2 : w : step]
     out = []
     for t in range(vf.n_frames):
         if t < vf.n_frames - 1:  # the strided slice reads only the sampled rows of the memmap
             sampled = np.asarray(vf.data[t, step // 2 :: step, step // 2 :: step, 0:2], np.float32)
+            if t % RELEASE_EVERY == RELEASE_EVERY - 1:
+                release_pages(vf.data)  # else every page read stays resident: 5.5 GiB at 2000 frames of 480x640
         else:
             sampled = vf.motion(t)[step // 2 :: step, step // 2 :: step]
         vec = np.zeros((ys.size, 2, 3), np.float32)
@@ -149,6 +154,7 @@ def flow_vectors(vf: Any, step: int = FLOW_STEP) -> np.ndarray:
         vec[:, 1, 1] = sampled[..., 1].ravel()
         vec[:, 1, 2] = sampled[..., 0].ravel()
         out.append(vec)
+    release_pages(vf.data)
     return np.concatenate(out) if out else np.zeros((0, 2, 3), np.float32)
 
 

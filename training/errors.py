@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 
@@ -24,6 +25,19 @@ class InputError(ValueError):
         self.problem = " ".join(str(problem).split())
         msg = self.problem if self.path is None else f"{self.path}: {self.problem}"
         super().__init__(msg)
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, path: str | os.PathLike | None = None) -> InputError:
+        """The one line for an OSError about a path (too long, not allowed, not a folder ...).
+
+        ``path`` defaults to the file the error names.
+        """
+        where = path if path is not None else exc.filename
+        if exc.errno == errno.ENAMETOOLONG:
+            problem = "path too long for the file system (a name over 255 bytes or a path over 4096); use a shorter one"
+        else:
+            problem = exc.strerror or type(exc).__name__
+        return cls(where, problem)
 
 
 class TrainingStopped(RuntimeError):

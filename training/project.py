@@ -11,12 +11,15 @@ One folder per video under ``PROJECT/corrections/<video key>/``:
 Every file is replaced atomically (temporary file + rename), so a process
 killed at any moment leaves the previous save or the new one, never half a
 file. ``labels.npz`` is written before ``state.json``: a kill between the two
-loses at most the review marks of the last few seconds, never labels.
+loses at most the review marks of the last few seconds, never labels. A kill
+during a write leaves its temporary file (``.labels.npz.<random>.tmp``);
+:func:`remove_stale_temp_files` removes those when the project is opened.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,6 +35,9 @@ from training.export.labels import Form, labels_to_ytvis
 
 CORRECTIONS = "corrections"
 STATE_VERSION = 1
+# training.atomic's temporary file of one of them: mkstemp(prefix=".<name>.", suffix=".tmp")
+TEMP_FILE = re.compile(r"^\.(?:labels\.npz|pseudo\.npz|state\.json)\.[A-Za-z0-9_]+\.tmp$")
+STALE_TEMP_S = 60.0  # a write in progress touches its file every few seconds; older ones are a killed write's
 Format = Literal["ytvis", "coco"]
 
 
@@ -70,6 +76,37 @@ def project_videos(project: str | os.PathLike) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(d.name for d in root.iterdir() if (d / "labels.npz").is_file())
+
+
+def remove_stale_temp_files(project: str | os.PathLike, older_than: float = STALE_TEMP_S) -> list[Path]:
+    """Delete the temporary files that saves killed mid-write left in ``PROJECT/corrections/*/``.
+
+    Only files named as :mod:`training.atomic` names the temporary files of
+    ``labels.npz``, ``pseudo.npz`` and ``state.json``, and unmodified for
+    ``older_than`` seconds (a save running in another process keeps its own).
+
+    Returns
+    -------
+    The removed files, sorted.
+    """
+    root = Path(project) / CORRECTIONS
+    if not root.is_dir():
+        return []
+    removed: list[Path] = []
+    now = time.time()
+    for folder in root.iterdir():
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for path in folder.iterdir():
+            if not TEMP_FILE.match(path.name) or path.is_symlink() or not path.is_file():
+                continue
+            try:
+                if now - path.stat().st_mtime >= older_than:
+                    path.unlink()
+                    removed.append(path)
+            except FileNotFoundError:  # its writer renamed or removed it meanwhile
+                continue
+    return sorted(removed)
 
 
 def save_pseudo(project: str | os.PathLike, key: str, volume: LabelVolume) -> bool:

@@ -21,11 +21,22 @@ predictions), low instance scores, and instances appearing or vanishing.
 
 Autosave writes ``PROJECT/corrections/<video key>/`` (:mod:`training.project`,
 atomic files) every few seconds while there are unsaved changes; choosing a
-project that holds saved corrections of the video restores them.
+project that holds saved corrections of the video restores them (and removes
+temporary files of a save killed mid-way). Closing the dock or the viewer, or
+switching to another layer, saves what is pending at once. Saves are ordered:
+one write at a time, and a snapshot older than the one on disk is never
+written, so ``labels.npz`` and ``state.json`` always come from one moment.
+
+An edit costs a pass over the frames it touched, not over the video: the dock
+keeps per-frame checksums and instance areas (:class:`FrameStats`) and takes
+the touched frames from napari's paint event. An undo or redo (napari's
+``set_data`` event, which moving through frames fires too) can only touch
+frames an edit touched, so only those and the frame shown are checked.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import weakref
 import zlib
@@ -34,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import QEvent, QObject, Qt, QTimer
 from qtpy.QtGui import QKeySequence
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -102,6 +113,76 @@ def video_key_of(layer: Any) -> str:
     return video_key({"id": 1, "name": layer.name})
 
 
+def frames_of_history_item(atoms: Any, n_frames: int) -> set[int] | None:
+    """Frames touched by a napari Labels history item (a list of atoms), or None if it cannot tell.
+
+    An atom is ``(indices, old values, new values)`` (``data_setitem``) or a
+    masked paint atom whose ``slice_key`` is its bounding box (brush, fill).
+    """
+    frames: set[int] = set()
+    for atom in atoms if isinstance(atoms, list | tuple) else [None]:
+        key = getattr(atom, "slice_key", None)
+        if key is not None:
+            first = key[0]
+            if isinstance(first, slice):
+                frames.update(range(*first.indices(n_frames)))
+            else:
+                frames.add(int(first))
+        elif isinstance(atom, tuple) and len(atom) == 3 and isinstance(atom[0], tuple) and len(atom[0]):
+            frames.update(np.unique(np.asarray(atom[0][0])).tolist())
+        else:
+            return None
+    return {f for f in frames if 0 <= f < n_frames}
+
+
+class FrameStats:
+    """Per-frame CRC-32 and instance areas of a (T, H, W) label volume, recomputed frame by frame.
+
+    Attributes
+    ----------
+    crc : (T,) int64, CRC-32 of each frame (-1 before the first scan)
+    per_frame : list of {id: pixels}, one per frame
+    """
+
+    def __init__(self) -> None:
+        self.crc = np.full(0, -1, np.int64)
+        self.per_frame: list[dict[int, int]] = []
+        self._areas: corr.InstanceAreas | None = None
+
+    def scan(self, labels: np.ndarray, frames: set[int] | None = None) -> list[int]:
+        """Checksum ``frames`` (None: all) and recount the instances of those that changed; returns these."""
+        n_t = labels.shape[0]
+        if len(self.per_frame) != n_t:
+            self.crc = np.full(n_t, -1, np.int64)
+            self.per_frame = [{} for _ in range(n_t)]
+            frames = None
+        changed = []
+        for t in range(n_t) if frames is None else sorted(frames):
+            frame = np.ascontiguousarray(labels[t])
+            crc = zlib.crc32(frame)
+            if crc == self.crc[t]:
+                continue
+            a = corr.instance_areas(frame[None])
+            self.crc[t] = crc
+            self.per_frame[t] = dict(zip(a.ids.tolist(), a.areas[0].tolist(), strict=True))
+            changed.append(t)
+        if changed:
+            self._areas = None
+        return changed
+
+    def areas(self) -> corr.InstanceAreas:
+        """The instance areas of the whole volume (cached until a frame changes)."""
+        if self._areas is None:
+            ids = np.array(sorted(set().union(*self.per_frame)), np.int64)
+            areas = np.zeros((len(self.per_frame), ids.size), np.int64)
+            col = {int(k): i for i, k in enumerate(ids.tolist())}
+            for t, d in enumerate(self.per_frame):
+                for k, n in d.items():
+                    areas[t, col[k]] = n
+            self._areas = corr.InstanceAreas(ids, areas)
+        return self._areas
+
+
 def run_folder_of(layer: Any) -> Path | None:
     """The run folder of a layer read from ``RUN/pseudo/<key>/pseudo.npz`` (the pipeline's layout), if so."""
     meta = layer.metadata.get(META_KEY, {})
@@ -124,9 +205,17 @@ class CorrectionsWidget(QWidget):
         self.worker: Any = None
         self._pseudo: Any = None  # LabelVolume snapshot of the layer before any correction
         self._flow: tuple[str, str, Any] | None = None
-        self._fingerprint = 0
+        self._stats = FrameStats()
+        self._seen_data = 0  # id of the layer's data the stats are of
+        self._touched: set[int] = set()  # frames edited since the layer was bound: what an undo can change
+        self._needs_refresh = False  # paint events updated the stats; the table follows on the next check
         self._dirty = False
         self._saving = False
+        self._inflight: dict[str, Any] | None = None  # the snapshot a worker is writing
+        self._generation = 0  # snapshots taken, in order (main thread)
+        self._write_lock = threading.Lock()  # one writer at a time, worker or main thread
+        self._written: dict[tuple[str, str], int] = {}  # (project, key) → generation on disk
+        self._watched: Callable[[], QObject | None] = lambda: None  # the window whose closing saves (eventFilter)
         self._edited: float | None = None  # time.time() of the last edit
         self._saved_at: float | None = None  # time.monotonic() of the last save
         self._areas = corr.instance_areas(np.zeros((0, 1, 1), np.int32))
@@ -265,6 +354,48 @@ class CorrectionsWidget(QWidget):
         self.viewer.layers.events.removed.connect(self._layers_changed)
         self._layers_changed()
 
+    # -- closing ------------------------------------------------------------------
+    def _watch_window(self) -> None:
+        """Watch the top-level window holding the dock (napari's main window) for its Close event."""
+        try:
+            root = self
+            while root.parentWidget() is not None:
+                root = root.parentWidget()
+        except RuntimeError:  # deleted meanwhile
+            return
+        if root is not self and root is not self._watched():
+            root.installEventFilter(self)
+            self._watched = weakref.ref(root)  # no reference from the dock to napari's window: it must be freed
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        """Save synchronously when the viewer's window closes (its event loop may end right after)."""
+        if event.type() == QEvent.Close and watched is self._watched():
+            self.flush()
+        return False
+
+    def event(self, event: QEvent) -> bool:
+        """Save when the dock goes: hidden (in a worker) or taken out of its dock, i.e. closed (at once)."""
+        kind = event.type()
+        if kind == QEvent.ParentChange and self.parent() is not None:
+            # napari docks the widget, then the dock in its window: look for the window once that is done
+            QTimer.singleShot(0, self._watch_window)
+        elif kind == QEvent.Show:
+            self._watch_window()
+        elif getattr(self, "layer", None) is None:  # nothing to save (or still in __init__)
+            pass
+        elif kind == QEvent.ParentChange:
+            self.flush()  # napari's dock close button takes the widget out of its dock
+        elif kind == QEvent.Hide:
+            if self.window().isVisible():
+                self.autosave()  # only the dock is hidden: the app goes on
+            else:
+                self.flush()  # the window is closing
+        return super().event(event)
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
+        self.flush()
+        super().closeEvent(event)
+
     # -- keys ---------------------------------------------------------------------
     def _bind_keys(self) -> None:
         ref = weakref.ref(self)
@@ -322,8 +453,7 @@ class CorrectionsWidget(QWidget):
         one layer never overwrite another's.
         """
         if self.layer is not None:
-            if self._dirty and self.project() is not None:
-                self._flush()
+            self.flush()
             for ev, cb in self._layer_callbacks():
                 ev.disconnect(cb)
         if layer is not None and np.ndim(layer.data) != 3:
@@ -344,7 +474,8 @@ class CorrectionsWidget(QWidget):
         meta = layer.metadata.setdefault(META_KEY, {})
         self.reviewed = {int(f) for f in meta.get("reviewed", [])}
         self._pseudo = self._volume()[0]
-        self._fingerprint = self._data_fingerprint()
+        self._rescan()
+        self._needs_refresh = False
         run = run_folder_of(layer)
         if not self.flow_edit.text() and run is not None and (run / "flow").is_dir():
             self.flow_edit.setText(str(run / "flow"))
@@ -356,8 +487,8 @@ class CorrectionsWidget(QWidget):
         ly = self.layer
         assert ly is not None
         return [
-            (ly.events.paint, self._edited_elsewhere),
-            (ly.events.data, self._edited_elsewhere),
+            (ly.events.paint, self._painted),
+            (ly.events.data, self._data_replaced),
             (ly.events.set_data, self._maybe_changed),
             (ly.events.selected_label, self._label_picked),
             (ly.events.metadata, self._metadata_changed),
@@ -367,8 +498,14 @@ class CorrectionsWidget(QWidget):
         assert self.layer is not None
         return np.asarray(self.layer.data)
 
-    def _data_fingerprint(self) -> int:
-        return zlib.crc32(np.ascontiguousarray(self._labels())) if self.layer is not None else 0
+    def _rescan(self) -> list[int]:
+        """Checksum every frame (a new layer or new data); returns the frames that changed."""
+        assert self.layer is not None
+        if id(self.layer.data) != self._seen_data:
+            self._stats = FrameStats()
+            self._seen_data = id(self.layer.data)
+        self._touched = set()
+        return self._stats.scan(self._labels())
 
     def _categories(self) -> list[dict[str, Any]]:
         assert self.layer is not None
@@ -400,6 +537,14 @@ class CorrectionsWidget(QWidget):
     # -- display --------------------------------------------------------------------
     def refresh(self) -> None:
         """Recompute the instance table, review progress and review queue from the layer."""
+        if self.layer is not None and self._check_timer.isActive():  # an undo or a brush stroke not seen yet
+            self._check_timer.stop()
+            self._needs_refresh = True
+            self._check_changed()
+            return
+        self._fill_table()
+
+    def _fill_table(self) -> None:
         if self.layer is None:
             self._areas = corr.instance_areas(np.zeros((0, 1, 1), np.int32))
             self.table.setRowCount(0)
@@ -407,7 +552,7 @@ class CorrectionsWidget(QWidget):
             self.queue_list.clear()
             return
         keep = self._row_ids()
-        self._areas = corr.instance_areas(self._labels())
+        self._areas = self._stats.areas()
         table = self._table()
         row_of = {int(k): i for i, k in enumerate(table["index"])}
         names = [c["name"] for c in self._categories()]
@@ -539,7 +684,9 @@ class CorrectionsWidget(QWidget):
         self._say(message)
 
     def _after_edit(self) -> None:
-        self._fingerprint = self._data_fingerprint()
+        # the paint event of data_setitem has updated the stats of the frames the edit touched
+        self._check_timer.stop()
+        self._needs_refresh = False
         self._dirty = True
         self._edited = time.time()
         self.refresh()
@@ -729,23 +876,55 @@ class CorrectionsWidget(QWidget):
         self.viewer.dims.set_current_step(0, int(item.data(Qt.UserRole)))
 
     # -- changes made elsewhere (brush, fill, undo) -------------------------------------
-    def _edited_elsewhere(self, event: Any = None) -> None:
+    def _painted(self, event: Any = None) -> None:
+        """A committed edit (brush, fill, data_setitem): update the stats of the frames it touched."""
+        assert self.layer is not None
+        labels = self._labels()
+        frames = frames_of_history_item(getattr(event, "value", None), labels.shape[0])
+        if frames is None or id(self.layer.data) != self._seen_data:
+            self._rescan()
+            self._touched = set(range(labels.shape[0]))  # its undo could touch any frame
+        else:
+            self._stats.scan(labels, frames)
+            self._touched |= frames
         self._dirty = True
         self._edited = time.time()
+        self._needs_refresh = True
+        self._check_timer.start()
+
+    def _data_replaced(self, event: Any = None) -> None:
+        """``layer.data = ...``: every frame may differ."""
+        assert self.layer is not None
+        self._rescan()
+        self._dirty = True
+        self._edited = time.time()
+        self._needs_refresh = True
         self._check_timer.start()
 
     def _maybe_changed(self, event: Any = None) -> None:
-        self._check_timer.start()  # set_data also fires when the view moves: compare contents later
+        self._check_timer.start()  # set_data also fires when the view moves: look later, once
 
     def _check_changed(self) -> None:
+        """Bring the table up to date after paint events, an undo or a redo.
+
+        Undo and redo replay edits the dock saw as paint events, so only the
+        frames those touched can differ (and the frame shown, in case an edit
+        made before the dock was bound is undone there): their checksums tell.
+        """
         if self.layer is None:
             return
-        fp = self._data_fingerprint()
-        if fp != self._fingerprint:
-            self._fingerprint = fp
+        if id(self.layer.data) != self._seen_data:
+            changed = self._rescan()
+        else:
+            labels = self._labels()
+            shown = {t for t in [self.current_frame()] if 0 <= t < labels.shape[0]}
+            changed = self._stats.scan(labels, self._touched | shown)
+        if changed:
             self._dirty = True
             self._edited = time.time()
-            self.refresh()
+        if changed or self._needs_refresh:
+            self._needs_refresh = False
+            self._fill_table()
             self._update_frames_column()
 
     # -- project ---------------------------------------------------------------------
@@ -765,10 +944,14 @@ class CorrectionsWidget(QWidget):
         opens as a ``pseudo-labels`` layer.
         """
         from training.errors import InputError
-        from training.project import load_project_state, project_videos, save_pseudo
+        from training.project import load_project_state, project_videos, remove_stale_temp_files, save_pseudo
 
         folder = Path(folder)
         self.project_edit.setText(str(folder))
+        try:
+            remove_stale_temp_files(folder)  # left by a save that was killed mid-way
+        except OSError:
+            pass  # a folder we cannot list: saving will say so
         if self.layer is None:
             keys = project_videos(folder)
             if not keys:
@@ -818,7 +1001,8 @@ class CorrectionsWidget(QWidget):
         self.layer.features = labels_features(state.volume, state.categories)
         self.reviewed = set(state.reviewed)
         self._pseudo = None  # the project keeps the pseudo-labels it started from
-        self._fingerprint = self._data_fingerprint()
+        self._check_timer.stop()
+        self._needs_refresh = False
         self._dirty = False
         self._saved_at = time.monotonic()
         self._edited = state.edited
@@ -838,6 +1022,7 @@ class CorrectionsWidget(QWidget):
         """What a save writes, copied now (the worker must not read the layer while the user edits it)."""
         assert self.layer is not None
         volume, categories = self._volume()
+        self._generation += 1
         return {
             "project": self.project(),
             "key": video_key_of(self.layer),
@@ -845,27 +1030,70 @@ class CorrectionsWidget(QWidget):
             "reviewed": sorted(self.reviewed),
             "categories": categories,
             "edited": self._edited,
+            "generation": self._generation,
         }
 
-    def _flush(self) -> None:
-        """Save now, on this thread (before the dock lets go of a layer)."""
+    def flush(self) -> None:
+        """Save now, on this thread, and leave no save in flight (closing, switching layers).
+
+        Writes the current state when it changed, else the snapshot a worker
+        is still writing (so nothing depends on that thread finishing later).
+        """
         from training.errors import InputError
 
+        if self.layer is None:
+            return
         try:
-            self._write(self._snapshot())
-            self._dirty = False
+            if self._check_timer.isActive():  # a brush stroke or an undo not yet seen
+                self._check_timer.stop()
+                self._check_changed()
+            project = self.project()
+        except RuntimeError:  # the Qt side is gone; the snapshot in flight is all there is
+            project = None
+        snap = self._snapshot() if self._dirty and project is not None else self._inflight
+        if snap is None:
+            return
+        try:
+            self._write(snap)
         except InputError as exc:
-            self._say(str(exc))
+            self._dirty = True
+            self._report(f"corrections not saved: {exc}")
+            return
+        if snap is not self._inflight:
+            self._dirty = False
+        self._saved_at = time.monotonic()
 
-    @staticmethod
-    def _write(snap: dict[str, Any]) -> Path:
+    def _write(self, snap: dict[str, Any]) -> Path | None:
+        """Write a snapshot unless a newer one of the same video is on disk; any thread.
+
+        Returns the video's folder, or None when the snapshot was older than
+        the saved one (so it was not written).
+        """
         from training.errors import InputError
         from training.project import save_corrections
 
+        slot = (str(snap["project"]), str(snap["key"]))
+        with self._write_lock:  # a worker's write in progress finishes first
+            if self._written.get(slot, 0) >= snap["generation"]:
+                return None
+            try:
+                folder = save_corrections(**{k: v for k, v in snap.items() if k != "generation"})
+            except OSError as exc:
+                raise InputError(snap["project"], f"cannot save corrections ({exc.strerror or exc})") from None
+            self._written[slot] = snap["generation"]
+            return folder
+
+    def _report(self, text: str) -> None:
+        """Say a failed save in the dock, and as a napari notification when the dock is closing or gone."""
+        from napari.utils.notifications import show_error
+
         try:
-            return save_corrections(**snap)
-        except OSError as exc:
-            raise InputError(snap["project"], f"cannot save corrections ({exc.strerror or exc})") from None
+            self._say(text)
+            closing = not self.isVisible()
+        except RuntimeError:  # the dock's Qt side is gone
+            closing = True
+        if closing:
+            show_error(text)
 
     def save_now(self) -> None:
         """Write the layer and review state to the project (in a worker; the files are replaced atomically)."""
@@ -877,10 +1105,12 @@ class CorrectionsWidget(QWidget):
         snap = self._snapshot()
         self._dirty = False
         self._saving = True
+        self._inflight = snap
         self.save_status.setText("saving…")
 
         def saved(_folder: Any) -> None:
             self._saving = False
+            self._inflight = None
             self._saved_at = time.monotonic()
             try:
                 self._show_save_status()
@@ -891,6 +1121,7 @@ class CorrectionsWidget(QWidget):
 
         def failed(message: str) -> None:
             self._saving = False
+            self._inflight = None
             self._dirty = True
             try:
                 self.save_status.setText(f"not saved: {message}")
@@ -901,6 +1132,7 @@ class CorrectionsWidget(QWidget):
 
         def done() -> None:
             self._saving = False
+            self._inflight = None
 
         self.worker = start_worker(lambda: self._write(snap), saved, failed, done)
 

@@ -4,8 +4,11 @@ propagate, undo, review, autosave, reopen, export."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -17,8 +20,10 @@ from qtpy.QtCore import Qt
 from napari_vis_ws._layers import labels_layer
 from napari_vis_ws._widgets.corrections import SHORTCUTS, SPLIT_LINE, CorrectionsWidget
 from napari_vis_ws._widgets.export import ExportWidget
+from training import corrections as corr
 from training.export import LabelVolume, load_labels
 from training.flow.storage import flow_writer
+from training.project import load_project_state
 
 pytestmark = pytest.mark.gui
 
@@ -296,6 +301,138 @@ def test_edits_saved_by_a_killed_process_are_restored_into_the_layer(dock, tmp_p
     assert set(np.unique(layer.data)) == {0, 8} and (layer.data == 8).sum() == T * 16
     assert widget.reviewed == {0, 5} and _cells(widget, 8)[0] == "box"
     assert widget.message.text() == "restored the corrections of clip (2 frames reviewed)"
+
+
+def _edit_delete_3_and_review_frame_2(widget, viewer) -> None:
+    widget.select_instances([3])
+    widget.buttons["delete"].click()
+    viewer.dims.set_current_step(0, 2)
+    widget.buttons["toggle_reviewed"].click()
+
+
+def test_closing_the_dock_saves_the_edits_of_the_last_seconds_at_once(dock, qtbot, tmp_path):
+    widget, viewer, _ = dock
+    widget.autosave_timer.stop()  # no autosave tick: only the close can save the edits
+    widget.set_project(tmp_path)
+    _wait_saved(qtbot, widget)
+    _edit_delete_3_and_review_frame_2(widget, viewer)
+    viewer.window.remove_dock_widget(widget)  # what the dock's close button does
+    state = load_project_state(tmp_path, "clip")  # written before remove_dock_widget returned
+    assert not (state.volume.labels == 3).any() and state.reviewed == {2}
+
+
+@pytest.mark.parametrize("close", ["viewer.close()", "the window's close button"])
+def test_closing_the_viewer_saves_the_edits_of_the_last_seconds_and_a_new_viewer_has_them(
+    make_napari_viewer, qtbot, tmp_path, close
+):
+    viewer = make_napari_viewer()
+    layer = _add_layer(viewer)
+    widget = CorrectionsWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.autosave_timer.stop()
+    widget.set_project(tmp_path)
+    _wait_saved(qtbot, widget)
+    _edit_delete_3_and_review_frame_2(widget, viewer)
+    layer.brush_size = 5
+    layer.paint((4, 30, 40), 9)  # a brush dab, the table not updated yet
+    edited = layer.data.copy()
+    if close == "viewer.close()":
+        viewer.close()  # removes the layers first, then closes the window
+    else:
+        viewer.window._qt_window.close()  # the close button, Ctrl+W: the layers stay until the window goes
+    fresh = make_napari_viewer()
+    CorrectionsWidget(fresh).set_project(tmp_path)
+    np.testing.assert_array_equal(fresh.layers["pseudo-labels"].data, edited)
+    assert load_project_state(tmp_path, "clip").reviewed == {2}
+
+
+def test_a_save_running_in_a_worker_never_lands_after_a_newer_one(dock, qtbot, tmp_path, monkeypatch):
+    """The worker's write of an older snapshot is held back; switching layers saves a newer one meanwhile."""
+    import training.project
+
+    widget, viewer, layer = dock
+    widget.autosave_timer.stop()
+    widget.set_project(tmp_path)
+    _wait_saved(qtbot, widget)
+    real, started, release = training.project.save_corrections, threading.Event(), threading.Event()
+
+    def slow_in_a_worker(*args, **kwargs):
+        if threading.current_thread() is not threading.main_thread():
+            started.set()
+            release.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training.project, "save_corrections", slow_in_a_worker)
+    widget.select_instances([2])
+    widget.buttons["delete"].click()
+    widget.save_now()  # snapshot 1 (2 deleted), written by a worker that waits
+    assert started.wait(10)
+    _edit_delete_3_and_review_frame_2(widget, viewer)  # snapshot 2 will hold this too
+    threading.Timer(0.5, release.set).start()  # the worker's write ends half a second from now
+    widget.set_layer(viewer.add_labels(np.zeros((T, H, W), np.int32), name="other"))  # saves snapshot 2
+    qtbot.waitUntil(lambda: not widget._saving, timeout=10000)
+    state = load_project_state(tmp_path, "clip")
+    assert not np.isin(state.volume.labels, [2, 3]).any() and state.reviewed == {2}
+    np.testing.assert_array_equal(state.volume.labels, layer.data)
+
+    monkeypatch.setattr(training.project, "save_corrections", real)
+    widget.set_layer(layer)
+    old = widget._snapshot()  # taken before the next edit ...
+    widget.select_instances([1])
+    widget.buttons["delete"].click()
+    widget.flush()
+    assert widget._write(old) is None  # ... so never written over it
+    assert not (load_project_state(tmp_path, "clip").volume.labels == 1).any()
+
+
+def test_opening_a_project_removes_only_temp_files_of_saves_killed_long_ago(dock, qtbot, tmp_path):
+    widget, _, _ = dock
+    folder = tmp_path / "corrections" / "clip"
+    folder.mkdir(parents=True)
+    hour_ago = time.time() - 3600
+    names = {
+        ".labels.npz.k2x_9abc.tmp": True,  # a killed save's: removed
+        ".state.json.u7q3mz0w.tmp": True,
+        ".notes.txt.a1b2c3d4.tmp": False,  # not a file the project writes
+        "labels.npz.tmp": False,
+    }
+    for name in names:
+        (folder / name).write_bytes(b"half a file")
+        os.utime(folder / name, (hour_ago, hour_ago))
+    (folder / ".pseudo.npz.f00b4r12.tmp").write_bytes(b"being written")  # now, by another process: kept
+    widget.set_project(tmp_path)
+    _wait_saved(qtbot, widget)
+    assert {p.name for p in folder.iterdir() if p.name.endswith("tmp")} == {
+        ".notes.txt.a1b2c3d4.tmp",
+        "labels.npz.tmp",
+        ".pseudo.npz.f00b4r12.tmp",
+    }
+    assert {p.name for p in folder.iterdir()} >= {"labels.npz", "pseudo.npz", "state.json"}  # and it saved
+
+
+def test_an_edit_recounts_only_the_frames_it_touched_and_moving_frames_recounts_none(dock, qtbot, monkeypatch):
+    widget, viewer, layer = dock
+    counted: list[int] = []
+    real = corr.instance_areas
+
+    def counting(labels):
+        counted.append(len(labels))
+        return real(labels)
+
+    monkeypatch.setattr(corr, "instance_areas", counting)
+    viewer.dims.set_current_step(0, 3)
+    widget.select_instances([3])
+    widget.this_frame_only.setChecked(True)
+    widget.buttons["delete"].click()
+    assert counted == [1] and "3" not in _cells(widget, 3)[1]  # frame 3 only, and the table knows
+    counted.clear()
+    for t in (0, 5, 2):
+        viewer.dims.set_current_step(0, t)  # napari's set_data event, as after an undo
+        qtbot.wait(200)
+    assert counted == []
+    layer.undo()  # undoes frame 3, not shown: the dock looks at the frames edits touched
+    qtbot.waitUntil(lambda: _cells(widget, 3)[1] == "0-5", timeout=5000)
+    assert counted == [1]
 
 
 def test_export_writes_ytvis_and_coco_whose_masks_match_the_layer(dock, qtbot, tmp_path):

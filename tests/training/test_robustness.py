@@ -138,7 +138,55 @@ def test_mutated_tags_are_loaded_or_refused_in_one_line(tmp_path, data):
         _assert_one_line(exc, f)
 
 
-@pytest.mark.parametrize("raw", [b"", b"\xff\xfe\x00garbage", b"[" * 100000, b"{\"videos\": [}", b"null"])
+def _coco() -> tuple[dict, list]:
+    """DATASET's volumes as COCO, as `vis-ws export --format coco` writes them: (gt, results)."""
+    from training.export import labels_to_coco
+
+    images, anns, results = [], [], []
+    for vid in (1, 2):
+        v = make_volume(t=2, h=6, w=7, seed=vid)
+        v.video.update(id=vid)
+        im, an = labels_to_coco(v, "gt", first_image_id=len(images) + 1, first_ann_id=len(anns) + 1)
+        results += labels_to_coco(v, "results", first_image_id=len(images) + 1)[1]
+        images, anns = images + im, anns + an
+    gt = {"images": images, "annotations": anns, "categories": DATASET["categories"], "videos": DATASET["videos"]}
+    return gt, results
+
+
+COCO_GT, COCO_RESULTS = _coco()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_coco_json_where_youtube_vis_is_read_is_refused_in_one_line(tmp_path, data):
+    """Nothing reads COCO files (only `export` writes them): one given as a dataset or as results, intact or
+    mutated, is refused in one line naming it by `info`, `tags`/`eval --gt` and `eval --results`."""
+    from training.data.sources import load_dataset_json
+
+    doc = data.draw(st.sampled_from([COCO_GT, COCO_RESULTS]))
+    path = data.draw(st.sampled_from(_paths(doc)))
+    action = data.draw(st.sampled_from(["keep", "delete", "replace"]) if path else st.just("keep"))
+    mutated = doc if action == "keep" else _mutate(doc, path, action, data.draw(JUNK))
+    f = tmp_path / "coco.json"
+    f.write_text(json.dumps(mutated))
+    before = f.read_bytes()
+    for read in (load_dataset_json, load_ytvis):
+        with pytest.raises(InputError) as info:
+            read(f)
+        _assert_one_line(info.value, f)
+    for evaluate in (evaluate_ytvis, evaluate_frames):
+        try:
+            if not isinstance(mutated, list):
+                raise InputError(f, "not a list")  # what `vis-ws eval` checks first
+            evaluate(DATASET, mutated, gt_path="gt.json", results_path=str(f))
+        except InputError as exc:
+            _assert_one_line(exc, f)
+        else:
+            assert mutated == [], mutated  # junk that replaced the whole file: no results, scored as such
+    assert f.read_bytes() == before
+
+
+@pytest.mark.parametrize("raw", [b"", b"\xff\xfe\x00garbage", b"[" * 100000, b'{"videos": [}', b"null"])
 def test_garbage_files_are_refused_in_one_line(tmp_path, raw):
     f = tmp_path / "gt.json"
     f.write_bytes(raw)
@@ -217,3 +265,129 @@ def test_damaged_frame_images_are_refused_in_one_line(tmp_path, data, cut):
         assert frame.shape == (8, 10, 3)  # the bytes happened to form a valid frame of the same size
     except InputError as exc:
         _assert_one_line(exc, tmp_path / "1.png")
+
+
+# -- paths: bytes that are not UTF-8 and names longer than the OS allows ------------------------------------
+NOT_UTF8 = os.fsdecode(b"vid\xff")  # 'vid\udcff': how Python spells a file name that is not UTF-8
+
+
+def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    from training.cli import main
+
+    code = main(argv)
+    out, err = capsys.readouterr()  # pytest's capture encodes strictly, as a UTF-8 terminal does
+    return code, out, err
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (bytes names, so nothing is lost) and its content."""
+    broot = os.fsencode(root)
+    files = {}
+    for folder, _, names in os.walk(broot):
+        for name in names:
+            full = os.path.join(folder, name)
+            with open(full, "rb") as f:
+                files[os.fsdecode(os.path.relpath(full, broot))] = f.read()
+    return files
+
+
+def _assert_one_line_exit_2(code: int, err: str, named: str) -> None:
+    assert code == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert named in err, err
+
+
+@pytest.mark.parametrize("command", ["tags", "info", "eval", "train-cam", "cams"])
+def test_a_json_input_that_is_not_utf8_exits_2_naming_it_and_is_left_untouched(tmp_path, capsys, command):
+    bad = tmp_path / ("gt.json" if command in ("tags", "eval") else "tags.json")
+    bad.write_bytes('{"videos": [{"id": 1, "name": "café"}], "categories": []}'.encode("latin-1"))
+    argv = {
+        "tags": ["tags", str(bad), "--out", str(tmp_path / "out.json")],
+        "info": ["info", str(bad)],
+        "eval": ["eval", "--gt", str(bad), "--results", str(tmp_path / "res.json")],
+        "train-cam": ["train-cam", str(bad), "--out", str(tmp_path / "run"), "--device", "cpu"],
+        "cams": ["cams", str(bad), "--model", str(tmp_path / "run"), "--out", str(tmp_path / "cams")],
+    }[command]
+    before = _tree(tmp_path)
+    code, out, err = _cli(argv, capsys)
+    _assert_one_line_exit_2(code, err, f"{bad}: not UTF-8 text (byte 34)")
+    assert _tree(tmp_path) == before and not out
+
+
+def _undecodable_dataset(tiny_dataset: Path) -> Path:
+    """``tiny_dataset`` copied under a name that is not UTF-8, beside its frames."""
+    path = tiny_dataset.with_name(f"{NOT_UTF8}.json")
+    path.write_bytes(tiny_dataset.read_bytes())
+    assert os.fsencode(path).endswith(b"vid\xff.json")
+    return path
+
+
+def test_files_named_in_bytes_that_are_not_utf8_are_read_and_written(tiny_dataset, tmp_path, capsys):
+    gt = _undecodable_dataset(tiny_dataset)
+    out = tmp_path / os.fsdecode(b"tags\xfe.json")
+    code, stdout, err = _cli(["tags", str(gt), "--out", str(out)], capsys)
+    assert code == 0 and not err
+    assert json.loads(out.read_bytes())["frame_tags"][1]["category_ids"] == [3, 7]
+    assert stdout.count("\n") == 1 and "tags\\udcfe.json: 5 frames of 2 videos" in stdout
+
+    code, stdout, err = _cli(["info", str(gt)], capsys)
+    assert code == 0 and not err
+    assert "path: " + str(gt).replace("\udcff", "\\udcff") in stdout and "videos: 2" in stdout
+
+    results = tmp_path / os.fsdecode(b"res\xfe.json")
+    results.write_text(json.dumps([dict(a, score=0.9) for a in json.loads(gt.read_bytes())["annotations"]]))
+    code, stdout, err = _cli(["eval", "--gt", str(gt), "--results", str(results), "--json"], capsys)
+    assert code == 0 and json.loads(stdout)["AP"] == 1.0
+
+
+def test_a_missing_file_named_in_bytes_that_are_not_utf8_exits_2_in_one_line(tmp_path, capsys):
+    missing = tmp_path / f"{NOT_UTF8}.json"
+    code, out, err = _cli(["tags", str(missing), "--out", str(tmp_path / "t.json")], capsys)
+    _assert_one_line_exit_2(code, err, f"{tmp_path}/vid\\udcff.json: no such file")
+    assert not out and not list(tmp_path.iterdir())
+
+
+def test_a_utf8_terminal_gets_undecodable_names_escaped_not_a_traceback(tiny_dataset, tmp_path):
+    """In a subprocess whose stdout encodes strictly (a UTF-8 locale), as a user's shell runs it."""
+    gt = _undecodable_dataset(tiny_dataset)
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    cmd = [sys.executable, "-m", "training.cli", "tags", os.fsencode(gt), "--out", os.fsencode(tmp_path / "t.json")]
+    done = subprocess.run(cmd, env=env, capture_output=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == b"", done.stderr.decode(errors="replace")
+    cmd = [sys.executable, "-m", "training.cli", "info", os.fsencode(gt)]
+    done = subprocess.run(cmd, env=env, capture_output=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == b"", done.stderr.decode(errors="replace")
+    assert b"vid\\udcff.json" in done.stdout
+
+
+LONG_NAME = "n" * 256 + ".json"  # one component over NAME_MAX (255 bytes)
+
+
+def _long_path(tmp_path: Path) -> Path:
+    """A path of more than PATH_MAX (4096 bytes) whose components are each short enough."""
+    return tmp_path.joinpath(*["d" * 200] * 21, "gt.json")
+
+
+@pytest.mark.parametrize("which", ["name", "path"])
+@pytest.mark.parametrize(
+    "command", ["tags-in", "tags-out", "info", "eval", "export", "train-cam", "train-cam-out", "flow"]
+)
+def test_a_path_longer_than_the_os_allows_exits_2_in_one_line_naming_it(tiny_dataset, tmp_path, capsys, which, command):
+    long = tmp_path / LONG_NAME if which == "name" else _long_path(tmp_path)
+    assert len(os.fsencode(long.name)) > 255 or len(os.fsencode(long)) > 4096
+    gt, out = str(tiny_dataset), str(tmp_path / "out.json")
+    argv = {
+        "tags-in": ["tags", str(long), "--out", out],
+        "tags-out": ["tags", gt, "--out", str(long)],
+        "info": ["info", str(long)],
+        "eval": ["eval", "--gt", gt, "--results", str(long)],
+        "export": ["export", gt, "--out", str(long)],
+        "train-cam": ["train-cam", str(long), "--out", str(tmp_path / "run"), "--device", "cpu"],
+        "train-cam-out": ["train-cam", gt, "--out", str(long.with_suffix("")), "--device", "cpu", "--epochs", "1"],
+        "flow": ["flow", str(long), "--out", str(tmp_path / "flow")],
+    }[command]
+    before = _tree(tmp_path)
+    code, stdout, err = _cli(argv, capsys)
+    _assert_one_line_exit_2(code, err, "too long")
+    assert str(long.with_suffix("") if command == "train-cam-out" else long) in err
+    assert _tree(tmp_path) == before and not stdout

@@ -62,10 +62,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``vis-ws`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _escape_undecodable_names()
     try:
         return int(args.func(args) or 0)
     except InputError as exc:
         print(f"vis-ws {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        # a path the OS refuses (too long, no permission, a file where a folder should be): one line too
+        print(f"vis-ws {args.command}: error: {InputError.from_os_error(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except TrainingStopped as exc:
         print(f"vis-ws {args.command}: stopped: {exc}", file=sys.stderr)
@@ -73,6 +80,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"vis-ws {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _escape_undecodable_names() -> None:
+    """Print file names that are not UTF-8 as ``\\udcff`` escapes instead of failing.
+
+    Python decodes such names with surrogate escapes; a stream that encodes
+    strictly (stdout in a UTF-8 locale, pytest's capture) cannot write them.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def formatter(prog: str) -> argparse.HelpFormatter:

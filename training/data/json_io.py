@@ -21,20 +21,21 @@ def read_json(path: str | os.PathLike) -> Any:
     Raises
     ------
     InputError
-        Missing file, a folder, unreadable bytes or invalid JSON, with the line
-        and column of the syntax error.
+        Missing file, a folder, a path the OS refuses (too long), bytes that
+        are not UTF-8 or invalid JSON, with the line and column of the syntax
+        error.
     """
     p = Path(path)
-    if not p.exists():
-        raise InputError(p, "no such file")
-    if p.is_dir():
-        raise InputError(p, "is a folder, expected a JSON file")
-    try:
+    try:  # no exists() first: it raises too for a path the OS refuses (too long)
         text = p.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise InputError(p, "no such file") from None
+    except IsADirectoryError:
+        raise InputError(p, "is a folder, expected a JSON file") from None
     except UnicodeDecodeError as exc:
         raise InputError(p, f"not UTF-8 text (byte {exc.start}); expected a JSON file") from None
     except OSError as exc:
-        raise InputError(p, f"cannot be read ({exc.strerror})") from None
+        raise InputError.from_os_error(exc, p) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
