@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -89,6 +90,19 @@ RESULTS = [dict(a, score=0.5) for a in DATASET["annotations"]]
 def _assert_one_line(exc: InputError, path: Path) -> None:
     msg = str(exc)
     assert "\n" not in msg and str(path) in msg, msg
+
+
+@pytest.mark.parametrize(("height", "problem"), [(454412377, "larger than 32768 px"), (9, "RLE size [6, 7]")])
+def test_a_frame_size_that_does_not_fit_its_masks_is_refused_before_any_volume_is_allocated(tmp_path, height, problem):
+    """Found by the property below: a huge 'height' made decoding allocate 23.7 GiB before the RLE was checked."""
+    mutated = json.loads(json.dumps(DATASET))
+    mutated["videos"][0]["height"] = height
+    f = tmp_path / "gt.json"
+    f.write_text(json.dumps(mutated))
+    with pytest.raises(InputError, match=re.escape(problem)) as info:
+        ds = load_ytvis(f)
+        gt_volume(ds, 1, f)
+    _assert_one_line(info.value, f)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

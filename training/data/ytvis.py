@@ -17,6 +17,8 @@ from training.data.video import ImageSequenceReader
 from training.errors import InputError
 from training.export.labels import LabelVolume, ytvis_to_labels
 
+MAX_SIDE = 1 << 15
+"""Largest frame height or width a dataset may declare (px): beyond it, the number is not a video's."""
 
 def safe_relative_path(name: Any) -> bool:
     """True when ``name`` is a relative path that stays inside its root.
@@ -66,6 +68,8 @@ def validate_videos(data: dict[str, Any], path: str | os.PathLike) -> dict[int, 
         for key in ("height", "width"):
             if not is_json_int(v.get(key)) or v[key] <= 0:
                 raise InputError(path, f"{where}: '{key}' must be a positive integer")
+            if v[key] > MAX_SIDE:
+                raise InputError(path, f"{where}: '{key}' {v[key]} is larger than {MAX_SIDE} px; not a video frame")
         length = v.get("length", len(names))
         if not is_json_int(length) or length != len(names):
             raise InputError(path, f"{where}: 'length' {length!r} does not match {len(names)} file_names")

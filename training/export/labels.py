@@ -129,6 +129,10 @@ def _paint(
 ) -> tuple[np.ndarray, dict[int, int], dict[int, float]]:
     """Paint ``(instance_id, category, score, frame, segmentation)`` lowest score first."""
     t, h, w = shape
+    for _, _, _, f, seg in entries:  # before allocating the volume: its size may be what is wrong
+        size = seg.get("size") if isinstance(seg, dict) else None
+        if size is not None and list(size) != [h, w]:
+            raise ValueError(f"frame {f}: RLE size {size} does not match the video's {h}x{w} frames")
     labels = np.zeros(shape, dtype=np.int32)
     cats: dict[int, int] = {}
     scores: dict[int, float] = {}
