@@ -652,3 +652,29 @@ def project_layers(
     for _, kwargs, _ in layers:  # where the layer came from (the Corrections dock saves beside it)
         kwargs["metadata"][META_KEY]["project"] = str(run)
     return layers
+
+
+def labels_snapshot(viewer: Any, name: str = PSEUDO_LABELS) -> tuple[np.ndarray, dict[str, list], str | None] | None:
+    """A copy of a shown (T, H, W) Labels layer, its features and video key (a worker must not read layers).
+
+    Returns None when the viewer has no such layer or it is not a (T, H, W) volume.
+    """
+    if name not in viewer.layers or np.ndim(viewer.layers[name].data) != 3:
+        return None
+    layer = viewer.layers[name]
+    features = layer.features
+    key = layer.metadata.get(META_KEY, {}).get("video_key")
+    return np.array(layer.data, copy=True), {str(c): list(features[c]) for c in features}, key
+
+
+def attach_disagreement(viewer: Any, disagreement: np.ndarray | None) -> None:
+    """Put per-frame MaskConsist disagreement (T,) on the shown pseudo-labels when their frame counts agree.
+
+    The layer gets a new metadata dict, so the Corrections dock hears the change and re-ranks its review queue.
+    """
+    if disagreement is None or PSEUDO_LABELS not in viewer.layers:
+        return
+    layer = viewer.layers[PSEUDO_LABELS]
+    if np.shape(layer.data)[0] == len(disagreement):
+        meta = {**layer.metadata.get(META_KEY, {}), "disagreement": disagreement}
+        layer.metadata = {**layer.metadata, META_KEY: meta}

@@ -53,7 +53,9 @@ from napari_vis_ws._stage_layers import (
     RESULTS,
     SHOWN_STAGES,
     STAGES,
+    attach_disagreement,
     detector_checkpoint,
+    labels_snapshot,
     layer_rank,
     predictions_path,
     project_layers,
@@ -161,16 +163,6 @@ def predictions_stage(
         where = f"{project / 'maskconsist'} or {project / 'maskrcnn'}"
         raise InputError(None, f"no trained detector in {where}: {DETECTOR_HINT.format(tags=tags, project=project)}")
     yield from prediction_work(tags, video_id, project, categories, "auto", (project / "flow",), pseudo)
-
-
-def labels_snapshot(viewer: napari.viewer.Viewer, name: str) -> tuple[np.ndarray, dict[str, list], str | None] | None:
-    """A copy of a shown (T, H, W) Labels layer, its features and video key (a worker must not read layers)."""
-    if name not in viewer.layers or np.ndim(viewer.layers[name].data) != 3:
-        return None
-    layer = viewer.layers[name]
-    features = layer.features
-    key = layer.metadata.get(META_KEY, {}).get("video_key")
-    return np.array(layer.data, copy=True), {str(c): list(features[c]) for c in features}, key
 
 
 STAGE_WORK: dict[str, Callable[[Path, Path, int], Iterator[Any]]] = {
@@ -549,11 +541,7 @@ class PipelineWidget(QWidget):
     def _show_predictions(self, loaded: LoadedPredictions) -> None:
         """Show ``predictions`` (and ``matches``); hand the disagreement to the pseudo-labels layer."""
         self._show_layers(loaded.layers, (PREDICTIONS, "matches"))
-        if loaded.disagreement is not None and PSEUDO_LABELS in self.viewer.layers:
-            layer = self.viewer.layers[PSEUDO_LABELS]
-            if np.shape(layer.data)[0] == len(loaded.disagreement):
-                meta = {**layer.metadata.get(META_KEY, {}), "disagreement": loaded.disagreement}
-                layer.metadata = {**layer.metadata, META_KEY: meta}  # a new dict: the Corrections dock hears it
+        attach_disagreement(self.viewer, loaded.disagreement)
         predictions = next((d for d, kw, _ in loaded.layers if kw["name"] == PREDICTIONS), None)
         count = 0 if predictions is None else int(np.count_nonzero(np.unique(predictions)))
         how = f"predicted now, saved to {loaded.predicted}" if loaded.predicted else "stored"

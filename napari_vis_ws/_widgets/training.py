@@ -56,7 +56,12 @@ from qtpy.QtWidgets import (
 )
 
 from napari_vis_ws._layers import FRAMES, META_KEY
-from napari_vis_ws._stage_layers import PREDICTIONS, PSEUDO_LABELS, has_predictions
+from napari_vis_ws._stage_layers import (
+    PREDICTIONS,
+    attach_disagreement,
+    has_predictions,
+    labels_snapshot,
+)
 from napari_vis_ws._training import (
     DEVICES,
     STAGES,
@@ -590,17 +595,6 @@ class TrainingWidget(QWidget):
             return None
         return Path(meta["json"]), int(meta["video_id"]), list(meta.get("categories") or [])
 
-    def _pseudo_snapshot(self) -> tuple[np.ndarray, dict[str, list], str | None] | None:
-        """A copy of the shown pseudo-labels, their features and video key (the worker must not read the layer)."""
-        if PSEUDO_LABELS not in self.viewer.layers:
-            return None
-        layer = self.viewer.layers[PSEUDO_LABELS]
-        if np.ndim(layer.data) != 3:
-            return None
-        features = layer.features
-        key = layer.metadata.get(META_KEY, {}).get("video_key")
-        return np.array(layer.data, copy=True), {str(c): list(features[c]) for c in features}, key
-
     def load_predictions(self) -> None:
         """Show the run's predictions of the current video as layers (predicting them first if needed)."""
         if self.predictor is not None:
@@ -613,7 +607,7 @@ class TrainingWidget(QWidget):
         if current is None:
             return
         json_path, video_id, categories = current
-        run, pseudo = Path(run_text), self._pseudo_snapshot()
+        run, pseudo = Path(run_text), labels_snapshot(self.viewer)
         device = self.device_combo.currentText().strip() or "auto"
         project = self.project_edit.text().strip()
         # the video's flow, to link tubes along it: in the run (a project), beside it (project/maskconsist), the project
@@ -665,11 +659,7 @@ class TrainingWidget(QWidget):
                     continue
                 self.viewer.layers.remove(name)  # shapes carry per-shape styles: add anew
             getattr(self.viewer, f"add_{kind}")(data, **kwargs)
-        if loaded.disagreement is not None and PSEUDO_LABELS in self.viewer.layers:
-            layer = self.viewer.layers[PSEUDO_LABELS]
-            if np.shape(layer.data)[0] == len(loaded.disagreement):
-                meta = {**layer.metadata.get(META_KEY, {}), "disagreement": loaded.disagreement}
-                layer.metadata = {**layer.metadata, META_KEY: meta}  # a new dict: the Corrections dock hears it
+        attach_disagreement(self.viewer, loaded.disagreement)
         predictions = next((d for d, kw, _ in loaded.layers if kw["name"] == PREDICTIONS), None)
         count = 0 if predictions is None else len([k for k in np.unique(predictions) if k])
         how = f"predicted now, saved to {loaded.predicted}" if loaded.predicted else "stored"
