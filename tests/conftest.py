@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -82,4 +84,45 @@ def tiny_project(root: Path, videos: int, frames: int = 4, height: int = 64, wid
     run = ["--arch", "resnet18", "--cam-epochs", "1", "--cam-batch-size", "4", "--cam-crop", "64", "--irn-epochs", "1",
            "--irn-batch-size", "4", "--irn-crop", "64", "--irn-radius", "5", "--progress", "json"]  # fmt: skip
     assert main(["pseudo-labels", str(root / "data/tags.json"), "--out", str(root / "run"), *run]) == 0
+    return root
+
+
+def slow_down(monkeypatch: pytest.MonkeyPatch, target: str, seconds: float) -> None:
+    """Make the function ``target`` ("package.module.name") sleep ``seconds`` before each call.
+
+    A stage slowed this way can be cancelled between its frames.
+    """
+    module, name = target.rsplit(".", 1)
+    real = getattr(importlib.import_module(module), name)
+
+    def slow(*args, **kwargs):
+        time.sleep(seconds)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(target, slow)
+
+
+def synthetic_tags(root: Path) -> Path:
+    """2 synthetic videos x 4 frames of 64x80 written under ``root``; returns tags.json."""
+    from training.data.synthetic import SyntheticConfig, generate_dataset
+
+    config = SyntheticConfig(
+        n_videos=2, n_frames=4, height=64, width=80, size_range=(12.0, 32.0), object_speed=(1.0, 3.0)
+    )
+    return generate_dataset(root, config)["tags"]
+
+
+def irn_inputs(root: Path) -> Path:
+    """What IRN training reads, for 2 videos x 4 frames of 64x80: tags in ``root/data``, flow, a 1-epoch
+    classifier in ``root/cam`` and its CAMs + f-CAMs in ``root/cams``; returns ``root``."""
+    from training.cli import main
+
+    args = ["--videos", "2", "--frames", "4", "--height", "64", "--width", "80", "--seed", "2"]
+    assert main(["sample", "--out", str(root / "data"), *args]) == 0
+    tags = str(root / "data" / "tags.json")
+    assert main(["flow", tags, "--out", str(root / "flow"), "--progress", "json"]) == 0
+    cam = ["--arch", "resnet18", "--epochs", "1", "--batch-size", "4", "--crop", "64", "--progress", "json"]
+    assert main(["train-cam", tags, "--out", str(root / "cam"), *cam]) == 0
+    cams = ["--model", str(root / "cam"), "--flow", str(root / "flow"), "--progress", "json"]
+    assert main(["cams", tags, "--out", str(root / "cams"), *cams]) == 0
     return root

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch  # noqa: F401  (torch and torchvision before any viewer: see napari_vis_ws/__init__)
 import torchvision  # noqa: F401
-from conftest import tiny_project
+from conftest import slow_down, tiny_project
 from qtpy.QtCore import QTimer
 
 from napari_vis_ws._widgets.pipeline import PipelineWidget
@@ -72,15 +72,17 @@ def _fresh(project: Path, folder: Path) -> Path:
 
 
 def _slow_flow(monkeypatch, seconds: float = 0.3) -> None:
-    import training.flow.video as flow_video
+    slow_down(monkeypatch, "training.flow.video.pair_flow", seconds)
 
-    real = flow_video.pair_flow
 
-    def slow(*args, **kwargs):
-        time.sleep(seconds)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(flow_video, "pair_flow", slow)
+def _cancel_after_a_step(dock, qtbot, row, steps: int, timeout: int) -> None:
+    """Run a stage's row, Cancel it once a first step is done, and wait for the stored results to reload."""
+    row.run_button.click()
+    qtbot.waitUntil(lambda: row.progress.value() >= 1, timeout=timeout)
+    row.cancel_button.click()
+    _wait(qtbot, row.run_button, timeout=timeout)
+    qtbot.waitUntil(dock.show_button.isEnabled, timeout=30_000)  # the results reloaded after the cancel
+    assert 1 <= row.progress.value() < row.progress.maximum() == steps
 
 
 def _names(dock) -> list[str]:
@@ -128,12 +130,7 @@ def test_cancel_stops_a_stage_between_frames(dock, qtbot, project, tmp_path, mon
     folder = _fresh(project, tmp_path / "p")
     _open(dock, qtbot, project, folder)
     flow = dock.stages["flow"]
-    flow.run_button.click()
-    qtbot.waitUntil(lambda: flow.progress.value() >= 1, timeout=30000)
-    flow.cancel_button.click()
-    _wait(qtbot, flow.run_button, timeout=30000)
-    qtbot.waitUntil(dock.show_button.isEnabled, timeout=30000)  # the results reloaded after the cancel
-    assert 1 <= flow.progress.value() < flow.progress.maximum() == T - 1
+    _cancel_after_a_step(dock, qtbot, flow, steps=T - 1, timeout=30_000)
     assert not flow.cancel_button.isEnabled() and dock.worker is None
     assert "Flow cancelled" in dock.info.text()
     assert list((folder / "flow").iterdir()) == []  # the half-written flow was removed
@@ -266,25 +263,12 @@ def test_run_predictions_shows_the_detectors_tubes_and_keeps_them_in_the_project
 def test_cancel_stops_predicting_between_frames_and_writes_nothing(
     dock, qtbot, project, detector, tmp_path, monkeypatch
 ):
-    import training.detection.predict as predict_module
-
-    real = predict_module.predict_frames
-
-    def slow(*args, **kwargs):
-        time.sleep(0.5)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(predict_module, "predict_frames", slow)
+    slow_down(monkeypatch, "training.detection.predict.predict_frames", 0.5)
     folder = tmp_path / "p"
     shutil.copytree(detector, folder / "maskrcnn")
     _open(dock, qtbot, project, folder)
     row = dock.stages["predictions"]
-    row.run_button.click()
-    qtbot.waitUntil(lambda: row.progress.value() >= 1, timeout=60_000)
-    row.cancel_button.click()
-    _wait(qtbot, row.run_button, timeout=60_000)
-    qtbot.waitUntil(dock.show_button.isEnabled, timeout=30_000)  # the results reloaded after the cancel
-    assert 1 <= row.progress.value() < row.progress.maximum() == T
+    _cancel_after_a_step(dock, qtbot, row, steps=T, timeout=60_000)
     assert "Predictions cancelled" in dock.info.text() and dock.worker is None
     assert not (folder / "predictions").exists() and "predictions" not in _names(dock)
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch  # noqa: F401  (torch and torchvision before any viewer: see napari_vis_ws/__init__)
 import torchvision  # noqa: F401
+from conftest import slow_down
 
 from napari_vis_ws._layers import dataset_layers, labels_layer
 from napari_vis_ws._training import (
@@ -181,15 +182,21 @@ def _load(dock, qtbot, timeout: int = 120_000) -> None:
     qtbot.waitUntil(lambda: dock.predictor is None and dock.load_button.isEnabled(), timeout=timeout)
 
 
-def test_load_predictions_predicts_the_shown_video_once_then_reads_it_back(make_napari_viewer, qtbot, data, detector):
-    run = data.parent.parent / "run-predict"
-    shutil.rmtree(run, ignore_errors=True)
+def _predict_dock(make_napari_viewer, data: Path, detector: Path, run: Path):
+    """The video of ``data`` in a viewer with a Training dock on CPU whose run folder ``run`` holds ``detector``."""
     shutil.copytree(detector, run)
     viewer = _viewer_with_video(make_napari_viewer, data)
     dock = TrainingWidget(viewer)
     viewer.window.add_dock_widget(dock)
     dock.device_combo.setCurrentText("cpu")
     dock.run_edit.setText(str(run))
+    return viewer, dock
+
+
+def test_load_predictions_predicts_the_shown_video_once_then_reads_it_back(make_napari_viewer, qtbot, data, detector):
+    run = data.parent.parent / "run-predict"
+    shutil.rmtree(run, ignore_errors=True)
+    viewer, dock = _predict_dock(make_napari_viewer, data, detector, run)
     _load(dock, qtbot)
     layer = viewer.layers["predictions"]
     assert layer.data.shape == (T, H, W) and layer.data.dtype == np.int32
@@ -214,22 +221,9 @@ def test_load_predictions_predicts_the_shown_video_once_then_reads_it_back(make_
 def test_cancel_stops_predicting_between_frames_and_writes_nothing(
     make_napari_viewer, qtbot, data, detector, tmp_path, monkeypatch
 ):
-    import training.detection.predict as predict_module
-
-    real = predict_module.predict_frames
-
-    def slow(*args, **kwargs):
-        time.sleep(0.5)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(predict_module, "predict_frames", slow)
+    slow_down(monkeypatch, "training.detection.predict.predict_frames", 0.5)
     run = tmp_path / "run"
-    shutil.copytree(detector, run)
-    viewer = _viewer_with_video(make_napari_viewer, data)
-    dock = TrainingWidget(viewer)
-    viewer.window.add_dock_widget(dock)
-    dock.device_combo.setCurrentText("cpu")
-    dock.run_edit.setText(str(run))
+    viewer, dock = _predict_dock(make_napari_viewer, data, detector, run)
     dock.load_button.click()
     qtbot.waitUntil(lambda: dock.predict_progress.value() >= 1, timeout=60_000)
     assert dock.predict_cancel_button.isEnabled() and not dock.load_button.isEnabled()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import synthetic_tags
 
 from training.cam import train as cam_train
 from training.cam.data import TagFrames, epoch_batches
@@ -22,13 +23,7 @@ TINY = CAMTrainConfig(arch="resnet18", epochs=2, batch_size=4, crop=64, seed=3, 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     """2 synthetic videos x 4 frames of 64x80; returns tags.json."""
-    from training.data.synthetic import SyntheticConfig, generate_dataset
-
-    root = tmp_path_factory.mktemp("synthetic")
-    config = SyntheticConfig(
-        n_videos=2, n_frames=4, height=64, width=80, size_range=(12.0, 32.0), object_speed=(1.0, 3.0)
-    )
-    return generate_dataset(root, config)["tags"]
+    return synthetic_tags(tmp_path_factory.mktemp("synthetic"))
 
 
 def _run(config, tags, out, **kw):

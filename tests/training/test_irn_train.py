@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import irn_inputs
 from ddp_checks import json_events, one_thread, torchrun, train_both_ways
 
 from training.cli import main
@@ -23,16 +24,7 @@ FAST = {"epochs": 2, "batch_size": 4, "crop": 64, "radius": 5, "seed": 3}
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory) -> Path:
     """Tags, flow, a 1-epoch classifier and its CAMs + f-CAMs for 2 videos x 4 frames of 64x80."""
-    root = tmp_path_factory.mktemp("irn")
-    args = ["--videos", "2", "--frames", "4", "--height", "64", "--width", "80", "--seed", "2"]
-    assert main(["sample", "--out", str(root / "data"), *args]) == 0
-    tags = str(root / "data" / "tags.json")
-    assert main(["flow", tags, "--out", str(root / "flow"), "--progress", "json"]) == 0
-    cam = ["--arch", "resnet18", "--epochs", "1", "--batch-size", "4", "--crop", "64", "--progress", "json"]
-    assert main(["train-cam", tags, "--out", str(root / "cam"), *cam]) == 0
-    cams = ["--model", str(root / "cam"), "--flow", str(root / "flow"), "--progress", "json"]
-    assert main(["cams", tags, "--out", str(root / "cams"), *cams]) == 0
-    return root
+    return irn_inputs(tmp_path_factory.mktemp("irn"))
 
 
 def _train(root: Path, out: Path, variant: str = "flowirn", **kw) -> list:

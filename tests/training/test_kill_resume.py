@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, irn_inputs, synthetic_tags
 
 from training.checkpoint import load_checkpoint
 
@@ -165,13 +165,7 @@ def _kill_resume_and_compare(
 @pytest.fixture(scope="module")
 def tags(tmp_path_factory) -> Path:
     """2 synthetic videos x 4 frames of 64x80 (tags.json)."""
-    from training.data.synthetic import SyntheticConfig, generate_dataset
-
-    root = tmp_path_factory.mktemp("synthetic")
-    config = SyntheticConfig(
-        n_videos=2, n_frames=4, height=64, width=80, size_range=(12.0, 32.0), object_speed=(1.0, 3.0)
-    )
-    return generate_dataset(root, config)["tags"]
+    return synthetic_tags(tmp_path_factory.mktemp("synthetic"))
 
 
 def test_train_cam_killed_twice_and_resumed_ends_with_the_weights_of_an_uninterrupted_run(tags, tmp_path):
@@ -186,17 +180,8 @@ def test_train_cam_killed_twice_and_resumed_ends_with_the_weights_of_an_uninterr
 
 
 def test_train_irn_killed_mid_epoch_and_resumed_ends_with_the_weights_of_an_uninterrupted_run(tmp_path):
-    from training.cli import main
-
-    root = tmp_path / "inputs"  # tags, flow, a 1-epoch classifier and its CAMs + f-CAMs, as the IRN tests make
-    args = ["--videos", "2", "--frames", "4", "--height", "64", "--width", "80", "--seed", "2"]
-    assert main(["sample", "--out", str(root / "data"), *args]) == 0
+    root = irn_inputs(tmp_path / "inputs")  # tags, flow, a 1-epoch classifier and its CAMs + f-CAMs
     tags = str(root / "data" / "tags.json")
-    assert main(["flow", tags, "--out", str(root / "flow"), "--progress", "json"]) == 0
-    cam = ["--arch", "resnet18", "--epochs", "1", "--batch-size", "4", "--crop", "64", "--progress", "json"]
-    assert main(["train-cam", tags, "--out", str(root / "cam"), *cam]) == 0
-    cams = ["--model", str(root / "cam"), "--flow", str(root / "flow"), "--progress", "json"]
-    assert main(["cams", tags, "--out", str(root / "cams"), *cams]) == 0
 
     rng = np.random.default_rng(1)
     step = IRN_STEPS + int(rng.integers(1, IRN_STEPS - 3))  # epoch 2, at least 4 steps before its end
