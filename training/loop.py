@@ -17,9 +17,7 @@ rank 0 writes (:func:`write_run_files`, the checkpoint).
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from typing import Any, TypeVar
 import torch
 
 from training.atomic import write_json
+from training.config import config_to_dict
 from training.data.json_io import read_json
 from training.distributed import all_reduce_mean, average_buffers, dump_rank_state, is_main, rank_world, shard
 from training.errors import InputError, TrainingStopped
@@ -38,33 +37,6 @@ CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
 
 C = TypeVar("C")
-
-
-def config_to_dict(config: Any) -> dict[str, Any]:
-    """JSON-ready fields of a config dataclass (tuples become lists)."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
-
-
-def config_from_dict(cls: type[C], data: Any, path: str | os.PathLike | None, what: str) -> C:
-    """Rebuild a config dataclass from JSON; one-line InputError naming ``path``.
-
-    Lists become tuples where the field's default is a tuple (JSON has no tuples).
-    """
-    if not isinstance(data, dict):
-        raise InputError(path, f"expected a JSON object with the {what} config")
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise InputError(path, f"unknown {what} config field {unknown[0]!r}")
-    kwargs = {
-        k: tuple(v) if isinstance(v, list) and isinstance(fields[k].default, tuple) else v for k, v in data.items()
-    }
-    try:
-        return cls(**kwargs)
-    except InputError as exc:
-        raise InputError(path, exc.problem) from None
-    except (TypeError, ValueError) as exc:
-        raise InputError(path, f"invalid {what} config ({exc})") from None
 
 
 def prepare_run(run: Path, resume: bool) -> bool:

@@ -7,12 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from training.config import config_from_dict, config_to_dict
 from training.errors import TrainingStopped
 from training.loop import (
     MemoryHint,
     backward_step,
-    config_from_dict,
-    config_to_dict,
     epoch_loop,
     is_out_of_memory,
     poly_lr,

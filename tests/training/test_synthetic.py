@@ -307,7 +307,7 @@ def test_config_json_holds_the_whole_config(default_set):
         ({"min_objects": 5, "max_objects": 3}, "min_objects"),
         ({"max_classes": 9}, "max_classes"),
         ({"size_range": [30, 10]}, "size_range"),
-        ({"colour": "red"}, "unknown key 'colour'"),
+        ({"colour": "red"}, "unknown synthetic config field 'colour'"),
     ],
 )
 def test_a_bad_config_is_refused_in_one_line_naming_the_field(change, words):

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from training.cam.data import TagFrames, epoch_batches, iterate_batches, normalize
 from training.cam.network import ARCHS, POOLINGS, CAMNet, load_weights
 from training.checkpoint import load_checkpoint, save_checkpoint
+from training.config import config_from_dict, config_to_dict
 from training.data.json_io import read_json
 from training.device import describe_device, resolve_device
 from training.distributed import check_split, describe_world, rank_device, wrap_ddp
@@ -39,8 +40,6 @@ from training.loop import (
     CONFIG,
     MemoryHint,
     backward_step,
-    config_from_dict,
-    config_to_dict,
     epoch_loop,
     move_optimizer_state,
     poly_lr,

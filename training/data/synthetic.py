@@ -24,7 +24,6 @@ randomness comes from ``np.random.default_rng([seed, index, stream])``.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from collections.abc import Callable
@@ -36,6 +35,7 @@ import cv2
 import numpy as np
 
 from training.atomic import write_bytes, write_json
+from training.config import config_from_dict, config_to_dict
 from training.data.tags import tags_from_ytvis
 from training.errors import InputError
 from training.export.labels import LabelVolume, write_ytvis
@@ -142,7 +142,7 @@ class SyntheticConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """All fields as JSON-ready values (ranges as 2-lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SyntheticConfig:
@@ -153,19 +153,7 @@ class SyntheticConfig:
         InputError
             Unknown keys or invalid values.
         """
-        if not isinstance(data, dict):
-            raise InputError(None, "synthetic config must be a JSON object")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InputError(None, f"synthetic config: unknown key {unknown[0]!r}; known: {sorted(known)}")
-        kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        try:
-            return cls(**kwargs)
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, InputError):
-                raise
-            raise InputError(None, f"synthetic config: {exc}") from None
+        return config_from_dict(cls, data, None, "synthetic")
 
 
 @dataclass(frozen=True)

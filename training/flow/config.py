@@ -6,12 +6,11 @@ importing torch.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any
 
-from training.errors import InputError
+from training.config import config_from_dict
 
 PHOTOMETRIC = ("census", "ssim")
 # the files of a run folder
@@ -100,11 +99,4 @@ class FlowTrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], path: str | os.PathLike | None = None) -> FlowTrainConfig:
         """A config from its JSON form (unknown keys are an error naming ``path``)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise InputError(path, f"unknown flow training setting {unknown[0]!r}")
-        values = dict(data)
-        if "crop" in values:
-            values["crop"] = tuple(values["crop"])
-        return cls(**values)
+        return config_from_dict(cls, data, path, "flow training")

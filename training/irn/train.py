@@ -29,6 +29,7 @@ import torch
 
 from training.cam.data import epoch_batches
 from training.checkpoint import load_checkpoint, save_checkpoint
+from training.config import config_from_dict, config_to_dict
 from training.data.json_io import read_json
 from training.device import describe_device, resolve_device
 from training.distributed import check_split, describe_world, rank_device, wrap_ddp
@@ -44,8 +45,6 @@ from training.loop import (
     CONFIG,
     MemoryHint,
     backward_step,
-    config_from_dict,
-    config_to_dict,
     epoch_loop,
     move_optimizer_state,
     poly_lr,

@@ -30,6 +30,7 @@ import torch
 from training.atomic import write_json
 from training.cam.data import epoch_batches
 from training.checkpoint import load_checkpoint, save_checkpoint
+from training.config import config_to_dict
 from training.data.json_io import read_json
 from training.data.sources import iter_videos, load_dataset_json
 from training.data.video import FrameReader
@@ -47,7 +48,6 @@ from training.loop import (
     CONFIG,
     MemoryHint,
     backward_step,
-    config_to_dict,
     epoch_loop,
     move_optimizer_state,
     poly_lr,
