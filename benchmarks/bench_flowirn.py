@@ -87,9 +87,12 @@ def main() -> None:
     ap.add_argument("--sizes", type=float, nargs=2, default=(20.0, 80.0), help="object size range, px")
     ap.add_argument("--objects", type=int, nargs=2, default=(6, 8), help="objects per video (min, max)")
     ap.add_argument("--background-pool", type=int, default=0, help="backgrounds shared by the videos (0: own)")
+    ap.add_argument("--object-speed", type=float, nargs=2, default=(2.0, 6.0), help="px/frame (min, max)")
+    ap.add_argument("--pan-speed", type=float, nargs=2, default=(1.0, 3.0), help="camera pan px/frame (min, max)")
     ap.add_argument("--cam-epochs", type=int, default=15)
     ap.add_argument("--cam-crop", type=int, default=192)
     ap.add_argument("--cam-batch", type=int, default=8)
+    ap.add_argument("--cam-scale", type=float, nargs=2, default=(0.7, 1.3), help="classifier rescale range")
     ap.add_argument("--cam-run", type=Path, default=None, help="a trained train-cam run to use instead of training one")
     ap.add_argument("--irn-epochs", type=int, default=6)
     ap.add_argument("--irn-crop", type=int, default=192)
@@ -110,6 +113,8 @@ def main() -> None:
             max_objects=args.objects[1],
             size_range=tuple(args.sizes),
             background_pool=args.background_pool,
+            object_speed=tuple(args.object_speed),
+            pan_speed=tuple(args.pan_speed),
         )
         generate_dataset(data, cfg)
     tags, gt = data / "tags.json", load_ytvis(data / "gt.json")
@@ -122,7 +127,12 @@ def main() -> None:
     _, t = run(compute_flow(tags, work / "flow"), "flow")
     print(f"flow: {t:.0f} s")
     cam_cfg = CAMTrainConfig(
-        arch="resnet18", epochs=args.cam_epochs, batch_size=args.cam_batch, crop=args.cam_crop, seed=0
+        arch="resnet18",
+        epochs=args.cam_epochs,
+        batch_size=args.cam_batch,
+        crop=args.cam_crop,
+        scale_range=tuple(args.cam_scale),
+        seed=0,
     )
     cam_run = args.cam_run or work / "cam"
     if args.cam_run is None:
