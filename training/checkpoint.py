@@ -44,3 +44,52 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(state, dict):
         raise InputError(p, "checkpoint is not a dict of weights")
     return state
+
+
+def tensor_state(state: dict[str, Any], path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The state dict of a loaded weights file: ``state["model"]`` of a checkpoint, else ``state``.
+
+    A ``module.`` prefix on every key (saved from (Distributed)DataParallel) is removed.
+
+    Raises
+    ------
+    InputError
+        Naming ``path``: values that are not all tensors.
+    """
+    if isinstance(state.get("model"), dict):
+        state = state["model"]
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputError(path, "not a state dict of tensors (expected model weights or a vis-ws checkpoint)")
+    return state
+
+
+def load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], path: str | os.PathLike, what: str) -> None:
+    """Load ``state`` into ``module``: every key and shape must fit, else a one-line InputError.
+
+    ``num_batches_tracked`` counters are optional on both sides (FrozenBatchNorm2d has none).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    state : dict of str to Tensor
+    path : path
+        Named in the error.
+    what : str
+        The architecture, for the error ("a resnet18").
+    """
+    own = module.state_dict()
+    counters = {k for k in (*own, *state) if k.endswith("num_batches_tracked")}
+    state = {k: v for k, v in state.items() if k in own or k not in counters}
+    missing = sorted(set(own) - set(state) - counters)
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        first = f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}"
+        n = len(missing) + len(unexpected)
+        raise InputError(path, f"weights do not fit {what} ({first} and {n - 1} more key mismatches)")
+    for k, v in state.items():
+        if tuple(v.shape) != tuple(own[k].shape):
+            need = tuple(own[k].shape)
+            raise InputError(path, f"weights do not fit {what}: {k!r} is {tuple(v.shape)}, it needs {need}")
+    module.load_state_dict(state, strict=False)

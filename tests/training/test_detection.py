@@ -140,3 +140,25 @@ def test_linking_never_joins_different_classes():
     m = _square(10, 10)[None]
     frames = [FrameMasks(m, [3], [0.9]), FrameMasks(m, [7], [0.9])]
     assert link_tubes(frames) == [{0: 0}, {1: 0}]
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "mobilenet_v3"])
+def test_imagenet_state_dict_loads_into_the_backbone_and_from_scratch_uses_batchnorm(backbone, tmp_path):
+    """A torchvision ImageNet-style file (saved here, random values) fills the backbone; fc/classifier are ignored."""
+    import torchvision
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    from training.detection.model import load_backbone_weights
+
+    net = torchvision.models.resnet18() if backbone == "resnet18" else torchvision.models.mobilenet_v3_large()
+    torch.save(net.state_dict(), tmp_path / "imagenet.pth")
+    model = build_mask_rcnn(2, backbone, 64, 80, pretrained=True)
+    assert load_backbone_weights(model, tmp_path / "imagenet.pth", backbone) == "imagenet"
+    own = model.backbone.body.state_dict()
+    prefix = "" if backbone == "resnet18" else "features."
+    for k, v in own.items():
+        assert torch.equal(v, net.state_dict()[prefix + k]), k
+    assert any(isinstance(m, FrozenBatchNorm2d) for m in model.backbone.body.modules())
+    scratch = build_mask_rcnn(2, backbone, 64, 80)
+    assert not any(isinstance(m, FrozenBatchNorm2d) for m in scratch.backbone.body.modules())
+    assert all(p.requires_grad for p in scratch.backbone.body.parameters())

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from ddp_checks import json_events, one_thread, torchrun, train_both_ways
+from torchvision.ops.misc import FrozenBatchNorm2d
 
 from training.checkpoint import load_checkpoint
 from training.cli import main
@@ -229,3 +230,64 @@ def test_predict_nproc_2_writes_what_a_single_process_writes(prepared, tmp_path)
     assert json.loads(ddp.read_text()) == expected
     assert ddp.read_bytes() == single.read_bytes()
     assert [p.name for p in ddp.parent.iterdir()] == ["results.json"]  # the per-rank parts are removed
+
+
+def _body(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in model.backbone.body.state_dict().items() if not k.endswith("num_batches_tracked")}
+
+
+def test_train_weights_start_the_backbone_from_a_local_classifier_checkpoint(prepared, tmp_path, capsys):
+    """`vis-ws train --weights` with a train-cam checkpoint: the detector's backbone starts from it, frozen BN."""
+    from training.cam.network import CAMNet
+    from training.detection.model import load_detector
+
+    torch.manual_seed(3)
+    classifier = CAMNet(2, "resnet18")
+    with torch.no_grad():  # BatchNorm statistics a random init does not have
+        for m in classifier.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.5, 2)
+    torch.save({"model": classifier.state_dict(), "step": 7}, tmp_path / "cam.pt")
+    run = tmp_path / "run"
+    args = ["--pseudo", str(prepared / "pseudo"), "--out", str(run), "--iterations", "1", "--lr", "1e-9"]
+    args += ["--backbone", "resnet18", "--weights", str(tmp_path / "cam.pt"), "--min-size", "64", "--max-size", "80"]
+    assert main(["train", str(prepared / "data/tags.json"), *args, "--device", "cpu", "--progress", "json"]) == 0
+    model, _, config = load_detector(run)
+    assert config["weights"] == str((tmp_path / "cam.pt").resolve())
+    body, cam = _body(model), classifier.backbone.state_dict()
+    assert set(body) == {k for k in cam if not k.endswith("num_batches_tracked")}
+    # Frozen BatchNorm and stem: statistics and conv1 exactly as in the file; later layers moved by at most lr.
+    assert torch.equal(body["bn1.running_var"], cam["bn1.running_var"])
+    assert torch.equal(body["conv1.weight"], cam["conv1.weight"])
+    assert torch.allclose(body["layer4.1.conv2.weight"], cam["layer4.1.conv2.weight"], atol=1e-6)
+    assert isinstance(model.backbone.body.bn1, FrozenBatchNorm2d)
+    # Step 2 starts from this run and keeps its frozen BatchNorm.
+    cfg = DetectionTrainConfig(**{**TINY, "backbone": "resnet18"}, step=2, iterations=1, delta_max=1)
+    list(train_detector(cfg, prepared / "data/tags.json", prepared / "pseudo", tmp_path / "s2", prepared / "flow", run))
+    s2, _, _ = load_detector(tmp_path / "s2")
+    assert torch.equal(_body(s2)["bn1.running_var"], cam["bn1.running_var"])
+
+
+def test_train_weights_that_do_not_fit_the_backbone_exit_2_naming_the_file(prepared, tmp_path, capsys):
+    import torchvision
+
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(), tmp_path / "r50.pth")
+    run = tmp_path / "run"
+    args = ["--pseudo", str(prepared / "pseudo"), "--out", str(run), "--iterations", "1", "--backbone", "resnet18"]
+    assert main(["train", str(prepared / "data/tags.json"), *args, "--weights", str(tmp_path / "r50.pth")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "r50.pth" in err and "do not fit a resnet18 backbone" in err
+    assert not (run / "checkpoint.pt").exists()
+    assert main(["train", str(prepared / "data/tags.json"), *args, "--step", "2", "--weights", "x.pt"]) == 2
+    assert "--weights is for step 1" in capsys.readouterr().err
+
+
+def test_proposal_and_roi_budget_reach_the_model_and_survive_loading(prepared, tmp_path):
+    from training.detection.model import load_detector
+
+    cfg = DetectionTrainConfig(iterations=1, proposals=64, rois=16, **TINY)
+    list(train_detector(cfg, prepared / "data/tags.json", prepared / "pseudo", tmp_path))
+    model, _, _ = load_detector(tmp_path)
+    assert model.rpn._pre_nms_top_n == {"training": 64, "testing": 32}
+    assert model.rpn._post_nms_top_n == {"training": 64, "testing": 32}
+    assert model.roi_heads.fg_bg_sampler.batch_size_per_image == 16

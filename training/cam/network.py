@@ -21,8 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import ResNet
 
-from training.checkpoint import load_checkpoint
-from training.errors import InputError
+from training.checkpoint import load_checkpoint, load_strict, tensor_state
 
 ARCHS = ("resnet50", "resnet18")
 STAGE_STRIDES = (4, 4, 8, 16, 16)
@@ -164,12 +163,6 @@ class CAMNet(nn.Module):
         return F.relu(F.conv2d(self.features(x), self.classifier.weight))
 
 
-def _strip_prefix(state: dict[str, Any], prefix: str) -> dict[str, Any]:
-    if state and all(k.startswith(prefix) for k in state):
-        return {k[len(prefix) :]: v for k, v in state.items()}
-    return state
-
-
 def load_weights(model: CAMNet, path: str | os.PathLike) -> str:
     """Load ImageNet or user weights from a local file into ``model``.
 
@@ -197,12 +190,7 @@ def load_weights(model: CAMNet, path: str | os.PathLike) -> str:
         Naming ``path``: unreadable file, or keys/shapes that do not fit the
         model's architecture.
     """
-    state = load_checkpoint(path)
-    if isinstance(state.get("model"), dict):
-        state = state["model"]
-    state = _strip_prefix(state, "module.")  # saved from DataParallel
-    if not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise InputError(path, "not a state dict of tensors (expected ResNet weights or a vis-ws checkpoint)")
+    state = tensor_state(load_checkpoint(path), path)
     if any(k.startswith("backbone.") for k in state):
         backbone = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
         classifier = state.get("classifier.weight")
@@ -211,7 +199,7 @@ def load_weights(model: CAMNet, path: str | os.PathLike) -> str:
         backbone = {k: v for k, v in state.items() if not k.startswith("fc.")}
         classifier = None
         kind = "imagenet"
-    _load_strict(model.backbone, backbone, path, model.arch)
+    load_strict(model.backbone, backbone, path, f"a {model.arch}")
     if classifier is not None:
         if tuple(classifier.shape) == tuple(model.classifier.weight.shape):
             with torch.no_grad():
@@ -219,19 +207,3 @@ def load_weights(model: CAMNet, path: str | os.PathLike) -> str:
         else:
             kind = "checkpoint backbone"
     return kind
-
-
-def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], path: str | os.PathLike, arch: str) -> None:
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        what = f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}"
-        n = len(missing) + len(unexpected)
-        raise InputError(path, f"weights do not fit a {arch} ({what} and {n - 1} more key mismatches)")
-    for k, v in state.items():
-        if tuple(v.shape) != tuple(own[k].shape):
-            raise InputError(
-                path, f"weights do not fit a {arch}: {k!r} is {tuple(v.shape)}, the model needs {tuple(own[k].shape)}"
-            )
-    module.load_state_dict(state, strict=True)

@@ -26,7 +26,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pseudo", type=Path, default=None, help="RUN/pseudo of 'vis-ws pseudo-labels' (weak supervision)")
     p.add_argument("--out", required=True, type=Path, help="run folder to write")
     p.add_argument("--flow", type=Path, default=None, help="'vis-ws flow' output (needed by --step 2)")
-    p.add_argument("--backbone", choices=BACKBONES, default="resnet50", help="Mask R-CNN backbone (random init)")
+    p.add_argument("--backbone", choices=BACKBONES, default="resnet50", help="Mask R-CNN backbone")
+    p.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="step 1: local backbone weights (torchvision ImageNet file, a train-cam run's checkpoint of the same "
+        "ResNet, or a train run); none: random init",
+    )
     p.add_argument("--step", type=int, choices=(1, 2), default=1, help="1: pseudo-labels; 2: MaskConsist")
     p.add_argument("--init", type=Path, default=None, help="step-1 run folder to start step 2 from")
     p.add_argument("--epochs", type=int, default=12, help="passes over the frames (step 1) or frame pairs (step 2)")
@@ -35,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=0.0, help="SGD learning rate (0: 0.02 * batch / 16)")
     p.add_argument("--min-size", type=int, default=480, help="resize frames to this short side")
     p.add_argument("--max-size", type=int, default=800, help="... and at most this long side")
+    p.add_argument("--proposals", type=int, default=2000, help="RPN proposals per training image (half at inference)")
+    p.add_argument("--rois", type=int, default=512, help="RoIs sampled per training image for the box and mask heads")
     p.add_argument("--delta-max", type=int, default=5, help="MaskConsist pairs (t, t+δ) for δ in 1..delta-max")
     p.add_argument("--score-threshold", type=float, default=0.5, help="predictions used in the matching")
     p.add_argument("--no-intra", action="store_true", help="MaskConsist without intra-frame expansion")
@@ -79,6 +89,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     config = DetectionTrainConfig(
         backbone=args.backbone,
+        weights="" if args.weights is None else str(args.weights.resolve()),
         step=args.step,
         supervision=args.supervision,
         epochs=args.epochs,
@@ -87,6 +98,8 @@ def run_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         min_size=args.min_size,
         max_size=args.max_size,
+        proposals=args.proposals,
+        rois=args.rois,
         intra=not args.no_intra,
         inter=not args.no_inter,
         iom=not args.no_iom,

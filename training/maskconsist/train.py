@@ -35,7 +35,13 @@ from training.data.json_io import read_json
 from training.data.sources import iter_videos, load_dataset_json
 from training.data.video import FrameReader
 from training.detection.data import training_sample, volume_frame_masks
-from training.detection.model import BACKBONES, build_mask_rcnn
+from training.detection.model import (
+    BACKBONES,
+    build_mask_rcnn,
+    has_frozen_norm,
+    load_backbone_weights,
+    sampling_options,
+)
 from training.detection.predict import predict_frames
 from training.device import describe_device, resolve_device
 from training.distributed import check_split, describe_world, gather_objects, is_main, rank_device, wrap_ddp
@@ -75,6 +81,11 @@ class DetectionTrainConfig:
     ----------
     backbone : {"resnet50", "resnet18", "mobilenet_v3"}
         ResNet-50-FPN is the paper's; the others suit a CPU. Random init (no downloads).
+    weights : str
+        Step 1: a local file of backbone weights (ImageNet, a ``train-cam``
+        checkpoint of the same ResNet, or a detector run), see
+        :func:`~training.detection.model.load_backbone_weights`; "" trains from
+        scratch. Step 2 takes its weights from ``init``.
     step : {1, 2}
         1: train on pseudo-labels; 2: MaskConsist, from a step-1 model (``init``).
     supervision : {"weak", "full"}
@@ -95,6 +106,9 @@ class DetectionTrainConfig:
         Linear warm-up iterations (from 0.1 % of the lr) before the poly schedule.
     min_size, max_size : int
         Frames are resized to this short side / at most this long side.
+    proposals, rois : int
+        RPN proposals per image and RoIs sampled per image for the heads
+        (:func:`~training.detection.model.sampling_options`; COCO's 2000 / 512).
     flip : float
         Probability of a horizontal flip of a training sample.
     intra, inter, iom : bool
@@ -111,6 +125,7 @@ class DetectionTrainConfig:
     """
 
     backbone: str = "resnet50"
+    weights: str = ""
     step: int = 1
     supervision: str = "weak"
     epochs: int = 12
@@ -122,6 +137,8 @@ class DetectionTrainConfig:
     warmup: int = 100
     min_size: int = 480
     max_size: int = 800
+    proposals: int = 2000
+    rois: int = 512
     flip: float = 0.5
     intra: bool = True
     inter: bool = True
@@ -139,11 +156,13 @@ class DetectionTrainConfig:
 
         need(self.backbone in BACKBONES, f"--backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
         need(self.step in (1, 2), f"--step must be 1 or 2, got {self.step}")
+        need(not (self.weights and self.step == 2), "--weights is for step 1; step 2 starts from --init")
         need(self.supervision in ("weak", "full"), f"--supervision must be weak or full, got {self.supervision!r}")
         need(self.epochs >= 1 and self.batch_size >= 1, "--epochs and --batch-size must be at least 1")
         need(self.iterations >= 0 and self.warmup >= 0, "--iterations and warmup must be >= 0")
         need(math.isfinite(self.lr) and self.lr >= 0, f"--lr must be >= 0 (0: 0.02 * batch / 16), got {self.lr}")
         need(32 <= self.min_size <= self.max_size, "need 32 <= --min-size <= --max-size")
+        need(self.proposals >= 2 and self.rois >= 1, "--proposals must be >= 2 and --rois >= 1")
         need(0 <= self.flip <= 1 and 0 <= self.score_threshold <= 1, "flip and score_threshold must be in [0, 1]")
         need(self.delta_max >= 1, f"--delta-max must be at least 1, got {self.delta_max}")
         need(self.seed >= 0, "--seed must be >= 0")
@@ -352,7 +371,8 @@ def load_train_videos(
     return videos, categories
 
 
-def _load_init(model: torch.nn.Module, init: str | os.PathLike, category_ids: list[int], backbone: str) -> None:
+def _init_state(init: str | os.PathLike, category_ids: list[int], backbone: str) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint of a step-1 run that step 2 starts from, checked against this run."""
     path = Path(init)
     path = path / CHECKPOINT if path.is_dir() else path
     state = load_checkpoint(path)
@@ -360,10 +380,40 @@ def _load_init(model: torch.nn.Module, init: str | os.PathLike, category_ids: li
         raise InputError(path, f"--init was trained on categories {state.get('category_ids')}, not {category_ids}")
     if dict(state.get("config", {})).get("backbone") != backbone:
         raise InputError(path, f"--init is not a {backbone} detector; pass the same --backbone as its run")
-    try:
-        model.load_state_dict(state["model"])
-    except (KeyError, RuntimeError) as exc:
-        raise InputError(path, f"not a 'vis-ws train' checkpoint ({type(exc).__name__})") from None
+    if not isinstance(state.get("model"), dict):
+        raise InputError(path, "not a 'vis-ws train' checkpoint (no model weights)")
+    return path, state
+
+
+def _new_model(config: DetectionTrainConfig, n_classes: int, pretrained: bool) -> torch.nn.Module:
+    options = sampling_options(config.proposals, config.rois)
+    return build_mask_rcnn(n_classes, config.backbone, config.min_size, config.max_size, pretrained, **options)
+
+
+def _build_model(
+    config: DetectionTrainConfig,
+    n_classes: int,
+    run: Path,
+    resumed: bool,
+    init: str | os.PathLike | None,
+    ids: list[int],
+) -> torch.nn.Module:
+    """The detector at the start of training: resumed weights come later; else ``init``, ``weights`` or random."""
+    if resumed:  # built like the checkpoint's weights; resume_state loads them
+        pretrained = has_frozen_norm(dict(load_checkpoint(run / CHECKPOINT).get("model", {})))
+        return _new_model(config, n_classes, pretrained)
+    if init is not None:
+        path, state = _init_state(init, ids, config.backbone)
+        model = _new_model(config, n_classes, has_frozen_norm(state["model"]))
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise InputError(path, f"not a 'vis-ws train' checkpoint ({type(exc).__name__})") from None
+        return model
+    model = _new_model(config, n_classes, bool(config.weights))
+    if config.weights:
+        load_backbone_weights(model, config.weights, config.backbone)
+    return model
 
 
 def train_detector(
@@ -430,9 +480,7 @@ def train_detector(
     check_split(STAGE, min(len(b) for b in plan[0]), f"{unit}s")
     device = rank_device(resolve_device(config.device))
     torch.manual_seed(config.seed)
-    model = build_mask_rcnn(len(category_ids), config.backbone, config.min_size, config.max_size)
-    if init is not None and not resumed:
-        _load_init(model, init, category_ids, config.backbone)
+    model = _build_model(config, len(category_ids), run, resumed, init, category_ids)
     params = [p for p in model.parameters() if p.requires_grad]
     base = config.base_lr
     optimizer = torch.optim.SGD(
