@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
+from training.checkpoint import load_checkpoint
 from training.cli import main
 
 
@@ -27,6 +29,12 @@ def test_tiny_pipeline_goes_from_tags_to_scored_results_and_resumes(tmp_path, ca
         assert (run / stage).is_dir(), stage
     for trained in ("cam", "irn", "maskrcnn", "maskconsist"):
         assert (run / trained / "config.json").is_file()  # each stage's config beside its output
+    # Without ImageNet weights, Mask R-CNN's backbone starts from the classifier trained on the tags.
+    step1 = json.loads((run / "maskrcnn/config.json").read_text())
+    assert step1["weights"] == str((run / "cam/checkpoint.pt").resolve())
+    cam = load_checkpoint(run / "cam/checkpoint.pt")["model"]
+    detector = load_checkpoint(run / "maskrcnn/checkpoint.pt")["model"]
+    assert torch.equal(detector["backbone.body.conv1.weight"], cam["backbone.conv1.weight"])  # frozen stem
     stamp = (run / "maskconsist" / "checkpoint.pt").stat().st_mtime_ns
     capsys.readouterr()
     assert main(cmd) == 0  # everything done: stages resume at their end or skip
@@ -39,3 +47,12 @@ def test_full_supervision_needs_the_ground_truth(tmp_path, capsys):
                  "--width", "64"]) == 0  # fmt: skip
     code = main(["pipeline", str(tmp_path / "d/tags.json"), "--out", str(tmp_path / "r"), "--supervision", "full"])
     assert code == 2 and "--gt" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_missing_weights_file_exits_2_before_anything_is_written(tmp_path, capsys):
+    assert main(["sample", "--out", str(tmp_path / "d"), "--videos", "1", "--frames", "2", "--height", "64",
+                 "--width", "64"]) == 0  # fmt: skip
+    run = tmp_path / "r"
+    code = main(["pipeline", str(tmp_path / "d/tags.json"), "--out", str(run), "--weights", str(tmp_path / "in.pth")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "in.pth" in err and "no such weights file" in err and not run.exists()

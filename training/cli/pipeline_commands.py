@@ -34,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "flowIRN, pseudo-labels (RUN/pseudo), Mask R-CNN on the pseudo-labels (RUN/maskrcnn), MaskConsist "
         "(RUN/maskconsist), predictions (RUN/results.json) and, with --gt, YouTube-VIS AP (RUN/eval.json). Each "
         "stage's config is saved beside its output. --supervision full trains Mask R-CNN on the ground truth "
-        "instead (the upper bound).",
+        "instead (the upper bound). The paper starts the classifier and Mask R-CNN from ImageNet: give a local "
+        "file with --weights; without it the classifier starts from random weights and Mask R-CNN's backbone "
+        "from the classifier trained on the tags (when it is the same ResNet).",
         formatter_class=formatter,
     )
     p.add_argument("tags", type=Path, help="frame-tags JSON (the weak labels); frames in JPEGImages/ beside it")
@@ -43,11 +45,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--variant", default="flowirn", help="first-module variant (irn, irn+fbound, irn+fcam, flowirn)")
     p.add_argument("--supervision", choices=("weak", "full"), default="weak", help="weak: tags only; full: GT masks")
     p.add_argument("--gt", type=Path, default=None, help="YouTube-VIS ground truth: scores the results (eval.json)")
+    p.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="local ImageNet weights (torchvision state dict) of the preset's ResNet for the classifier and "
+        "Mask R-CNN; none: random init",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of every stage")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--frames", type=Path, default=None, help="frames folder (default: JPEGImages/ beside TAGS)")
     p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar or JSON lines")
     p.set_defaults(func=run_pipeline)
+
+
+def detector_weights(args: argparse.Namespace, cam_arch: str) -> str:
+    """Where step 1's backbone starts: --weights, else the run's classifier when it is the detector's ResNet."""
+    if args.weights is not None:
+        return str(args.weights.resolve())
+    if PRESETS[args.preset]["detector"]["backbone"] == cam_arch:
+        return str((args.out / "cam" / "checkpoint.pt").resolve())
+    return ""
 
 
 def pipeline_stages(args: argparse.Namespace) -> list[tuple[str, Any]]:
@@ -60,7 +79,8 @@ def pipeline_stages(args: argparse.Namespace) -> list[tuple[str, Any]]:
 
     preset = PRESETS[args.preset]
     run, tags, common = args.out, args.tags, {"seed": args.seed, "device": args.device}
-    cam = CAMTrainConfig(**preset["cam"], **common)
+    weights = None if args.weights is None else str(args.weights.resolve())
+    cam = CAMTrainConfig(**preset["cam"], **common, weights=weights)
     irn = IRNTrainConfig(variant=args.variant, **preset["irn"], **common)
     flow = run / "flow"
     stages: list[tuple[str, Any]] = []
@@ -70,7 +90,7 @@ def pipeline_stages(args: argparse.Namespace) -> list[tuple[str, Any]]:
             from training.flow.video import compute_flow
 
             stages.insert(0, ("flow", lambda: compute_flow(tags, flow, frames=args.frames)))  # MaskConsist warps
-        step1 = DetectionTrainConfig(step=1, **preset["detector"], **common)
+        step1 = DetectionTrainConfig(step=1, **preset["detector"], **common, weights=detector_weights(args, cam.arch))
         step2 = DetectionTrainConfig(step=2, **preset["detector"], **common)
         pseudo = run / "pseudo"
         stages += [
@@ -86,7 +106,7 @@ def pipeline_stages(args: argparse.Namespace) -> list[tuple[str, Any]]:
     else:
         from training.flow.video import compute_flow
 
-        full = DetectionTrainConfig(step=1, supervision="full", **preset["detector"], **common)
+        full = DetectionTrainConfig(step=1, supervision="full", **preset["detector"], **common, weights=weights or "")
         stages += [
             ("flow", lambda: compute_flow(tags, flow, frames=args.frames)),
             (
@@ -111,6 +131,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
     from training.evaluation import evaluate_ytvis, format_table
 
     load_tags(args.tags)  # bad input fails before anything is written
+    if args.weights is not None and not args.weights.is_file():
+        raise InputError(args.weights, "no such weights file (--weights takes a local ImageNet state dict)")
     gt = load_ytvis(args.gt) if args.gt is not None else None
     if args.supervision == "full" and gt is None:
         raise InputError(None, "--supervision full trains on ground-truth masks: give --gt GT.json")

@@ -70,7 +70,7 @@ STAGE = "train"
 CATEGORIES = "categories.json"
 MATCHES = "matches"
 PSEUDO_FILE = "pseudo.npz"
-_RESUME_FREE = ("device",)
+_RESUME_FREE = ("device", "weights")  # weights only start a new run
 
 
 @dataclass(frozen=True)
