@@ -7,14 +7,18 @@ step-1 training iterations/s (batch 2) and step-2 MaskConsist iterations/s
 per backbone, and ``predict_video`` frames/s (IoM-NMS included). The first
 iteration is a warm-up and not counted.
 
-Quality (long, not run by the tests): step 1 on RUN/pseudo (``vis-ws
-pseudo-labels`` output of TAGS), step 2 from it, each switch set of the
-paper's Table 5, ``vis-ws predict`` on GT's videos and the YouTube-VIS AP of
-each run.
+Quality (long, not run by the tests; the weak vs fully supervised comparison
+and Table 5 of benchmarks/RESULTS.md): on a synthetic set made by
+bench_flowirn.py (TAGS, its flowIRN and IRN pseudo-labels, its flow), Mask
+R-CNN step 1 on IRN and on flowIRN pseudo-labels, step 2 (MaskConsist) from
+the flowIRN model with every Table-5 switch set, and step 1 on the ground
+truth; each detector predicts new videos of the same generator (or --gt) and
+is scored with YouTube-VIS video AP and frame AP50. Every run is resumable.
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_maskconsist.py --part speed [--iterations 3]
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_maskconsist.py --part quality \
-        --tags T.json --pseudo RUN/pseudo --flow RUN/flow --gt GT.json --work DIR
+        --tags T/data/tags.json --pseudo T/pseudo-flowirn --pseudo-irn T/pseudo-irn --flow T/flow \
+        --gt-train T/data/gt.json --weights CAM/checkpoint.pt --work DIR
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 
 from training.detection.model import BACKBONES, load_detector  # noqa: E402
-from training.detection.predict import predict, predict_video  # noqa: E402
+from training.detection.predict import predict_video  # noqa: E402
 from training.maskconsist.train import DetectionTrainConfig, train_detector  # noqa: E402
 
 SIZE = {"min_size": 240, "max_size": 320}
@@ -90,33 +94,92 @@ def speed(work: Path, iterations: int, backbones: tuple[str, ...]) -> dict[str, 
     return out
 
 
+def held_out_set(tags: Path, n_held: int, work: Path) -> Path:
+    """Ground truth of ``n_held`` new videos drawn like TAGS's synthetic set (its config.json beside it).
+
+    The set is regenerated with ``n_videos + n_held`` videos: the first
+    ``n_videos`` are TAGS's own (checked), the rest are held out (same
+    background pool and object distribution, different objects and motion).
+    """
+    from training.config import config_from_dict
+    from training.data.synthetic import SyntheticConfig, generate_dataset
+
+    config_path = tags.parent / "config.json"
+    saved = json.loads(config_path.read_text())
+    n_train = int(saved["n_videos"])
+    generate_dataset(work / "all", config_from_dict(SyntheticConfig, {**saved, "n_videos": n_train + n_held},
+                                                   config_path, "synthetic config"))  # fmt: skip
+    every = json.loads((work / "all" / "gt.json").read_text())
+    own = json.loads((tags.parent / "gt.json").read_text())
+    if every["videos"][:n_train] != own["videos"]:
+        raise SystemExit(f"{config_path}: regenerating does not give the training videos back")
+    held_ids = {v["id"] for v in every["videos"][n_train:]}
+    held = {**every, "videos": every["videos"][n_train:]}
+    held["annotations"] = [a for a in every["annotations"] if a["video_id"] in held_ids]
+    gt = work / "held_gt.json"
+    gt.write_text(json.dumps(held))
+    return gt
+
+
 def quality(args: argparse.Namespace) -> dict[str, Any]:
-    """Step 1, then step 2 for every Table-5 switch set, each scored on GT (YouTube-VIS AP)."""
+    """Every weak and full detector of the comparison, each scored on held-out videos.
+
+    Runs (each resumable, in ``--work``): step 1 on IRN pseudo-labels
+    (``--pseudo-irn``), step 1 on flowIRN pseudo-labels (``--pseudo``), step 2
+    from the latter for every Table-5 switch set, and step 1 on the training
+    ground truth (``--gt-train``, the fully supervised bound). Every detector
+    starts from ``--weights`` (the same file for all).
+    """
+    from training.cli import main as cli
     from training.data.ytvis import load_ytvis
-    from training.evaluation import evaluate_ytvis
+    from training.evaluation import evaluate_frames, evaluate_ytvis
 
     work: Path = args.work
-    common = {"backbone": args.backbone, "epochs": args.epochs, "device": args.device, **SIZE}
-    gt = load_ytvis(args.gt)
-    report: dict[str, Any] = {}
-
-    def score(run: Path, name: str) -> None:
-        out = work / f"{name}.results.json"
-        for _ in predict(args.gt, run, out, args.flow_gt, args.device):
-            pass
-        report[name] = evaluate_ytvis(gt, json.loads(out.read_text()))
-        print(json.dumps({name: {k: round(v, 4) for k, v in report[name].items()}}), flush=True)
-
-    s1 = work / "step1"
-    for _ in train_detector(DetectionTrainConfig(**common), args.tags, args.pseudo, s1, resume=True):
-        pass
-    score(s1, "step 1")
+    work.mkdir(parents=True, exist_ok=True)
+    gt_path = args.gt or held_out_set(args.tags, args.held_out, work / "held")
+    flow_gt = args.flow_gt or work / "held" / "flow"
+    if not (flow_gt / "done").exists():
+        cli(["flow", str(gt_path), "--out", str(flow_gt), "--progress", "json"])
+        (flow_gt / "done").touch()
+    gt = load_ytvis(gt_path)
+    common = ["--backbone", args.backbone, "--batch-size", str(args.batch_size), "--lr", str(args.lr),
+              "--min-size", str(args.min_size), "--max-size", str(args.max_size), "--proposals",
+              str(args.proposals), "--rois", str(args.rois), "--device", args.device, "--progress", "json"]  # fmt: skip
+    step1 = ["--epochs", str(args.epochs)] + (["--weights", str(args.weights)] if args.weights else [])
+    step2 = ["--step", "2", "--init", str(work / "flowirn"), "--flow", str(args.flow), "--epochs",
+             str(args.step2_epochs), "--delta-max", str(args.delta_max)]  # fmt: skip
+    runs: dict[str, list[str]] = {}
+    if args.pseudo_irn:
+        runs["IRN → Mask R-CNN"] = ["irn", "--pseudo", str(args.pseudo_irn), *step1]
+    runs["flowIRN → Mask R-CNN"] = ["flowirn", "--pseudo", str(args.pseudo), *step1]
     for name, (intra, inter, iom) in ABLATION.items():
-        cfg = DetectionTrainConfig(step=2, intra=intra, inter=inter, iom=iom, **common)
-        run = work / f"step2-{name}"
-        for _ in train_detector(cfg, args.tags, args.pseudo, run, args.flow, s1, resume=run.exists()):
-            pass
-        score(run, f"step 2 {name}")
+        off = [flag for flag, on in (("--no-intra", intra), ("--no-inter", inter), ("--no-iom", iom)) if not on]
+        runs[f"+ MaskConsist ({name})"] = [f"step2-{name}", "--pseudo", str(args.pseudo), *step2, *off]
+    if args.gt_train:
+        runs["fully supervised"] = ["full", "--supervision", "full", "--gt", str(args.gt_train), *step1]
+    report: dict[str, Any] = {}
+    for label, (folder, *options) in runs.items():
+        run = work / folder
+        if not (run / "done").exists():
+            resume = ["--resume"] if (run / "checkpoint.pt").exists() else []
+            t0 = time.perf_counter()
+            if cli(["train", str(args.tags), "--out", str(run), *common, *options, *resume]) != 0:
+                raise SystemExit(f"{label}: training failed")
+            (run / "seconds").write_text(f"{time.perf_counter() - t0:.0f}")
+            (run / "done").touch()
+        out = run / "held.results.json"
+        if not out.exists():
+            cli(["predict", str(gt_path), "--model", str(run), "--out", str(out), "--flow", str(flow_gt),
+                 "--device", args.device, "--progress", "json"])  # fmt: skip
+        results = json.loads(out.read_text())
+        video = evaluate_ytvis(gt, results)
+        frame = evaluate_frames(gt, results)
+        report[label] = {**{k: video[k] for k in ("AP", "AP50", "AP75", "AR1", "AR10")}, "frame AP50": frame["AP50"]}
+        print(json.dumps({label: {k: round(v, 4) for k, v in report[label].items()}}), flush=True)
+    print("| detector | AP | AP50 | AP75 | AR1 | AR10 | frame AP50 |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for label, r in report.items():
+        print(f"| {label} | " + " | ".join(f"{100 * r[k]:.1f}" for k in r) + " |")
     return report
 
 
@@ -126,12 +189,24 @@ def main() -> None:
     p.add_argument("--iterations", type=int, default=3, help="speed: timed iterations / frames per backbone")
     p.add_argument("--backbones", nargs="+", choices=BACKBONES, default=list(BACKBONES))
     p.add_argument("--tags", type=Path, help="quality: frame tags of the training videos")
-    p.add_argument("--pseudo", type=Path, help="quality: RUN/pseudo of 'vis-ws pseudo-labels'")
+    p.add_argument("--pseudo", type=Path, help="quality: flowIRN pseudo-labels (RUN/pseudo of 'pseudo-labels')")
+    p.add_argument("--pseudo-irn", type=Path, default=None, help="quality: IRN pseudo-labels of the same videos")
     p.add_argument("--flow", type=Path, help="quality: flow of the training videos")
-    p.add_argument("--gt", type=Path, help="quality: ground truth of the evaluation videos")
+    p.add_argument("--gt-train", type=Path, default=None, help="quality: training ground truth (fully supervised)")
+    p.add_argument("--gt", type=Path, default=None, help="quality: ground truth of the evaluation videos")
+    p.add_argument("--held-out", type=int, default=32, help="quality, no --gt: new synthetic videos to score on")
     p.add_argument("--flow-gt", type=Path, default=None, help="quality: flow of the evaluation videos")
-    p.add_argument("--backbone", choices=BACKBONES, default="resnet50")
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--weights", type=Path, default=None, help="quality: backbone weights of every detector")
+    p.add_argument("--backbone", choices=BACKBONES, default="resnet18")
+    p.add_argument("--epochs", type=int, default=5, help="quality: step-1 epochs")
+    p.add_argument("--step2-epochs", type=int, default=1)
+    p.add_argument("--delta-max", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--min-size", type=int, default=120)
+    p.add_argument("--max-size", type=int, default=160)
+    p.add_argument("--proposals", type=int, default=300)
+    p.add_argument("--rois", type=int, default=128)
     p.add_argument("--device", default="auto")
     p.add_argument("--work", type=Path, default=None)
     args = p.parse_args()
@@ -139,8 +214,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             speed(Path(tmp), args.iterations, tuple(args.backbones))
     else:
-        if None in (args.tags, args.pseudo, args.flow, args.gt, args.work):
-            p.error("--part quality needs --tags, --pseudo, --flow, --gt and --work")
+        if None in (args.tags, args.pseudo, args.flow, args.work):
+            p.error("--part quality needs --tags, --pseudo, --flow and --work")
         quality(args)
 
 
