@@ -26,6 +26,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "maskrcnn": ("Mask R-CNN, step 1 (train --step 1)", "maskrcnn"),
     "maskconsist": ("MaskConsist, step 2 (train --step 2)", "maskconsist"),
 }
+WEIGHTS_STAGES = ("classifier", "maskrcnn")  # the stages that take --weights (the others start from a run)
 DEVICES = ("auto", "cpu", "cuda")
 _DEVICE = re.compile(r"\b(cuda(?::\d+)? \([^)]*\)|cpu \(\d+ threads?\))")
 
@@ -55,8 +56,10 @@ def build_command(
     options : mapping
         ``out`` (run folder; default :func:`output_folder`), ``device``
         (default ``auto``), ``epochs`` (0 or absent: the command's default),
-        ``iterations`` (Mask R-CNN stages only, overrides epochs), ``resume``
-        (bool), ``extra`` (more arguments, a string split like a shell does or a list).
+        ``iterations`` (Mask R-CNN stages only, overrides epochs), ``weights``
+        (classifier and Mask R-CNN step 1: a local ImageNet or checkpoint file
+        to start from; empty: random init), ``resume`` (bool), ``extra`` (more
+        arguments, a string split like a shell does or a list).
     launcher : str
         Empty: run on this machine with this Python. Otherwise a command
         prefix (``srun --gres=gpu:1``, ``ssh gpu-host``) followed by ``vis-ws``.
@@ -90,6 +93,8 @@ def build_command(
             args += ["--epochs", str(epochs)]
         if int(options.get("iterations") or 0):
             args += ["--iterations", str(int(options["iterations"]))]
+    if options.get("weights") and stage in WEIGHTS_STAGES:
+        args += ["--weights", str(options["weights"])]
     args += ["--device", str(options.get("device") or "auto")]
     if options.get("resume"):
         args.append("--resume")

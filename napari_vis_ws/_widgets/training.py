@@ -65,6 +65,7 @@ from napari_vis_ws._stage_layers import (
 from napari_vis_ws._training import (
     DEVICES,
     STAGES,
+    WEIGHTS_STAGES,
     build_command,
     device_used,
     error_line,
@@ -269,6 +270,12 @@ class TrainingWidget(QWidget):
         self.iterations_spin.setRange(0, 10_000_000)
         self.iterations_spin.setSpecialValueText("from epochs")
         self.iterations_spin.setToolTip("Mask R-CNN stages: train exactly this many iterations")
+        self.weights_edit = QLineEdit()
+        self.weights_edit.setPlaceholderText("random init (or a local ImageNet / checkpoint file)")
+        self.weights_edit.setToolTip(
+            "Classifier and Mask R-CNN step 1: start from this file (torchvision ImageNet weights of the same "
+            "network, or a train-cam checkpoint); nothing is downloaded"
+        )
         self.resume_check = QCheckBox("resume from the checkpoint in the output folder")
         self.extra_edit = QLineEdit()
         self.extra_edit.setPlaceholderText("more vis-ws options, e.g. --arch resnet18 --crop 224")
@@ -327,6 +334,12 @@ class TrainingWidget(QWidget):
         form.addRow("Device", self.device_combo)
         form.addRow("Epochs", self.epochs_spin)
         form.addRow("Iterations", self.iterations_spin)
+        self.weights_button = QPushButton("Browse…")
+        self.weights_button.clicked.connect(self._browse_weights)
+        weights_row = QHBoxLayout()
+        weights_row.addWidget(self.weights_edit)
+        weights_row.addWidget(self.weights_button)
+        form.addRow("Weights", weights_row)
         form.addRow("", self.resume_check)
         form.addRow("Options", self.extra_edit)
         form.addRow("Launcher", self.launcher_edit)
@@ -374,6 +387,11 @@ class TrainingWidget(QWidget):
         if path:
             self.tags_edit.setText(path)
 
+    def _browse_weights(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Weights", "", "PyTorch weights (*.pt *.pth);;All files (*)")
+        if path:
+            self.weights_edit.setText(path)
+
     def _browse_project(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Project folder")
         if path:
@@ -411,6 +429,8 @@ class TrainingWidget(QWidget):
 
     def _stage_changed(self, *_: Any) -> None:
         self.iterations_spin.setEnabled(self.stage in ("maskrcnn", "maskconsist"))
+        self.weights_edit.setEnabled(self.stage in WEIGHTS_STAGES)
+        self.weights_button.setEnabled(self.stage in WEIGHTS_STAGES)
         self._update_out()
 
     def _update_out(self, *_: Any) -> None:
@@ -426,6 +446,7 @@ class TrainingWidget(QWidget):
             "device": self.device_combo.currentText().strip() or "auto",
             "epochs": self.epochs_spin.value(),
             "iterations": self.iterations_spin.value() if self.iterations_spin.isEnabled() else 0,
+            "weights": self.weights_edit.text().strip() if self.weights_edit.isEnabled() else "",
             "resume": self.resume_check.isChecked(),
             "extra": self.extra_edit.text(),
         }

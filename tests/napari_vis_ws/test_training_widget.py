@@ -70,6 +70,12 @@ def test_build_command_for_every_stage(tmp_path):
         "--epochs", "2", "--device", "auto", "--progress", "json",
     ]  # fmt: skip
     assert build_command("classifier", tags, p, {}, "ssh gpu-host")[:4] == ["ssh", "gpu-host", "vis-ws", "train-cam"]
+    # Weights go to the stages that start from a file; flowIRN and MaskConsist start from earlier runs.
+    for stage in ("classifier", "maskrcnn"):
+        argv = build_command(stage, tags, p, {"weights": "/w/r18.pth"})
+        assert argv[argv.index("--weights") + 1] == "/w/r18.pth"
+    for stage in ("flowirn", "maskconsist"):
+        assert "--weights" not in build_command(stage, tags, p, {"weights": "/w/r18.pth"})
     with pytest.raises(ValueError, match="unknown stage"):
         build_command("nope", tags, p, {})
 
@@ -104,6 +110,9 @@ def _dock(make_napari_viewer, tags: Path, out: Path, epochs: int, extra: str = F
 def test_a_short_training_runs_from_the_dock(make_napari_viewer, qtbot, data, tmp_path):
     dock = _dock(make_napari_viewer, data, tmp_path / "cam", epochs=1)
     assert dock.stage == "classifier"
+    imagenet = tmp_path / "resnet18-imagenet.pth"  # stands in for a downloaded ImageNet file
+    torch.save(torchvision.models.resnet18().state_dict(), imagenet)
+    dock.weights_edit.setText(str(imagenet))
     dock.start_button.click()
     assert dock.running and not dock.start_button.isEnabled()
     qtbot.waitUntil(lambda: not dock.running, timeout=120_000)
@@ -114,6 +123,9 @@ def test_a_short_training_runs_from_the_dock(make_napari_viewer, qtbot, data, tm
     assert len(dock.loss_plot.values) == 1
     assert "wrote" in dock.log.toPlainText() and "exit code 0" in dock.status.text()
     assert dock.start_button.isEnabled() and not dock.cancel_button.isEnabled()
+    assert json.loads((tmp_path / "cam" / "config.json").read_text())["weights"] == str(imagenet)
+    dock.stage_combo.setCurrentIndex(dock.stage_combo.findData("flowirn"))  # IRN starts from the classifier
+    assert not dock.weights_edit.isEnabled() and dock.options()["weights"] == ""
 
 
 def test_cancel_stops_gracefully_with_a_checkpoint(make_napari_viewer, qtbot, data, tmp_path):
