@@ -116,7 +116,7 @@ def held_out_set(tags: Path, n_held: int, work: Path) -> Path:
     held_ids = {v["id"] for v in every["videos"][n_train:]}
     held = {**every, "videos": every["videos"][n_train:]}
     held["annotations"] = [a for a in every["annotations"] if a["video_id"] in held_ids]
-    gt = work / "held_gt.json"
+    gt = work / "all" / "held_gt.json"  # beside the frames it names (JPEGImages/)
     gt.write_text(json.dumps(held))
     return gt
 
@@ -139,7 +139,8 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
     gt_path = args.gt or held_out_set(args.tags, args.held_out, work / "held")
     flow_gt = args.flow_gt or work / "held" / "flow"
     if not (flow_gt / "done").exists():
-        cli(["flow", str(gt_path), "--out", str(flow_gt), "--progress", "json"])
+        if cli(["flow", str(gt_path), "--out", str(flow_gt), "--progress", "json"]) != 0:
+            raise SystemExit(f"{gt_path}: flow failed")
         (flow_gt / "done").touch()
     gt = load_ytvis(gt_path)
     common = ["--backbone", args.backbone, "--batch-size", str(args.batch_size), "--lr", str(args.lr),
@@ -169,8 +170,9 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
             (run / "done").touch()
         out = run / "held.results.json"
         if not out.exists():
-            cli(["predict", str(gt_path), "--model", str(run), "--out", str(out), "--flow", str(flow_gt),
-                 "--device", args.device, "--progress", "json"])  # fmt: skip
+            if cli(["predict", str(gt_path), "--model", str(run), "--out", str(out), "--flow", str(flow_gt),
+                    "--device", args.device, "--progress", "json"]) != 0:  # fmt: skip
+                raise SystemExit(f"{label}: predict failed")
         results = json.loads(out.read_text())
         video = evaluate_ytvis(gt, results)
         frame = evaluate_frames(gt, results)
@@ -179,7 +181,7 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
     print("| detector | AP | AP50 | AP75 | AR1 | AR10 | frame AP50 |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for label, r in report.items():
-        print(f"| {label} | " + " | ".join(f"{100 * r[k]:.1f}" for k in r) + " |")
+        print(f"| {label} | " + " | ".join(f"{100 * r[k]:.2f}" for k in r) + " |")
     return report
 
 
