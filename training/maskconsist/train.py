@@ -80,7 +80,7 @@ class DetectionTrainConfig:
     Attributes
     ----------
     backbone : {"resnet50", "resnet18", "mobilenet_v3"}
-        ResNet-50-FPN is the paper's; the others suit a CPU. Random init (no downloads).
+        ResNet-50-FPN is the paper's; the others suit a CPU. Random init unless ``weights`` (no downloads).
     weights : str
         Step 1: a local file of backbone weights (ImageNet, a ``train-cam``
         checkpoint of the same ResNet, or a detector run), see
