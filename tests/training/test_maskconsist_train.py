@@ -292,3 +292,16 @@ def test_proposal_and_roi_budget_reach_the_model_and_survive_loading(prepared, t
     assert model.rpn._pre_nms_top_n == {"training": 64, "testing": 32}
     assert model.rpn._post_nms_top_n == {"training": 64, "testing": 32}
     assert model.roi_heads.fg_bg_sampler.batch_size_per_image == 16
+
+
+@pytest.mark.parametrize("warmup", [0, 10])
+def test_train_warmup_sets_the_learning_rate_of_the_first_steps(prepared, tmp_path, capsys, warmup):
+    """`vis-ws train --warmup N`: 0 starts step 2 fine-tuning at the base lr; N ramps linearly from 0.1 %."""
+    run = tmp_path / "run"
+    args = ["--pseudo", str(prepared / "pseudo"), "--out", str(run), "--iterations", "2", "--lr", "0.004"]
+    args += ["--backbone", "mobilenet_v3", "--min-size", "64", "--max-size", "80", "--warmup", str(warmup)]
+    assert main(["train", str(prepared / "data/tags.json"), *args, "--device", "cpu", "--progress", "json"]) == 0
+    lrs = [e["metrics"]["lr"] for e in json_events(capsys.readouterr().out) if "lr" in e["metrics"]]
+    first = 0.004 if warmup == 0 else 0.004 * (0.001 + 1 / warmup)
+    assert lrs[0] == pytest.approx(first) and len(lrs) == 2
+    assert json.loads((run / "config.json").read_text())["warmup"] == warmup

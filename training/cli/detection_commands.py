@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--iterations", type=int, default=0, help="train exactly this many iterations (overrides --epochs)")
     p.add_argument("--batch-size", type=int, default=2, help="frames per iteration")
     p.add_argument("--lr", type=float, default=0.0, help="SGD learning rate (0: 0.02 * batch / 16)")
+    p.add_argument(
+        "--warmup", type=int, default=100, help="linear lr warm-up iterations (0: none), then the poly schedule"
+    )
     p.add_argument("--min-size", type=int, default=480, help="resize frames to this short side")
     p.add_argument("--max-size", type=int, default=800, help="... and at most this long side")
     p.add_argument("--proposals", type=int, default=2000, help="RPN proposals per training image (half at inference)")
@@ -96,6 +99,7 @@ def run_train(args: argparse.Namespace) -> int:
         iterations=args.iterations,
         batch_size=args.batch_size,
         lr=args.lr,
+        warmup=args.warmup,
         min_size=args.min_size,
         max_size=args.max_size,
         proposals=args.proposals,
