@@ -305,3 +305,10 @@ def test_train_warmup_sets_the_learning_rate_of_the_first_steps(prepared, tmp_pa
     first = 0.004 if warmup == 0 else 0.004 * (0.001 + 1 / warmup)
     assert lrs[0] == pytest.approx(first) and len(lrs) == 2
     assert json.loads((run / "config.json").read_text())["warmup"] == warmup
+
+
+def test_step_two_fine_tunes_at_a_tenth_of_the_default_learning_rate():
+    """lr 0: the linear scaling rule in step 1, a tenth of it in step 2; an explicit --lr is kept in both."""
+    assert DetectionTrainConfig(batch_size=16).base_lr == pytest.approx(0.02)
+    assert DetectionTrainConfig(batch_size=16, step=2).base_lr == pytest.approx(0.002)
+    assert DetectionTrainConfig(batch_size=16, step=2, lr=0.05).base_lr == 0.05

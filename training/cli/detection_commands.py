@@ -40,7 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=12, help="passes over the frames (step 1) or frame pairs (step 2)")
     p.add_argument("--iterations", type=int, default=0, help="train exactly this many iterations (overrides --epochs)")
     p.add_argument("--batch-size", type=int, default=2, help="frames per iteration")
-    p.add_argument("--lr", type=float, default=0.0, help="SGD learning rate (0: 0.02 * batch / 16)")
+    p.add_argument(
+        "--lr", type=float, default=0.0, help="SGD learning rate (0: 0.02 * batch / 16, a tenth of it in step 2)"
+    )
     p.add_argument(
         "--warmup", type=int, default=100, help="linear lr warm-up iterations (0: none), then the poly schedule"
     )

@@ -99,7 +99,10 @@ class DetectionTrainConfig:
         Items per iteration.
     lr : float
         SGD learning rate; 0 means the linear scaling rule of Detectron /
-        torchvision's references, ``0.02 * batch_size / 16``.
+        torchvision's references, ``0.02 * batch_size / 16``, and a tenth of
+        it in step 2, which fine-tunes the step-1 model (restarting at step
+        1's rate lost step 1's video AP on the synthetic benchmark:
+        benchmarks/RESULTS.md).
     momentum, weight_decay : float
         SGD (0.9, 1e-4 as in torchvision's references).
     warmup : int
@@ -160,7 +163,7 @@ class DetectionTrainConfig:
         need(self.supervision in ("weak", "full"), f"--supervision must be weak or full, got {self.supervision!r}")
         need(self.epochs >= 1 and self.batch_size >= 1, "--epochs and --batch-size must be at least 1")
         need(self.iterations >= 0 and self.warmup >= 0, "--iterations and warmup must be >= 0")
-        need(math.isfinite(self.lr) and self.lr >= 0, f"--lr must be >= 0 (0: 0.02 * batch / 16), got {self.lr}")
+        need(math.isfinite(self.lr) and self.lr >= 0, f"--lr must be >= 0 (0: the linear scaling rule), got {self.lr}")
         need(32 <= self.min_size <= self.max_size, "need 32 <= --min-size <= --max-size")
         need(self.proposals >= 2 and self.rois >= 1, "--proposals must be >= 2 and --rois >= 1")
         need(0 <= self.flip <= 1 and 0 <= self.score_threshold <= 1, "flip and score_threshold must be in [0, 1]")
@@ -169,8 +172,10 @@ class DetectionTrainConfig:
 
     @property
     def base_lr(self) -> float:
-        """The learning rate in use (the linear scaling rule when ``lr`` is 0)."""
-        return self.lr if self.lr > 0 else 0.02 * self.batch_size / 16
+        """The learning rate in use (when ``lr`` is 0: the linear scaling rule, a tenth of it in step 2)."""
+        if self.lr > 0:
+            return self.lr
+        return 0.02 * self.batch_size / 16 / (10 if self.step == 2 else 1)
 
 
 @dataclass
