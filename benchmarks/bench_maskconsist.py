@@ -13,12 +13,22 @@ bench_flowirn.py (TAGS, its flowIRN and IRN pseudo-labels, its flow), Mask
 R-CNN step 1 on IRN and on flowIRN pseudo-labels, step 2 (MaskConsist) from
 the flowIRN model with every Table-5 switch set, and step 1 on the ground
 truth; each detector predicts new videos of the same generator (or --gt) and
-is scored with YouTube-VIS video AP and frame AP50. Every run is resumable.
+is scored with YouTube-VIS video AP and frame AP50, and every detector's video
+AP is compared with the flowIRN step-1 model's by a paired bootstrap over the
+held-out videos. Step 2 fine-tunes the step-1 model (lr 0.001, 20 warm-up
+iterations, pairs δ = 1..3): restarting at step 1's lr lost what step 1 had
+learnt (RESULTS.md). Every run is resumable.
+
+Targets (minutes): on the training frames, the step-1 model's predictions,
+the pseudo-labels and MaskConsist's targets for each Table-5 switch set, scored
+against the training ground truth (frame-level COCO AP).
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_maskconsist.py --part speed [--iterations 3]
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_maskconsist.py --part quality \
         --tags T/data/tags.json --pseudo T/pseudo-flowirn --pseudo-irn T/pseudo-irn --flow T/flow \
         --gt-train T/data/gt.json --weights CAM/checkpoint.pt --work DIR
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_maskconsist.py --part targets \
+        --tags T/data/tags.json --pseudo T/pseudo-flowirn --flow T/flow --gt-train T/data/gt.json --model DIR/flowirn
 """
 
 from __future__ import annotations
@@ -121,6 +131,121 @@ def held_out_set(tags: Path, n_held: int, work: Path) -> Path:
     return gt
 
 
+def target_quality(args: argparse.Namespace) -> dict[str, Any]:
+    """MaskConsist's training targets against the pseudo-labels they start from, on the training frames.
+
+    For every δ = 1 pair of the training videos, ``--model`` (a step-1 run)
+    predicts both frames and :func:`~training.maskconsist.train.pair_matches`
+    builds the targets of t+1 for each Table-5 switch set. Each set of frames
+    is scored against the training ground truth (``--gt-train``) as frame-level
+    COCO AP, frame 0 carrying its pseudo-labels in every row; the step-1
+    model's own predictions are scored too. This is the mechanism the
+    detector rows depend on: targets better than P_fIRN.
+    """
+    import torch
+
+    from training.data.sources import iter_videos
+    from training.data.ytvis import load_ytvis
+    from training.detection.data import volume_frame_masks
+    from training.detection.predict import predict_frames
+    from training.evaluation import evaluate_frames
+    from training.export.rle import encode_mask
+    from training.maskconsist.masks import FrameMasks
+    from training.maskconsist.train import load_train_videos, pair_matches
+
+    model, category_ids, saved = load_detector(args.model)
+    config = DetectionTrainConfig(backbone=saved["backbone"], step=2, delta_max=1, device="cpu")
+    videos, _ = load_train_videos(args.tags, args.pseudo, config, args.flow)
+    ids = [int(src.video["id"]) for src in iter_videos(args.tags)]
+    rows: dict[str, list[dict[str, Any]]] = {"step-1 predictions": [], "pseudo-labels (P_fIRN)": []}
+    rows.update({f"targets ({name})": [] for name in ABLATION})
+    counts = {name: [0, 0] for name in ABLATION}
+
+    def add(row: str, video_id: int, n: int, t: int, frame: FrameMasks) -> None:
+        for mask, c, score in zip(frame.masks, frame.classes, frame.scores, strict=True):
+            seg: list[Any] = [None] * n
+            seg[t] = encode_mask(mask)
+            rows[row].append({"video_id": video_id, "category_id": int(c), "score": float(score), "segmentations": seg})
+
+    with torch.no_grad():
+        for video_id, v in zip(ids, videos, strict=True):
+            n = len(v.reader)
+            preds = predict_frames(model, [v.reader[t] for t in range(n)], category_ids, 0.5, iom_threshold=None)
+            for t in range(n):
+                add("step-1 predictions", video_id, n, t, preds[t])
+                pseudo = volume_frame_masks(v.targets, t)
+                if t == 0:
+                    for row in rows:
+                        if row != "step-1 predictions":
+                            add(row, video_id, n, 0, pseudo)
+                    continue
+                add("pseudo-labels (P_fIRN)", video_id, n, t, pseudo)
+                assert v.flow is not None
+                before = volume_frame_masks(v.targets, t - 1)
+                for name, switches in ABLATION.items():
+                    targets, summary = pair_matches(
+                        preds[t - 1], preds[t], before, pseudo, [v.flow.backward(t - 1)], t - 1, *switches
+                    )
+                    add(f"targets ({name})", video_id, n, t, targets)
+                    counts[name][0] += len(summary["transferred"])
+                    counts[name][1] += len(targets)
+    gt = load_ytvis(args.gt_train)
+    report: dict[str, Any] = {}
+    print("| training frames | frame AP | AP50 | AP75 | AR100 | transferred | targets |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for row, results in rows.items():
+        f = evaluate_frames(gt, results)
+        name = row[len("targets (") : -1] if row.startswith("targets") else None
+        moved, kept = counts[name] if name else ("", "")
+        report[row] = {k: f[k] for k in ("AP", "AP50", "AP75", "AR100")}
+        print(f"| {row} | " + " | ".join(f"{100 * x:.2f}" for x in report[row].values()) + f" | {moved} | {kept} |")
+    return report
+
+
+def resample_videos(
+    gt: dict[str, Any], results: list[dict[str, Any]], picks: list[int]
+) -> tuple[dict[str, Any], list[Any]]:
+    """Ground truth and results of the videos ``gt["videos"][i]`` for i in picks, repeats renumbered 1..len(picks)."""
+    anns: dict[int, list[dict[str, Any]]] = {}
+    for a in gt["annotations"]:
+        anns.setdefault(a["video_id"], []).append(a)
+    dets: dict[int, list[dict[str, Any]]] = {}
+    for r in results:
+        dets.setdefault(r["video_id"], []).append(r)
+    videos: list[dict[str, Any]] = []
+    new_anns: list[dict[str, Any]] = []
+    new_dets: list[dict[str, Any]] = []
+    for new_id, i in enumerate(picks, 1):
+        old = gt["videos"][i]["id"]
+        videos.append({**gt["videos"][i], "id": new_id})
+        new_anns += [{**a, "id": len(new_anns) + k + 1, "video_id": new_id} for k, a in enumerate(anns.get(old, []))]
+        new_dets += [{**r, "video_id": new_id} for r in dets.get(old, [])]
+    return {**gt, "videos": videos, "annotations": new_anns}, new_dets
+
+
+def paired_bootstrap(
+    gt: dict[str, Any], base: list[dict[str, Any]], other: list[dict[str, Any]], n: int = 500, seed: int = 0
+) -> dict[str, float]:
+    """Video AP of ``other`` minus ``base`` over held-out videos drawn with replacement (same draws for both).
+
+    Returns the mean difference, its 5th and 95th percentiles and the share
+    of draws where ``other`` scores higher: how much of a gap between two
+    detectors the size of the held-out set can resolve.
+    """
+    from training.evaluation import evaluate_ytvis
+
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n):
+        picks = rng.integers(0, len(gt["videos"]), len(gt["videos"])).tolist()
+        g, a = resample_videos(gt, base, picks)
+        _, b = resample_videos(gt, other, picks)
+        diffs.append(evaluate_ytvis(g, b)["AP"] - evaluate_ytvis(g, a)["AP"])
+    d = np.asarray(diffs)
+    return {"mean": float(d.mean()), "p5": float(np.percentile(d, 5)), "p95": float(np.percentile(d, 95)),
+            "P(higher)": float((d > 0).mean())}  # fmt: skip
+
+
 def quality(args: argparse.Namespace) -> dict[str, Any]:
     """Every weak and full detector of the comparison, each scored on held-out videos.
 
@@ -148,7 +273,8 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
               str(args.proposals), "--rois", str(args.rois), "--device", args.device, "--progress", "json"]  # fmt: skip
     step1 = ["--epochs", str(args.epochs)] + (["--weights", str(args.weights)] if args.weights else [])
     step2 = ["--step", "2", "--init", str(work / "flowirn"), "--flow", str(args.flow), "--epochs",
-             str(args.step2_epochs), "--delta-max", str(args.delta_max)]  # fmt: skip
+             str(args.step2_epochs), "--delta-max", str(args.delta_max), "--lr", str(args.step2_lr),
+             "--warmup", str(args.step2_warmup)]  # fmt: skip
     runs: dict[str, list[str]] = {}
     if args.pseudo_irn:
         runs["IRN → Mask R-CNN"] = ["irn", "--pseudo", str(args.pseudo_irn), *step1]
@@ -159,6 +285,7 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
     if args.gt_train:
         runs["fully supervised"] = ["full", "--supervision", "full", "--gt", str(args.gt_train), *step1]
     report: dict[str, Any] = {}
+    scored: dict[str, list[dict[str, Any]]] = {}
     for label, (folder, *options) in runs.items():
         run = work / folder
         if not (run / "done").exists():
@@ -173,7 +300,7 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
             if cli(["predict", str(gt_path), "--model", str(run), "--out", str(out), "--flow", str(flow_gt),
                     "--device", args.device, "--progress", "json"]) != 0:  # fmt: skip
                 raise SystemExit(f"{label}: predict failed")
-        results = json.loads(out.read_text())
+        results = scored[label] = json.loads(out.read_text())
         video = evaluate_ytvis(gt, results)
         frame = evaluate_frames(gt, results)
         report[label] = {**{k: video[k] for k in ("AP", "AP50", "AP75", "AR1", "AR10")}, "frame AP50": frame["AP50"]}
@@ -182,12 +309,24 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for label, r in report.items():
         print(f"| {label} | " + " | ".join(f"{100 * r[k]:.2f}" for k in r) + " |")
+    base = "flowIRN → Mask R-CNN"
+    n_videos = len(gt["videos"])
+    print(f"\nvideo AP minus {base}'s, paired bootstrap over {n_videos} held-out videos ({args.bootstrap} draws)")
+    print("| detector | mean | 5th pct | 95th pct | P(higher) |")
+    print("| --- | --- | --- | --- | --- |")
+    for label in report:
+        if label != base:
+            b = paired_bootstrap(gt, scored[base], scored[label], args.bootstrap)
+            report[label]["bootstrap"] = b
+            print(f"| {label} | " + " | ".join(f"{100 * b[k]:+.2f}" for k in ("mean", "p5", "p95")) +
+                  f" | {b['P(higher)']:.2f} |")  # fmt: skip
     return report
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("speed", "quality"), default="speed")
+    p.add_argument("--part", choices=("speed", "quality", "targets"), default="speed")
+    p.add_argument("--model", type=Path, default=None, help="targets: the step-1 run (flowIRN → Mask R-CNN)")
     p.add_argument("--iterations", type=int, default=3, help="speed: timed iterations / frames per backbone")
     p.add_argument("--backbones", nargs="+", choices=BACKBONES, default=list(BACKBONES))
     p.add_argument("--tags", type=Path, help="quality: frame tags of the training videos")
@@ -202,7 +341,10 @@ def main() -> None:
     p.add_argument("--backbone", choices=BACKBONES, default="resnet18")
     p.add_argument("--epochs", type=int, default=5, help="quality: step-1 epochs")
     p.add_argument("--step2-epochs", type=int, default=1)
-    p.add_argument("--delta-max", type=int, default=1)
+    p.add_argument("--delta-max", type=int, default=3, help="quality: step-2 pairs (t, t+δ), δ in 1..this")
+    p.add_argument("--step2-lr", type=float, default=0.001, help="quality: step 2 fine-tunes at this lr")
+    p.add_argument("--step2-warmup", type=int, default=20, help="quality: step-2 warm-up iterations")
+    p.add_argument("--bootstrap", type=int, default=500, help="quality: video draws of the paired bootstrap")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--min-size", type=int, default=120)
@@ -215,6 +357,10 @@ def main() -> None:
     if args.part == "speed":
         with tempfile.TemporaryDirectory() as tmp:
             speed(Path(tmp), args.iterations, tuple(args.backbones))
+    elif args.part == "targets":
+        if None in (args.tags, args.pseudo, args.flow, args.gt_train, args.model):
+            p.error("--part targets needs --tags, --pseudo, --flow, --gt-train and --model")
+        target_quality(args)
     else:
         if None in (args.tags, args.pseudo, args.flow, args.work):
             p.error("--part quality needs --tags, --pseudo, --flow and --work")
