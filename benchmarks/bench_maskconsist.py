@@ -184,7 +184,7 @@ def target_quality(args: argparse.Namespace) -> dict[str, Any]:
                 before = volume_frame_masks(v.targets, t - 1)
                 for name, switches in ABLATION.items():
                     targets, summary = pair_matches(
-                        preds[t - 1], preds[t], before, pseudo, [v.flow.backward(t - 1)], t - 1, *switches
+                        preds[t - 1], preds[t], before, pseudo, v.flow.carry(t - 1, t), t - 1, t, *switches
                     )
                     add(f"targets ({name})", video_id, n, t, targets)
                     counts[name][0] += len(summary["transferred"])

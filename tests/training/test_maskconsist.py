@@ -73,6 +73,35 @@ def test_masks_are_carried_along_the_flow():
     np.testing.assert_array_equal(moved[0], box(5, 10, 10, 15))
 
 
+def test_video_flow_carries_masks_to_later_and_to_earlier_frames():
+    from training.flow.storage import VideoFlow
+
+    data = np.zeros((3, H, W, 5), np.float16)  # 4 frames; the scene moves 2 px right per frame
+    data[..., 0] = 2  # forward: each pixel of t goes to x + 2 in t+1
+    data[..., 2] = -2  # backward: each pixel of t+1 came from x - 2 in t
+    flow = VideoFlow(data, {})
+    m = box(5, 10, 8, 13)[None]
+    assert flow.carry(1, 1) == []
+    np.testing.assert_array_equal(warp_masks(m, flow.carry(0, 2))[0], box(5, 10, 12, 17))
+    np.testing.assert_array_equal(warp_masks(m, flow.carry(3, 1))[0], box(5, 10, 4, 9))
+    assert len(flow.carry(3, 0)) == 3
+
+
+def test_a_later_frame_repairs_an_earlier_one_with_time_reversed():
+    from training.flow.storage import VideoFlow
+
+    data = np.zeros((1, H, W, 5), np.float16)
+    data[..., 0], data[..., 2] = 3, -3  # the object moves 3 px right from frame 0 to 1
+    flow = VideoFlow(data, {})
+    obj_0, obj_1 = box(4, 14, 2, 14), box(4, 14, 5, 17)
+    pseudo_1 = fm((obj_1, 1, 1.0))
+    pseudo_0 = fm((box(4, 14, 2, 7), 1, 0.6))  # flowIRN found only part of it at frame 0
+    res = maskconsist_pair(fm((obj_1, 1, 0.9)), fm((box(4, 14, 3, 14), 1, 0.5)), pseudo_1, pseudo_0, flow.carry(1, 0))
+    assert res.transferred == [0]
+    np.testing.assert_array_equal(res.maskcon_t2.masks[0], obj_0)
+    assert len(res.targets_t2) == 1 and res.targets_t2.masks[0].sum() == obj_0.sum()
+
+
 def test_hungarian_matching_is_one_to_one_above_the_threshold():
     iou = np.array([[0.9, 0.8], [0.85, 0.1], [0.2, 0.3]])
     assert hungarian_matches(iou, 0.5) == [(0, 1, 0.8), (1, 0, 0.85)]

@@ -20,6 +20,7 @@ from training.detection.data import volume_frame_masks
 from training.errors import InputError
 from training.evaluation import evaluate_ytvis
 from training.export import save_labels
+from training.maskconsist.masks import FrameMasks
 from training.maskconsist.train import (
     DetectionTrainConfig,
     frame_pairs,
@@ -109,10 +110,10 @@ def test_switches_off_leave_the_pseudo_labels_as_targets(prepared):
     pseudo_t, pseudo_t2 = volume_frame_masks(volume, 0), volume_frame_masks(volume, 1)
     flow = read_video_flow(prepared / "flow", key)
     preds = pseudo_t  # a model that predicts the pseudo-labels: inter-frame matching transfers them
-    targets, summary = pair_matches(preds, pseudo_t2, pseudo_t, pseudo_t2, [flow.backward(0)], 0, False, False, False)
+    targets, summary = pair_matches(preds, pseudo_t2, pseudo_t, pseudo_t2, flow.carry(0, 1), 0, 1, False, False, False)
     assert summary["matches"] == [] and summary["t2"] == 1
     assert np.array_equal(targets.masks, pseudo_t2.masks)
-    _, summary_on = pair_matches(preds, pseudo_t2, pseudo_t, pseudo_t2, [flow.backward(0)], 0)
+    _, summary_on = pair_matches(preds, pseudo_t2, pseudo_t, pseudo_t2, flow.carry(0, 1), 0, 1)
     assert len(summary_on["matches"]) >= 1 and summary_on["transferred"]
 
 
@@ -128,9 +129,13 @@ def test_training_with_every_switch_off_runs(prepared, tmp_path):
     assert [p["matches"] for p in pairs] == [[]]
 
 
-def test_a_one_frame_video_trains_on_its_step_one_targets():
-    assert frame_pairs([1, 3], step=2, delta_max=2) == [(0, 0, 0), (1, 0, 1), (1, 1, 2), (1, 0, 2)]
+def test_a_one_frame_video_trains_on_its_step_one_targets_and_step_two_trains_every_frame():
+    pairs = [(0, 0, 0), (1, 0, 1), (1, 1, 0), (1, 1, 2), (1, 2, 1), (1, 0, 2), (1, 2, 0)]
+    assert frame_pairs([1, 3], step=2, delta_max=2) == pairs  # each pair in both orders
+    assert {t2 for _, _, t2 in frame_pairs([4], step=2, delta_max=3)} == {0, 1, 2, 3}  # frame 0 is a target too
     assert frame_pairs([2], step=1, delta_max=5) == [(0, 0, 0), (0, 1, 1)]
+    with pytest.raises(ValueError, match="need 2 flows"):
+        pair_matches(*[FrameMasks.empty((4, 4))] * 4, [np.zeros((4, 4, 2), np.float32)], 2, 0)
 
 
 def test_full_supervision_trains_on_the_ground_truth(prepared, tmp_path):
@@ -198,11 +203,11 @@ def test_step_two_nproc_2_writes_the_matches_of_every_rank_once_as_a_single_proc
     assert sorted(p.name for p in (runs.ddp / "matches").iterdir()) == ["synth_0000.json", "synth_0001.json"]
 
     keys = [v.key for v in iter_videos(tags)]
-    items = frame_pairs([3, 3], step=2, delta_max=2)  # (t, t+1), (t, t+2): 6 pairs of 2 videos of 3 frames
+    items = frame_pairs([3, 3], step=2, delta_max=2)  # (t, t±1), (t, t±2): 12 ordered pairs of 2 videos of 3 frames
     _, plan = plan_batches(len(items), batch_size=2, seed=0, epochs=1, iterations=2)
     batches = [[(keys[items[i][0]], *items[i][1:]) for _, i in batch] for batch in plan[0]]
     sampled = sorted(pair for batch in batches for pair in batch)
-    assert len(set(sampled)) == 4  # 4 different pairs of the 6, one per rank and step
+    assert len(set(sampled)) == 4  # 4 different pairs of the 12, one per rank and step
     ddp, single = _matches(runs.ddp), _matches(runs.single)
     assert sorted((key, p["t"], p["t2"]) for key, p in ddp) == sampled  # gathered from both ranks, each once
     assert [(key, p["t"], p["t2"]) for key, p in ddp] == [(key, p["t"], p["t2"]) for key, p in single]

@@ -88,6 +88,22 @@ class VideoFlow:
         """(H, W, 2) float32 flow from frame t+1 back to t (0 <= t < T-1)."""
         return self.pair(t)[..., 2:4].astype(np.float32)
 
+    def carry(self, t: int, t2: int) -> list[np.ndarray]:
+        """The flows that carry frame t's masks to frame t2, in the order to warp by them.
+
+        Later frames (t2 > t): ``backward(t), ..., backward(t2 - 1)``, each
+        sampled at the next frame. Earlier frames: ``forward(t - 1), ...,
+        forward(t2)``, each sampled at the frame before. t2 = t gives [].
+
+        Returns
+        -------
+        list of |t2 - t| arrays (H, W, 2) float32, for
+        :func:`training.maskconsist.matching.warp_masks`.
+        """
+        if t2 >= t:
+            return [self.backward(s) for s in range(t, t2)]
+        return [self.forward(s) for s in range(t - 1, t2 - 1, -1)]
+
     def occlusion(self, t: int) -> np.ndarray:
         """(H, W) bool: pixels of frame t with no match in frame t+1."""
         return self.pair(t)[..., 4] > 0.5

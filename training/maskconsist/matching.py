@@ -57,24 +57,26 @@ def expand_predictions(predictions: FrameMasks, pseudo: FrameMasks, inside: floa
     return predictions.concat(FrameMasks(np.stack(masks), np.array(classes), np.array(scores)))
 
 
-def warp_masks(masks: np.ndarray, backward_flows: list[np.ndarray]) -> np.ndarray:
-    """Carry masks of frame t to frame t+δ through the δ backward flows of the pairs in between.
+def warp_masks(masks: np.ndarray, flows: list[np.ndarray]) -> np.ndarray:
+    """Carry masks of frame t to frame t2 through the |t2 - t| flows of the frames in between.
 
     Parameters
     ----------
     masks : (N, H, W) bool, at frame t
-    backward_flows : list of δ arrays (H, W, 2)
-        ``VideoFlow.backward(t + i)`` for i in 0..δ-1: at frame t+i+1,
-        where each pixel came from in frame t+i.
+    flows : list of |t2 - t| arrays (H, W, 2)
+        :meth:`~training.flow.storage.VideoFlow.carry` ``(t, t2)``: for a
+        later frame ``VideoFlow.backward(t + i)`` (at frame t+i+1, where each
+        pixel came from in frame t+i); for an earlier one the forward flows
+        back down to t2.
 
     Returns
     -------
-    (N, H, W) bool at frame t+δ (nearest sampling, step by step).
+    (N, H, W) bool at frame t2 (nearest sampling, step by step).
     """
     from training.flow import warp
 
     out = np.asarray(masks, dtype=bool)
-    for flow in backward_flows:
+    for flow in flows:
         out = np.stack([warp(m.astype(np.uint8), flow, mode="nearest", fill=0) > 0 for m in out]) if len(out) else out
     return out
 
@@ -133,7 +135,7 @@ def maskconsist_pair(
     pred_t2: FrameMasks,
     pseudo_t: FrameMasks,
     pseudo_t2: FrameMasks,
-    backward_flows: list[np.ndarray],
+    flows: list[np.ndarray],
     intra: bool = True,
     inter: bool = True,
     iom: bool = True,
@@ -158,7 +160,9 @@ def maskconsist_pair(
     ----------
     pred_t, pred_t2 : FrameMasks, the model's predictions at t and t+δ
     pseudo_t, pseudo_t2 : FrameMasks, flowIRN pseudo-labels at t and t+δ
-    backward_flows : list of (H, W, 2), see :func:`warp_masks`
+    flows : list of (H, W, 2)
+        What carries frame t's masks to t+δ, see :func:`warp_masks`; δ may be
+        negative (t+δ before t: the same matching with time reversed).
 
     Returns
     -------
@@ -166,7 +170,7 @@ def maskconsist_pair(
     """
     exp_t = expand_predictions(pred_t, pseudo_t) if intra else pred_t
     exp_t2 = expand_predictions(pred_t2, pseudo_t2) if intra else pred_t2
-    warped = FrameMasks(warp_masks(exp_t.masks, backward_flows), exp_t.classes, exp_t.scores)
+    warped = FrameMasks(warp_masks(exp_t.masks, flows), exp_t.classes, exp_t.scores)
     result = PairResult(exp_t, exp_t2, warped)
     maskcon = FrameMasks.empty(pseudo_t2.shape)
     if inter:

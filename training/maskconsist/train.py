@@ -2,12 +2,15 @@
 
 Step 1 trains Mask R-CNN on the pseudo-labels P_fIRN of every frame
 (``supervision="full"``: on ground-truth masks, the fully supervised upper
-bound). Step 2 starts from the step-1 weights; each batch item is a frame
-pair (t, t+δ), δ in 1..``delta_max``, of one video: the model predicts both
-frames (eval mode, no gradient), :func:`~training.maskconsist.matching.maskconsist_pair`
-turns predictions, pseudo-labels and flow into frame t+δ's targets, and the
-model trains on frame t+δ with them. A one-frame video has no pair: its frame
-trains on its step-1 targets.
+bound). Step 2 starts from the step-1 weights; each batch item is an ordered
+frame pair (t, t2) of one video, t2 = t ± δ with δ in 1..``delta_max``: the
+model predicts both frames (eval mode, no gradient),
+:func:`~training.maskconsist.matching.maskconsist_pair` turns predictions,
+pseudo-labels and flow into frame t2's targets, and the model trains on frame
+t2 with them. Every pair (t, t+δ) is used in both orders, so high-quality
+predictions move from each frame to the other and every frame of a video is
+trained (in one direction only, the first δ frames would never be a target).
+A one-frame video has no pair: its frame trains on its step-1 targets.
 
 A run folder holds ``config.json``, ``categories.json``, ``checkpoint.pt``
 (weights, optimizer, RNG, ``category_ids``) and, in step 2,
@@ -118,7 +121,7 @@ class DetectionTrainConfig:
         MaskConsist switches (paper Table 5): intra-frame expansion,
         inter-frame matching, IoM-NMS of the targets.
     delta_max : int
-        Frame pairs (t, t+δ) use every δ in 1..delta_max (δ is not published).
+        Frame pairs (t, t±δ) use every δ in 1..delta_max (δ is not published).
     score_threshold : float
         Predictions below this score are left out of the matching.
     seed : int
@@ -201,15 +204,17 @@ class TrainVideo:
 def frame_pairs(n_frames: Sequence[int], step: int, delta_max: int) -> list[tuple[int, int, int]]:
     """The training items: (video index, t, t2) with targets at frame t2.
 
-    Step 1: every frame (t = t2). Step 2: every pair (t, t+δ), δ in 1..delta_max;
-    a one-frame video gives its frame alone (t = t2 = 0).
+    Step 1: every frame (t = t2). Step 2: every pair (t, t+δ), δ in 1..delta_max,
+    in both orders: (t, t+δ) then (t+δ, t); a one-frame video gives its frame
+    alone (t = t2 = 0).
     """
     items = []
     for v, n in enumerate(n_frames):
         if step == 1 or n == 1:
             items += [(v, t, t) for t in range(n)]
         else:
-            items += [(v, t, t + d) for d in range(1, delta_max + 1) for t in range(n - d)]
+            pairs = [(t, t + d) for d in range(1, delta_max + 1) for t in range(n - d)]
+            items += [(v, a, b) for t, t2 in pairs for a, b in ((t, t2), (t2, t))]
     return items
 
 
@@ -288,30 +293,33 @@ def pair_matches(
     pred_t2: FrameMasks,
     pseudo_t: FrameMasks,
     pseudo_t2: FrameMasks,
-    backward_flows: list[np.ndarray],
+    flows: list[np.ndarray],
     t: int,
+    t2: int,
     intra: bool = True,
     inter: bool = True,
     iom: bool = True,
 ) -> tuple[FrameMasks, dict[str, Any]]:
-    """MaskConsist on frames (t, t+δ), δ = ``len(backward_flows)``: targets of t+δ and the viewer's summary.
+    """MaskConsist on frames (t, t2): targets of t2 and the viewer's summary.
 
     Parameters
     ----------
     pred_t, pred_t2 : FrameMasks, the model's predictions
     pseudo_t, pseudo_t2 : FrameMasks, the pseudo-labels
-    backward_flows : δ arrays (H, W, 2), ``VideoFlow.backward(t + i)``
-    t : int
+    flows : |t2 - t| arrays (H, W, 2), ``VideoFlow.carry(t, t2)``
+    t, t2 : int, the frames (t2 before or after t)
     intra, inter, iom : bool, the MaskConsist switches
 
     Returns
     -------
-    targets : FrameMasks of frame t+δ
+    targets : FrameMasks of frame t2
     summary : dict, see :func:`summarize_pair`
     """
-    result = maskconsist_pair(pred_t, pred_t2, pseudo_t, pseudo_t2, backward_flows, intra, inter, iom)
+    if len(flows) != abs(t2 - t):
+        raise ValueError(f"pair_matches: frames {t} -> {t2} need {abs(t2 - t)} flows, got {len(flows)}")
+    result = maskconsist_pair(pred_t, pred_t2, pseudo_t, pseudo_t2, flows, intra, inter, iom)
     assert result.targets_t2 is not None  # maskconsist_pair always fills it
-    summary = summarize_pair(result, t, t + len(backward_flows), len(pred_t), len(pred_t2))
+    summary = summarize_pair(result, t, t2, len(pred_t), len(pred_t2))
     return result.targets_t2, summary
 
 
@@ -522,10 +530,9 @@ def train_detector(
         pred_t, pred_t2 = predict_frames(
             model, [v.reader[t], v.reader[t2]], category_ids, config.score_threshold, iom_threshold=None
         )
-        flows = [v.flow.backward(t + i) for i in range(t2 - t)]
         pseudo_t = volume_frame_masks(v.targets, t)
         targets, summary = pair_matches(
-            pred_t, pred_t2, pseudo_t, pseudo_t2, flows, t, config.intra, config.inter, config.iom
+            pred_t, pred_t2, pseudo_t, pseudo_t2, v.flow.carry(t, t2), t, t2, config.intra, config.inter, config.iom
         )
         pairs.setdefault(v.key, {})[f"{t}-{t2}"] = summary
         return targets
