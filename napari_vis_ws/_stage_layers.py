@@ -542,7 +542,7 @@ def _rectangle(t: int, box: list[float]) -> list[list[float]]:
 def match_layers(matches_json: str | os.PathLike, key: str) -> list[tuple]:
     """``matches`` and ``warped masks``: MaskConsist's inter-frame matches of a video; [] without them.
 
-    ``matches`` draws, in frame t+δ, a line from where frame t's expanded
+    ``matches`` draws, in frame t2 = t ± δ, a line from where frame t's expanded
     prediction lands after flow warping to the prediction it was matched
     with, coloured by the match's IoU (viridis: dark 0.5, bright 1.0); the
     line is thick where the prediction was transferred as a label.

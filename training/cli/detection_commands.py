@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train Mask R-CNN on pseudo-labels (--step 1) or with MaskConsist (--step 2)",
         description="Step 1 trains Mask R-CNN on the flowIRN pseudo-labels of every frame (or on ground truth "
         "with --supervision full). Step 2 (MaskConsist) starts from a step-1 run (--init) and trains each frame "
-        "t+δ on targets made from the model's predictions on (t, t+δ), the pseudo-labels and the flow. "
+        "of a pair (t, t+δ) on targets made from the model's predictions on both frames, the pseudo-labels "
+        "and the flow (both orders of every pair). "
         "RUN gets config.json, categories.json, checkpoint.pt and, in step 2, matches/<video>.json.",
         formatter_class=formatter,
     )
@@ -50,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-size", type=int, default=800, help="... and at most this long side")
     p.add_argument("--proposals", type=int, default=2000, help="RPN proposals per training image (half at inference)")
     p.add_argument("--rois", type=int, default=512, help="RoIs sampled per training image for the box and mask heads")
-    p.add_argument("--delta-max", type=int, default=5, help="MaskConsist pairs (t, t+δ) for δ in 1..delta-max")
+    p.add_argument("--delta-max", type=int, default=5, help="MaskConsist pairs (t, t±δ) for δ in 1..delta-max")
     p.add_argument("--score-threshold", type=float, default=0.5, help="predictions used in the matching")
     p.add_argument("--no-intra", action="store_true", help="MaskConsist without intra-frame expansion")
     p.add_argument("--no-inter", action="store_true", help="MaskConsist without inter-frame matching")
