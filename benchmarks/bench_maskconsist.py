@@ -273,8 +273,8 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
               str(args.proposals), "--rois", str(args.rois), "--device", args.device, "--progress", "json"]  # fmt: skip
     step1 = ["--epochs", str(args.epochs)] + (["--weights", str(args.weights)] if args.weights else [])
     step2 = ["--step", "2", "--init", str(work / "flowirn"), "--flow", str(args.flow), "--epochs",
-             str(args.step2_epochs), "--delta-max", str(args.delta_max), "--lr", str(args.step2_lr),
-             "--warmup", str(args.step2_warmup)]  # fmt: skip
+             str(args.step2_epochs), "--iterations", str(args.step2_iterations), "--delta-max",
+             str(args.delta_max), "--lr", str(args.step2_lr), "--warmup", str(args.step2_warmup)]  # fmt: skip
     runs: dict[str, list[str]] = {}
     if args.pseudo_irn:
         runs["IRN → Mask R-CNN"] = ["irn", "--pseudo", str(args.pseudo_irn), *step1]
@@ -341,6 +341,7 @@ def main() -> None:
     p.add_argument("--backbone", choices=BACKBONES, default="resnet18")
     p.add_argument("--epochs", type=int, default=5, help="quality: step-1 epochs")
     p.add_argument("--step2-epochs", type=int, default=1)
+    p.add_argument("--step2-iterations", type=int, default=192, help="quality: step-2 iterations (0: --step2-epochs)")
     p.add_argument("--delta-max", type=int, default=3, help="quality: step-2 pairs (t, t+δ), δ in 1..this")
     p.add_argument("--step2-lr", type=float, default=0.001, help="quality: step 2 fine-tunes at this lr")
     p.add_argument("--step2-warmup", type=int, default=20, help="quality: step-2 warm-up iterations")
