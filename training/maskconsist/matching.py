@@ -152,7 +152,11 @@ def maskconsist_pair(
        ``quality_iou`` with a same-class pseudo-label of t is transferred: its
        warped mask merged (union) with its match forms P_maskCon^{t+δ}.
     4. Targets: P_maskCon^{t+δ} ∪ P_fIRN^{t+δ}, de-duplicated by IoM-NMS
-       (``iom``), P_maskCon first (:func:`target_rank`).
+       (``iom``) in score order: a transferred mask replaces a pseudo-label
+       only when the detector is surer of it than IRN was of the label.
+       Ranking every P_maskCon mask first instead made the targets a little
+       closer to the ground truth but halved the detector's held-out video AP
+       on the synthetic benchmark (benchmarks/RESULTS.md, 2026-12-01).
 
     Each switch off gives a row of the paper's Table 5 ablation.
 
@@ -188,27 +192,6 @@ def maskconsist_pair(
     result.maskcon_t2 = maskcon
     targets = maskcon.concat(pseudo_t2)
     if iom and len(targets):
-        targets = targets.take(iom_nms(targets.masks, target_rank(maskcon, pseudo_t2), iom_threshold))
+        targets = targets.take(iom_nms(targets.masks, targets.scores, iom_threshold))
     result.targets_t2 = targets
     return result
-
-
-def target_rank(maskcon: FrameMasks, pseudo: FrameMasks) -> np.ndarray:
-    """The order in which IoM-NMS keeps the targets P_maskCon ∪ P_fIRN: every P_maskCon mask first.
-
-    A transferred mask is a prediction that matched a pseudo-label of its own
-    frame, carried by the flow and merged with its match: when it contains a
-    partial pseudo-label, it is the repair and must be what IoM-NMS keeps.
-    The two scores are on different scales (the detector's confidence; IRN's
-    peak, 1 for most pseudo-labels), so ranking by score alone dropped the
-    repairs: on the synthetic benchmark's training frames, P_maskCon first
-    gives targets of precision 0.126 / recall 0.084 at IoU 0.5 against the
-    ground truth, score order 0.113 / 0.079, P_fIRN 0.107 / 0.077
-    (benchmarks/RESULTS.md). Within each set the order is by score.
-
-    Returns
-    -------
-    (len(maskcon) + len(pseudo),) float64, for :func:`iom_nms`.
-    """
-    top = float(pseudo.scores.max()) if len(pseudo) else 0.0
-    return np.concatenate([top + 1.0 + maskcon.scores.astype(np.float64), pseudo.scores.astype(np.float64)])
