@@ -16,8 +16,9 @@ truth; each detector predicts new videos of the same generator (or --gt) and
 is scored with YouTube-VIS video AP and frame AP50, and every detector's video
 AP is compared with the flowIRN step-1 model's by a paired bootstrap over the
 held-out videos. Step 2 fine-tunes the step-1 model (lr 0.001, 20 warm-up
-iterations, 192 iterations over the ordered pairs (t, t±δ), δ = 1..3): restarting at step 1's lr lost what step 1 had
-learnt (RESULTS.md). Every run is resumable.
+iterations, 192 iterations over the ordered pairs (t, t±δ), δ = 1..3):
+restarting at step 1's lr lost what step 1 had learnt (RESULTS.md). Every run
+is resumable.
 
 Targets (minutes): on the training frames, the step-1 model's predictions,
 the pseudo-labels and MaskConsist's targets for each Table-5 switch set, matched
@@ -180,8 +181,8 @@ def target_quality(args: argparse.Namespace) -> dict[str, Any]:
                 truth = volume_frame_masks(truth_volume, t2)
                 add("step-1 predictions", preds[t2], truth)
                 add("pseudo-labels (P_fIRN)", pseudo[t2], truth)
+                flows = v.flow.carry(t, t2)
                 for name, switches in ABLATION.items():
-                    flows = v.flow.carry(t, t2)
                     targets, summary = pair_matches(preds[t], preds[t2], pseudo[t], pseudo[t2], flows, t, t2, *switches)
                     add(f"targets ({name})", targets, truth, len(summary["transferred"]))
     report: dict[str, Any] = {}
