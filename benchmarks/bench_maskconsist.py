@@ -52,13 +52,15 @@ from training.detection.predict import predict_video  # noqa: E402
 from training.maskconsist.train import DetectionTrainConfig, train_detector  # noqa: E402
 
 SIZE = {"min_size": 240, "max_size": 320}
-ABLATION = {  # paper Table 5 rows: (intra, inter, iom)
-    "none": (False, False, False),
-    "inter+iom": (False, True, True),
-    "intra+iom": (True, False, True),
-    "intra+inter": (True, True, False),
-    "all": (True, True, True),
+ABLATION = {  # paper Table 5 rows: (intra, inter, iom, maskcon_first)
+    "none": (False, False, False, False),
+    "inter+iom": (False, True, True, False),
+    "intra+iom": (True, False, True, False),
+    "intra+inter": (True, True, False, False),
+    "all": (True, True, True, False),
+    "all-maskcon-first": (True, True, True, True),  # not in the paper: P_maskCon ranked first in the IoM-NMS
 }
+PAPER_ROWS = ["none", "inter+iom", "intra+iom", "intra+inter", "all"]
 
 
 def _rate(events: Any) -> float:
@@ -196,6 +198,43 @@ def target_quality(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def faulty_labels(args: argparse.Namespace) -> dict[str, Any]:
+    """Pseudo-labels with MaskConsist's faults at chosen rates, from the training ground truth.
+
+    Every instance of every frame of ``--gt-train`` is, independently, missing
+    (``--missing``) or cut to 30-70 % of its pixels (``--partial``), scored
+    1.0 as IRN scores most of its pseudo-labels
+    (:func:`training.data.label_faults.degrade_labels`, seeded per video). The
+    result has the layout of ``RUN/pseudo`` (``--out``), so ``--part quality
+    --pseudo OUT`` trains step 1 on it and step 2 from that model: whether
+    MaskConsist repairs what it is built to repair, with a step-1 detector
+    better than its labels, apart from how well the CAMs localise.
+    """
+    from training.data.label_faults import degrade_labels
+    from training.data.sources import iter_videos
+    from training.data.ytvis import gt_volume, load_ytvis
+    from training.evaluation import evaluate_frames
+    from training.export import LabelVolume, save_labels
+    from training.irn.pseudo_labels import write_pseudo_label_json
+
+    gt = load_ytvis(args.gt_train)
+    volumes = []
+    for src in iter_videos(args.tags):
+        video_id = int(src.video["id"])
+        truth = gt_volume(gt, video_id, args.gt_train)
+        rng = np.random.default_rng([args.fault_seed, video_id])
+        labels = degrade_labels(truth.labels, args.missing, args.partial, rng)
+        kept = {i: c for i, c in truth.categories.items() if (labels == i).any()}
+        volume = LabelVolume(labels, kept, {i: 1.0 for i in kept}, truth.video)
+        save_labels(args.out / src.key / "pseudo.npz", volume)
+        volumes.append(volume)
+    write_pseudo_label_json(args.out, volumes, gt["categories"])
+    frame = evaluate_frames(gt, json.loads((args.out / "pseudo_labels.json").read_text()))
+    report = {"missing": args.missing, "partial": args.partial, "frame AP50": frame["AP50"], "frame AP": frame["AP"]}
+    print(json.dumps(report), flush=True)
+    return report
+
+
 def resample_videos(
     gt: dict[str, Any], results: list[dict[str, Any]], picks: list[int]
 ) -> tuple[dict[str, Any], list[Any]]:
@@ -272,10 +311,14 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
     runs: dict[str, list[str]] = {}
     if args.pseudo_irn:
         runs["IRN → Mask R-CNN"] = ["irn", "--pseudo", str(args.pseudo_irn), *step1]
-    runs["flowIRN → Mask R-CNN"] = ["flowirn", "--pseudo", str(args.pseudo), *step1]
-    for name, (intra, inter, iom) in ABLATION.items():
+    base = f"{args.pseudo_name} → Mask R-CNN"
+    runs[base] = ["flowirn", "--pseudo", str(args.pseudo), *step1]
+    for name, (intra, inter, iom, maskcon_first) in ABLATION.items():
+        if name not in args.rows:
+            continue
         off = [flag for flag, on in (("--no-intra", intra), ("--no-inter", inter), ("--no-iom", iom)) if not on]
-        runs[f"+ MaskConsist ({name})"] = [f"step2-{name}", "--pseudo", str(args.pseudo), *step2, *off]
+        first = ["--maskcon-first"] if maskcon_first else []
+        runs[f"+ MaskConsist ({name})"] = [f"step2-{name}", "--pseudo", str(args.pseudo), *step2, *off, *first]
     if args.gt_train:
         runs["fully supervised"] = ["full", "--supervision", "full", "--gt", str(args.gt_train), *step1]
     report: dict[str, Any] = {}
@@ -303,7 +346,6 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for label, r in report.items():
         print(f"| {label} | " + " | ".join(f"{100 * r[k]:.2f}" for k in r) + " |")
-    base = "flowIRN → Mask R-CNN"
     n_videos = len(gt["videos"])
     print(f"\nvideo AP minus {base}'s, paired bootstrap over {n_videos} held-out videos ({args.bootstrap} draws)")
     print("| detector | mean | 5th pct | 95th pct | P(higher) |")
@@ -319,12 +361,17 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("speed", "quality", "targets"), default="speed")
+    p.add_argument("--part", choices=("speed", "quality", "targets", "faulty"), default="speed")
+    p.add_argument("--out", type=Path, default=None, help="faulty: output folder (RUN/pseudo layout)")
+    p.add_argument("--missing", type=float, default=0.3, help="faulty: chance that an instance is missing in a frame")
+    p.add_argument("--partial", type=float, default=0.3, help="faulty: chance that an instance is cut to 30-70 %%")
+    p.add_argument("--fault-seed", type=int, default=0, help="faulty: seed of the faults")
     p.add_argument("--model", type=Path, default=None, help="targets: the step-1 run (flowIRN → Mask R-CNN)")
     p.add_argument("--iterations", type=int, default=3, help="speed: timed iterations / frames per backbone")
     p.add_argument("--backbones", nargs="+", choices=BACKBONES, default=list(BACKBONES))
     p.add_argument("--tags", type=Path, help="quality: frame tags of the training videos")
     p.add_argument("--pseudo", type=Path, help="quality: flowIRN pseudo-labels (RUN/pseudo of 'pseudo-labels')")
+    p.add_argument("--pseudo-name", default="flowIRN", help="quality: what --pseudo holds, in the table")
     p.add_argument("--pseudo-irn", type=Path, default=None, help="quality: IRN pseudo-labels of the same videos")
     p.add_argument("--flow", type=Path, help="quality: flow of the training videos")
     p.add_argument("--gt-train", type=Path, default=None, help="quality: training ground truth (fully supervised)")
@@ -339,6 +386,8 @@ def main() -> None:
     p.add_argument("--delta-max", type=int, default=3, help="quality: step-2 pairs (t, t±δ), δ in 1..this")
     p.add_argument("--step2-lr", type=float, default=0.001, help="quality: step 2 fine-tunes at this lr")
     p.add_argument("--step2-warmup", type=int, default=20, help="quality: step-2 warm-up iterations")
+    p.add_argument("--rows", nargs="*", choices=list(ABLATION), default=PAPER_ROWS,
+                   help="quality: the Table-5 rows of step 2 to train and score")  # fmt: skip
     p.add_argument("--bootstrap", type=int, default=500, help="quality: video draws of the paired bootstrap")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--lr", type=float, default=0.01)
@@ -356,6 +405,10 @@ def main() -> None:
         if None in (args.tags, args.pseudo, args.flow, args.gt_train, args.model):
             p.error("--part targets needs --tags, --pseudo, --flow, --gt-train and --model")
         target_quality(args)
+    elif args.part == "faulty":
+        if None in (args.tags, args.gt_train, args.out):
+            p.error("--part faulty needs --tags, --gt-train and --out")
+        faulty_labels(args)
     else:
         if None in (args.tags, args.pseudo, args.flow, args.work):
             p.error("--part quality needs --tags, --pseudo, --flow and --work")

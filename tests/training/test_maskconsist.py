@@ -131,6 +131,18 @@ def test_a_pseudo_label_scored_above_the_transferred_mask_is_what_iom_nms_keeps(
     np.testing.assert_array_equal(res.targets_t2.masks[0], partial)
 
 
+def test_maskcon_first_lets_the_transferred_repair_replace_a_higher_scored_partial_label():
+    obj_t, obj_t2, partial = box(4, 14, 2, 14), box(4, 14, 5, 17), box(4, 14, 5, 10)
+    other = box(15, 19, 20, 29)  # a pseudo-label nothing overlaps stays whatever the order
+    pred_t, pred_t2 = fm((obj_t, 1, 0.6)), fm((box(4, 14, 6, 17), 1, 0.55))
+    pseudo_t2 = fm((partial, 1, 1.0), (other, 2, 1.0))
+    res = maskconsist_pair(pred_t, pred_t2, fm((obj_t, 1, 1.0)), pseudo_t2, [shift_flow(3)], maskcon_first=True)
+    assert res.transferred == [0] and len(res.targets_t2) == 2
+    np.testing.assert_array_equal(res.targets_t2.masks[0], obj_t2)  # the repair, at the detector's score
+    assert res.targets_t2.scores[0] == pytest.approx(0.6)
+    np.testing.assert_array_equal(res.targets_t2.masks[1], other)
+
+
 def test_switching_components_off_gives_the_ablation_rows():
     obj_t = box(4, 14, 2, 14)
     pseudo_t, pseudo_t2 = fm((obj_t, 1, 1.0)), fm((box(4, 14, 5, 10), 1, 0.6))

@@ -317,3 +317,14 @@ def test_step_two_fine_tunes_at_a_tenth_of_the_default_learning_rate():
     assert DetectionTrainConfig(batch_size=16).base_lr == pytest.approx(0.02)
     assert DetectionTrainConfig(batch_size=16, step=2).base_lr == pytest.approx(0.002)
     assert DetectionTrainConfig(batch_size=16, step=2, lr=0.05).base_lr == 0.05
+
+
+def test_train_maskcon_first_reaches_the_step_two_run_and_its_saved_config(prepared, tmp_path):
+    run = tmp_path / "run"
+    args = ["--pseudo", str(prepared / "pseudo"), "--out", str(run), "--step", "2", "--init", str(prepared / "step1")]
+    args += ["--flow", str(prepared / "flow"), "--iterations", "1", "--delta-max", "1", "--backbone", "mobilenet_v3"]
+    args += ["--min-size", "64", "--max-size", "80", "--batch-size", "1", "--device", "cpu", "--maskcon-first"]
+    assert main(["train", str(prepared / "data/tags.json"), *args]) == 0
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["maskcon_first"] is True and saved["iom"] is True
+    assert DetectionTrainConfig().maskcon_first is False  # score order unless asked

@@ -139,6 +139,7 @@ def maskconsist_pair(
     intra: bool = True,
     inter: bool = True,
     iom: bool = True,
+    maskcon_first: bool = False,
     match_iou: float = MATCH_IOU,
     quality_iou: float = QUALITY_IOU,
     iom_threshold: float = IOM_THRESHOLD,
@@ -154,9 +155,12 @@ def maskconsist_pair(
     4. Targets: P_maskCon^{t+δ} ∪ P_fIRN^{t+δ}, de-duplicated by IoM-NMS
        (``iom``) in score order: a transferred mask replaces a pseudo-label
        only when the detector is surer of it than IRN was of the label.
-       Ranking every P_maskCon mask first instead made the targets a little
-       closer to the ground truth but halved the detector's held-out video AP
-       on the synthetic benchmark (benchmarks/RESULTS.md, 2026-12-01).
+       ``maskcon_first`` ranks every P_maskCon mask above every pseudo-label
+       instead, so a repair always replaces the partial label it contains
+       (the paper does not say which wins). On the synthetic benchmark's
+       blob pseudo-labels that made the targets a little closer to the
+       ground truth but halved the detector's held-out video AP
+       (benchmarks/RESULTS.md, 2026-12-01), hence score order by default.
 
     Each switch off gives a row of the paper's Table 5 ablation.
 
@@ -192,6 +196,9 @@ def maskconsist_pair(
     result.maskcon_t2 = maskcon
     targets = maskcon.concat(pseudo_t2)
     if iom and len(targets):
-        targets = targets.take(iom_nms(targets.masks, targets.scores, iom_threshold))
+        rank = targets.scores
+        if maskcon_first:  # P_maskCon leads ``targets``: lift its scores above every pseudo-label's
+            rank = rank + (np.arange(len(targets)) < len(maskcon)) * (np.ptp(rank) + 1.0)
+        targets = targets.take(iom_nms(targets.masks, rank, iom_threshold))
     result.targets_t2 = targets
     return result

@@ -120,6 +120,9 @@ class DetectionTrainConfig:
     intra, inter, iom : bool
         MaskConsist switches (paper Table 5): intra-frame expansion,
         inter-frame matching, IoM-NMS of the targets.
+    maskcon_first : bool
+        IoM-NMS ranks transferred masks above every pseudo-label instead of
+        by score (not in the paper; off by default, see RESULTS.md).
     delta_max : int
         Frame pairs (t, t±δ) use every δ in 1..delta_max (δ is not published).
     score_threshold : float
@@ -149,6 +152,7 @@ class DetectionTrainConfig:
     intra: bool = True
     inter: bool = True
     iom: bool = True
+    maskcon_first: bool = False
     delta_max: int = 5
     score_threshold: float = 0.5
     seed: int = 0
@@ -299,6 +303,7 @@ def pair_matches(
     intra: bool = True,
     inter: bool = True,
     iom: bool = True,
+    maskcon_first: bool = False,
 ) -> tuple[FrameMasks, dict[str, Any]]:
     """MaskConsist on frames (t, t2): targets of t2 and the viewer's summary.
 
@@ -308,7 +313,7 @@ def pair_matches(
     pseudo_t, pseudo_t2 : FrameMasks, the pseudo-labels
     flows : |t2 - t| arrays (H, W, 2), ``VideoFlow.carry(t, t2)``
     t, t2 : int, the frames (t2 before or after t)
-    intra, inter, iom : bool, the MaskConsist switches
+    intra, inter, iom, maskcon_first : bool, the MaskConsist switches (see ``maskconsist_pair``)
 
     Returns
     -------
@@ -317,7 +322,7 @@ def pair_matches(
     """
     if len(flows) != abs(t2 - t):
         raise ValueError(f"pair_matches: frames {t} -> {t2} need {abs(t2 - t)} flows, got {len(flows)}")
-    result = maskconsist_pair(pred_t, pred_t2, pseudo_t, pseudo_t2, flows, intra, inter, iom)
+    result = maskconsist_pair(pred_t, pred_t2, pseudo_t, pseudo_t2, flows, intra, inter, iom, maskcon_first)
     assert result.targets_t2 is not None  # maskconsist_pair always fills it
     summary = summarize_pair(result, t, t2, len(pred_t), len(pred_t2))
     return result.targets_t2, summary
@@ -532,8 +537,9 @@ def train_detector(
         )
         pseudo_t = volume_frame_masks(v.targets, t)
         targets, summary = pair_matches(
-            pred_t, pred_t2, pseudo_t, pseudo_t2, v.flow.carry(t, t2), t, t2, config.intra, config.inter, config.iom
-        )
+            pred_t, pred_t2, pseudo_t, pseudo_t2, v.flow.carry(t, t2), t, t2,
+            config.intra, config.inter, config.iom, config.maskcon_first,
+        )  # fmt: skip
         pairs.setdefault(v.key, {})[f"{t}-{t2}"] = summary
         return targets
 
