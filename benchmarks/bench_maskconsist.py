@@ -24,12 +24,19 @@ Targets (minutes): on the training frames, the step-1 model's predictions,
 the pseudo-labels and MaskConsist's targets for each Table-5 switch set, matched
 one-to-one with the training ground truth (precision and recall at IoU 0.5).
 
+Faulty (seconds): pseudo-labels in the layout of RUN/pseudo made from the
+training ground truth with MaskConsist's faults (missing instances, partial
+masks) at chosen rates; ``--part quality --pseudo`` them measures MaskConsist
+with a step-1 detector better than its labels, apart from the CAMs.
+
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_maskconsist.py --part speed [--iterations 3]
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_maskconsist.py --part quality \
         --tags T/data/tags.json --pseudo T/pseudo-flowirn --pseudo-irn T/pseudo-irn --flow T/flow \
         --gt-train T/data/gt.json --weights CAM/checkpoint.pt --work DIR
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_maskconsist.py --part targets \
         --tags T/data/tags.json --pseudo T/pseudo-flowirn --flow T/flow --gt-train T/data/gt.json --model DIR/flowirn
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_maskconsist.py --part faulty \
+        --tags T/data/tags.json --gt-train T/data/gt.json --out T/pseudo-faulty [--missing 0.3 --partial 0.3]
 """
 
 from __future__ import annotations

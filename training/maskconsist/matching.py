@@ -160,7 +160,8 @@ def maskconsist_pair(
        (the paper does not say which wins). On the synthetic benchmark's
        blob pseudo-labels that made the targets a little closer to the
        ground truth but halved the detector's held-out video AP
-       (benchmarks/RESULTS.md, 2026-12-01), hence score order by default.
+       (benchmarks/RESULTS.md, 2026-12-01), and on labels with known faults
+       it gained less than score order (2026-12-03): score order by default.
 
     Each switch off gives a row of the paper's Table 5 ablation.
 
