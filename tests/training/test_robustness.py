@@ -405,3 +405,15 @@ def test_a_path_longer_than_the_os_allows_exits_2_in_one_line_naming_it(tiny_dat
     _assert_one_line_exit_2(code, err, "too long")
     assert str(long.with_suffix("") if command == "train-cam-out" else long) in err
     assert _tree(tmp_path) == before and not stdout
+
+
+def test_coco_json_without_annotations_is_refused_as_coco_not_read_as_videos(tmp_path):
+    """Found by the property test above on a fresh clone: COCO gt minus 'annotations' looked like a videos list."""
+    from training.data.sources import load_dataset_json
+
+    f = tmp_path / "coco.json"
+    f.write_text(json.dumps({k: v for k, v in COCO_GT.items() if k != "annotations"}))
+    for read in (load_dataset_json, load_ytvis, load_tags):
+        with pytest.raises(InputError, match="COCO JSON") as info:
+            read(f)
+        _assert_one_line(info.value, f)

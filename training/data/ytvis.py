@@ -43,6 +43,8 @@ def validate_videos(data: dict[str, Any], path: str | os.PathLike) -> dict[int, 
     InputError
         Naming the entry (``videos[i]``) and the problem.
     """
+    if "images" in data:  # COCO's layout (what `vis-ws export --format coco` writes): written, never read
+        raise InputError(path, "a COCO JSON ('images' list): give the YouTube-VIS JSON (per-video 'file_names')")
     videos = data.get("videos")
     if not isinstance(videos, list):
         raise InputError(path, "missing 'videos' list")
