@@ -314,7 +314,10 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
     step1 = ["--epochs", str(args.epochs)] + (["--weights", str(args.weights)] if args.weights else [])
     step2 = ["--step", "2", "--init", str(work / "flowirn"), "--flow", str(args.flow), "--epochs",
              str(args.step2_epochs), "--iterations", str(args.step2_iterations), "--delta-max",
-             str(args.delta_max), "--lr", str(args.step2_lr), "--warmup", str(args.step2_warmup)]  # fmt: skip
+             str(args.delta_max), "--lr", str(args.step2_lr), "--warmup", str(args.step2_warmup),
+             "--seed", str(args.step2_seed)]  # fmt: skip
+    seed = f"-seed{args.step2_seed}" if args.step2_seed else ""  # seed 0 keeps the folders of earlier runs
+    seed_label = f", seed {args.step2_seed}" if args.step2_seed else ""
     runs: dict[str, list[str]] = {}
     if args.pseudo_irn:
         runs["IRN → Mask R-CNN"] = ["irn", "--pseudo", str(args.pseudo_irn), *step1]
@@ -325,7 +328,8 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
             continue
         off = [flag for flag, on in (("--no-intra", intra), ("--no-inter", inter), ("--no-iom", iom)) if not on]
         first = ["--maskcon-first"] if maskcon_first else []
-        runs[f"+ MaskConsist ({name})"] = [f"step2-{name}", "--pseudo", str(args.pseudo), *step2, *off, *first]
+        folder = f"step2-{name}{seed}"
+        runs[f"+ MaskConsist ({name}{seed_label})"] = [folder, "--pseudo", str(args.pseudo), *step2, *off, *first]
     if args.gt_train:
         runs["fully supervised"] = ["full", "--supervision", "full", "--gt", str(args.gt_train), *step1]
     report: dict[str, Any] = {}
@@ -392,6 +396,7 @@ def main() -> None:
     p.add_argument("--step2-iterations", type=int, default=192, help="quality: step-2 iterations (0: --step2-epochs)")
     p.add_argument("--delta-max", type=int, default=3, help="quality: step-2 pairs (t, t±δ), δ in 1..this")
     p.add_argument("--step2-lr", type=float, default=0.001, help="quality: step 2 fine-tunes at this lr")
+    p.add_argument("--step2-seed", type=int, default=0, help="quality: seed of step 2 (batch order, flips)")
     p.add_argument("--step2-warmup", type=int, default=20, help="quality: step-2 warm-up iterations")
     p.add_argument("--rows", nargs="*", choices=list(ABLATION), default=PAPER_ROWS,
                    help="quality: the Table-5 rows of step 2 to train and score")  # fmt: skip
