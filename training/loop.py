@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -67,11 +67,15 @@ def check_resumable(run: Path, config: Any, free: Sequence[str], what: str) -> N
     """Refuse to resume with options that would change the result (``free`` ones may differ)."""
     saved = read_json(run / CONFIG)
     now = config_to_dict(config)
+    # a field the saved config lacks was added later: the run used its default
+    defaults = {f.name: list(f.default) if isinstance(f.default, tuple) else f.default
+                for f in fields(config) if f.default is not MISSING}  # fmt: skip
     for k, v in now.items():
-        if k not in free and isinstance(saved, dict) and saved.get(k) != v:
+        was = saved.get(k, defaults.get(k)) if isinstance(saved, dict) else v
+        if k not in free and was != v:
             raise InputError(
                 run / CONFIG,
-                f"cannot resume: the run was started with {k}={saved.get(k)!r}, now {k}={v!r}; "
+                f"cannot resume: the run was started with {k}={was!r}, now {k}={v!r}; "
                 f"resume with the same options or train into a new --out ({what})",
             )
 

@@ -173,3 +173,20 @@ def test_a_config_survives_json_with_its_tuples():
     assert data["scale_range"] == [0.5, 1.5]
     assert config_from_dict(CAMTrainConfig, data, "run/config.json", "train-cam") == config
     assert CAMTrainConfig.from_dict(config.to_dict()) == config
+
+
+def test_a_run_saved_before_a_config_field_existed_resumes_with_its_default_and_refuses_another(tmp_path):
+    """A step-2 run started before `maskcon_first` existed has no such key: it ran with the default."""
+    import json
+
+    from training.errors import InputError
+    from training.loop import check_resumable
+    from training.maskconsist.train import DetectionTrainConfig
+
+    config = DetectionTrainConfig(step=2)
+    saved = config_to_dict(config)
+    del saved["maskcon_first"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    check_resumable(tmp_path, config, (), "train")
+    with pytest.raises(InputError, match="started with maskcon_first=False, now maskcon_first=True"):
+        check_resumable(tmp_path, DetectionTrainConfig(step=2, maskcon_first=True), (), "train")
