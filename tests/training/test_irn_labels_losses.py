@@ -73,6 +73,14 @@ def test_crf_accepts_a_full_resolution_frame_for_grid_cams():
     assert ir_labels(cams, [0], big, crf=True)[12, 12] == 1
 
 
+def test_crf_accepts_a_read_only_frame():
+    # np.asarray(PIL.Image) and memory-mapped frames are read-only; pydensecrf refused them
+    pytest.importorskip("pydensecrf.densecrf")
+    cams, image = _square_scene()
+    image.flags.writeable = False
+    assert ir_labels(cams, [0], image, crf=True)[12, 12] == 1
+
+
 def test_crf_without_pydensecrf_names_the_package_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "pydensecrf", None)
     monkeypatch.setitem(sys.modules, "pydensecrf.densecrf", None)

@@ -194,4 +194,5 @@ def _check_image(image: np.ndarray | None, size: tuple[int, int]) -> np.ndarray:
     if img.shape[:2] != (h, w):
         shrink = img.shape[0] >= h and img.shape[1] >= w
         img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    return np.ascontiguousarray(img)
+    # pydensecrf needs a writable C-contiguous buffer; a frame read with PIL or memory-mapped is read-only
+    return np.array(img, order="C", copy=True) if not img.flags.writeable else np.ascontiguousarray(img)
