@@ -103,6 +103,24 @@ def test_mirrored_crops_mirror_the_labels_and_reverse_horizontal_motion(prepared
             assert torch.allclose(flow[0][placed].reshape(-1), -grid_flow[0].flip(-1).reshape(-1))
 
 
+def test_crf_relation_labels_are_refined_at_frame_size_then_sampled_on_the_grid(prepared):
+    # IRN's CRF settings (bilateral sxy 50, srgb 5) are in image pixels: refining at the stride-4 grid
+    # would smooth over 4x the distance. The grid labels are the frame-size labels at pixels 4i, 4j.
+    pytest.importorskip("pydensecrf.densecrf")
+    from training.cam.store import read_frame_cams
+    from training.irn.ir_labels import ir_labels
+
+    ds = RelationFrames(prepared / "data/tags.json", prepared / "cams", use_fcams=True, crop=64, crf=True)
+    item = ds.frames.items[1]
+    maps = read_frame_cams(prepared / "cams", ds.frames.keys[item.video], item.frame)
+    cols = [ds.column[int(k)] for k in maps.keys]
+    full = ir_labels(maps.fcams_high_res, cols, ds.frames.image(1), crf=True)
+    labels = ds.labels(1)
+    assert labels.shape == maps.fcams.shape[1:] == (16, 20)
+    assert np.array_equal(labels, full[::4, ::4])
+    assert not np.array_equal(labels, ir_labels(maps.fcams, cols, ds.frames.image(1), crf=True))
+
+
 def test_flow_is_resized_to_the_grid_in_grid_pixels():
     flow = np.zeros((64, 80, 2), np.float32)
     flow[..., 0] = 8.0  # 8 image pixels to the right = 2 grid pixels
@@ -160,6 +178,35 @@ def test_pseudo_labels_command_refuses_bad_tags_without_writing(tmp_path, capsys
     bad.write_text('{"videos": []}')
     assert main(["pseudo-labels", str(bad), "--out", str(tmp_path / "run")]) == 2
     assert "missing 'categories'" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_a_higher_instance_background_score_gives_tighter_pseudo_labels_and_redoes_the_videos(prepared, tmp_path):
+    _train(prepared, tmp_path / "irn", epochs=1)
+    tags, irn, cams, out = prepared / "data/tags.json", tmp_path / "irn", prepared / "cams", tmp_path / "pseudo"
+    list(make_pseudo_labels(tags, irn, cams, out, video_ids=[1]))
+    loose = load_labels(out / "synth_0000" / "pseudo.npz").labels > 0
+    events = list(make_pseudo_labels(tags, irn, cams, out, video_ids=[1], bg_threshold=0.6))
+    assert not any("already done" in e.message for e in events)  # done at 0.25: redone at 0.6
+    tight = load_labels(out / "synth_0000" / "pseudo.npz").labels > 0
+    assert loose.any() and tight.sum() < loose.sum() and not (tight & ~loose).any()
+    assert json.loads((out / "synth_0000" / "pseudo.json").read_text())["instance_bg"] == 0.6
+    again = list(make_pseudo_labels(tags, irn, cams, out, video_ids=[1], bg_threshold=0.6))
+    assert any("already done" in e.message for e in again)
+
+
+@pytest.mark.parametrize("value", ["0", "1", "-0.2", "nan"])
+def test_pseudo_labels_command_refuses_an_instance_background_outside_0_1(prepared, tmp_path, capsys, value):
+    run = tmp_path / "run"
+    assert main(["pseudo-labels", str(prepared / "data/tags.json"), "--out", str(run), "--instance-bg", value]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--instance-bg must lie in (0, 1)" in err and not run.exists()
+
+
+def test_the_command_default_instance_background_is_irns():
+    from training.cli.irn_commands import INSTANCE_BG as CLI_DEFAULT
+    from training.irn.inference import INSTANCE_BG
+
+    assert CLI_DEFAULT == INSTANCE_BG == 0.25
 
 
 def test_pseudo_labels_of_one_video_keep_the_others_in_the_set_json(prepared, tmp_path):

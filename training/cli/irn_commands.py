@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 VARIANTS = ("irn", "irn+fbound", "irn+fcam", "flowirn")
+INSTANCE_BG = 0.25  # training.irn.inference.INSTANCE_BG, without importing torch to build the parser
 
 
 def _add_irn_options(p: argparse.ArgumentParser) -> None:
@@ -63,6 +64,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cam-epochs", type=int, default=5, help="classifier training epochs")
     p.add_argument("--cam-batch-size", type=int, default=16, help="classifier frames per iteration")
     p.add_argument("--cam-crop", type=int, default=224, help="classifier square crop side")
+    p.add_argument(
+        "--instance-bg",
+        type=float,
+        default=INSTANCE_BG,
+        help="background score of the instance argmax (IRN's ins_seg_bg_thres); higher: tighter masks, fewer instances",
+    )
     _add_irn_options(p)
     add_nproc_argument(p, "flow, CAMs and pseudo-labels sharded by video, DDP training")
     p.set_defaults(func=run_pseudo_labels)
@@ -127,6 +134,7 @@ def first_module_stages(
     flow_method: str = "dis",
     frames: Path | None = None,
     device: str = "auto",
+    instance_bg: float = INSTANCE_BG,
 ) -> list[tuple[str, Any]]:
     """The paper's first module as (name, start) pairs; ``start()`` returns the stage's progress generator.
 
@@ -156,7 +164,14 @@ def first_module_stages(
         (
             "pseudo-labels",
             lambda: make_pseudo_labels(
-                tags, run / "irn", run / "cams", run / "pseudo", use_fcams=irn.uses_fcams, frames=frames, device=device
+                tags,
+                run / "irn",
+                run / "cams",
+                run / "pseudo",
+                use_fcams=irn.uses_fcams,
+                frames=frames,
+                device=device,
+                bg_threshold=instance_bg,
             ),
         ),
     ]
@@ -179,8 +194,10 @@ def run_pseudo_labels(args: argparse.Namespace) -> int:
     from training.cam.train import CAMTrainConfig
     from training.cli import build_parser
     from training.data.tags import load_tags
+    from training.irn.pseudo_labels import check_instance_bg
 
     load_tags(args.tags)  # bad tags fail before anything is written
+    check_instance_bg(args.instance_bg)
     cam = CAMTrainConfig(
         arch=args.arch,
         epochs=args.cam_epochs,
@@ -192,7 +209,9 @@ def run_pseudo_labels(args: argparse.Namespace) -> int:
     irn = _irn_config(args)
 
     def body() -> int:
-        stages = first_module_stages(args.tags, args.out, cam, irn, args.flow_method, args.frames, args.device)
+        stages = first_module_stages(
+            args.tags, args.out, cam, irn, args.flow_method, args.frames, args.device, args.instance_bg
+        )
         run_stages(stages, args.progress == "json")
         if distributed.is_main():
             print(

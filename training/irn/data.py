@@ -130,13 +130,16 @@ class RelationFrames(torch.utils.data.Dataset):
             key = self.frames.keys[it.video]
             maps = read_frame_cams(self.cams_dir, key, it.frame)
             cams = maps.fcams if self.use_fcams else maps.cams
+            if self.crf:  # IRN refines at frame size (its CRF settings are in image pixels), then samples the grid
+                cams = maps.fcams_high_res if self.use_fcams else maps.high_res
             if cams is None:
                 raise InputError(
                     self.cams_dir, f"video {key!r} frame {it.frame} has no f-CAMs: run 'vis-ws cams' with --flow"
                 )
             cols = [self.column[int(k)] for k in maps.keys]
             image = self.frames.image(index) if self.crf else None
-            self._labels[index] = ir_labels(cams, cols, image, self.conf_fg, self.conf_bg, crf=self.crf)
+            labels = ir_labels(cams, cols, image, self.conf_fg, self.conf_bg, crf=self.crf)
+            self._labels[index] = np.ascontiguousarray(labels[::STRIDE, ::STRIDE]) if self.crf else labels
         return self._labels[index]
 
     def flow(self, index: int, grid: tuple[int, int]) -> np.ndarray:

@@ -43,7 +43,7 @@ from training.device import resolve_device
 from training.distributed import barrier, rank_device, rank_world, shard
 from training.errors import InputError
 from training.export import LabelVolume, labels_to_coco, labels_to_ytvis, load_labels, save_labels
-from training.irn.inference import Instance, cluster_centroids, find_centroids, instance_pseudo_labels
+from training.irn.inference import INSTANCE_BG, Instance, cluster_centroids, find_centroids, instance_pseudo_labels
 from training.progress import Progress
 
 STAGE = "pseudo-labels"
@@ -89,7 +89,12 @@ def centroid_points(displacement: np.ndarray, t: int) -> np.ndarray:
 
 
 def frame_pseudo_labels(
-    model: Any, image: np.ndarray, cams: np.ndarray, keys: np.ndarray, device: torch.device
+    model: Any,
+    image: np.ndarray,
+    cams: np.ndarray,
+    keys: np.ndarray,
+    device: torch.device,
+    bg_threshold: float = INSTANCE_BG,
 ) -> tuple[list[Instance], np.ndarray, np.ndarray]:
     """IRN on one frame.
 
@@ -99,6 +104,8 @@ def frame_pseudo_labels(
     image : (H, W, 3) uint8
     cams : (K, h, w) float32, the frame's (f-)CAMs at the stride-4 grid
     keys : (K,) int, category id of each CAM row
+    bg_threshold : float
+        Background score of the instance argmax (IRN's ``ins_seg_bg_thres``, 0.25).
 
     Returns
     -------
@@ -110,12 +117,21 @@ def frame_pseudo_labels(
     b, d = model.infer(x)
     boundary = b[0].float().cpu().numpy()
     displacement = d[0].float().cpu().numpy()
-    instances = instance_pseudo_labels(cams, keys, boundary, displacement, image.shape[:2])
+    instances = instance_pseudo_labels(cams, keys, boundary, displacement, image.shape[:2], bg_threshold=bg_threshold)
     return instances, boundary, displacement
 
 
-def _record(irn_run: Path, use_fcams: bool) -> dict[str, Any]:
-    return {"irn_checkpoint_sha256": file_sha256(irn_run / "checkpoint.pt"), "use_fcams": use_fcams}
+def check_instance_bg(bg_threshold: float) -> None:
+    """Refuse an instance background score outside (0, 1) (:class:`InputError`, one line)."""
+    if not 0.0 < bg_threshold < 1.0:
+        raise InputError(None, f"pseudo-labels: --instance-bg must lie in (0, 1), got {bg_threshold}")
+
+
+def _record(irn_run: Path, use_fcams: bool, bg_threshold: float) -> dict[str, Any]:
+    record: dict[str, Any] = {"irn_checkpoint_sha256": file_sha256(irn_run / "checkpoint.pt"), "use_fcams": use_fcams}
+    if bg_threshold != INSTANCE_BG:  # records written before the option existed stay valid at the default
+        record["instance_bg"] = bg_threshold
+    return record
 
 
 def _video_done(out: Path, key: str, record: dict[str, Any]) -> bool:
@@ -137,6 +153,7 @@ def make_pseudo_labels(
     frames: str | os.PathLike | None = None,
     device: str = "auto",
     video_ids: list[int] | None = None,
+    bg_threshold: float = INSTANCE_BG,
 ) -> Iterator[Progress]:
     """Write the instance pseudo-labels of every frame of a tags file; a generator of progress events.
 
@@ -156,6 +173,10 @@ def make_pseudo_labels(
     device : str
     video_ids : list of int, optional
         Only these videos; the set-wide JSON files list every video done so far.
+    bg_threshold : float
+        Background score of the instance argmax, in (0, 1) (IRN's ``ins_seg_bg_thres``, 0.25). A
+        higher one keeps only the strongest part of each propagated CAM: tighter masks, fewer
+        instances. Videos done at another value are redone.
 
     Yields
     ------
@@ -165,15 +186,18 @@ def make_pseudo_labels(
     ------
     InputError
         Bad tags, missing CAMs for a frame, a run that is not a train-irn run.
+        A ``bg_threshold`` outside (0, 1).
     """
     from training.irn.train import load_irn_run
+
+    check_instance_bg(bg_threshold)
 
     tags = load_tags(tags_path)
     out, irn_run = Path(out_dir), Path(irn_run)
     rank, world = rank_world()
     dev = rank_device(resolve_device(device))
     model, categories = load_irn_run(irn_run, dev)
-    record = _record(irn_run, use_fcams)
+    record = _record(irn_run, use_fcams, bg_threshold)
     sources = shard(list(iter_videos(tags_path, frames, video_ids)), rank, world)
     total = sum(len(s.reader) for s in sources)
     done = 0
@@ -193,7 +217,7 @@ def make_pseudo_labels(
         for t in range(n):
             maps = read_frame_cams(cams_dir, src.key, t)
             cams = maps.fcams if use_fcams and maps.fcams is not None else maps.cams
-            instances, b, d = frame_pseudo_labels(model, src.reader.read(t), cams, maps.keys, dev)
+            instances, b, d = frame_pseudo_labels(model, src.reader.read(t), cams, maps.keys, dev, bg_threshold)
             labels[t], ids = paint_instances(instances, (h, w), next_id)
             for k, inst in zip(ids, instances, strict=True):
                 cats[k], scores[k] = int(inst.key), float(inst.score)
