@@ -96,6 +96,9 @@ def main() -> None:
     ap.add_argument("--cam-run", type=Path, default=None, help="a trained train-cam run to use instead of training one")
     ap.add_argument("--irn-epochs", type=int, default=6)
     ap.add_argument("--irn-crop", type=int, default=192)
+    ap.add_argument("--crf", action="store_true", help="refine IRN's relation labels with the dense CRF (IRN's way)")
+    ap.add_argument("--instance-bg", type=float, default=0.25, help="background score of the instance argmax")
+    ap.add_argument("--suffix", default="", help="appended to the irn-*/pseudo-* folders (other settings, same --work)")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--work", type=Path, default=None, help="keep intermediates here (default: a temp folder)")
     args = ap.parse_args()
@@ -142,13 +145,17 @@ def main() -> None:
     print(f"cams: {t:.0f} s ({n_frames / max(t, 1e-9):.2f} frames/s incl. f-CAMs)")
     rows: dict[str, dict[str, float]] = {"CAM only": evaluate_frames(gt, cam_only_results(tags, work / "cams"))}
     for variant in args.variants.split(","):
-        irn_cfg = IRNTrainConfig(variant=variant, epochs=args.irn_epochs, batch_size=8, crop=args.irn_crop, seed=0)
-        run_dir = work / f"irn-{variant}"
-        _, t_train = run(
-            train_irn(irn_cfg, tags, cam_run, work / "cams", run_dir, work / "flow", resume=True), variant
+        irn_cfg = IRNTrainConfig(
+            variant=variant, epochs=args.irn_epochs, batch_size=8, crop=args.irn_crop, crf=args.crf, seed=0
         )
-        pseudo = work / f"pseudo-{variant}"
-        _, t_pl = run(make_pseudo_labels(tags, run_dir, work / "cams", pseudo, use_fcams=irn_cfg.uses_fcams), variant)
+        run_dir = work / f"irn-{variant}{args.suffix}"
+        _, t_train = run(train_irn(irn_cfg, tags, cam_run, work / "cams", run_dir, work / "flow", resume=True), variant)
+        bg = f"-bg{args.instance_bg:g}" if args.instance_bg != 0.25 else ""
+        pseudo = work / f"pseudo-{variant}{args.suffix}{bg}"
+        labels = make_pseudo_labels(
+            tags, run_dir, work / "cams", pseudo, use_fcams=irn_cfg.uses_fcams, bg_threshold=args.instance_bg
+        )
+        _, t_pl = run(labels, variant)
         res = json.loads((pseudo / "pseudo_labels.json").read_text())
         rows[variant] = {**evaluate_frames(gt, res), "train_s": t_train, "fps": n_frames / max(t_pl, 1e-9)}
         r = rows[variant]
