@@ -129,9 +129,11 @@ class RelationFrames(torch.utils.data.Dataset):
             it = self.frames.items[index]
             key = self.frames.keys[it.video]
             maps = read_frame_cams(self.cams_dir, key, it.frame)
-            cams = maps.fcams if self.use_fcams else maps.cams
-            if self.crf:  # IRN refines at frame size (its CRF settings are in image pixels), then samples the grid
+            # with the CRF, IRN refines at frame size (its CRF settings are in image pixels), then samples the grid
+            if self.crf:
                 cams = maps.fcams_high_res if self.use_fcams else maps.high_res
+            else:
+                cams = maps.fcams if self.use_fcams else maps.cams
             if cams is None:
                 raise InputError(
                     self.cams_dir, f"video {key!r} frame {it.frame} has no f-CAMs: run 'vis-ws cams' with --flow"

@@ -195,4 +195,4 @@ def _check_image(image: np.ndarray | None, size: tuple[int, int]) -> np.ndarray:
         shrink = img.shape[0] >= h and img.shape[1] >= w
         img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     # pydensecrf needs a writable C-contiguous buffer; a frame read with PIL or memory-mapped is read-only
-    return np.array(img, order="C", copy=True) if not img.flags.writeable else np.ascontiguousarray(img)
+    return np.require(img, requirements=["C", "W"])
