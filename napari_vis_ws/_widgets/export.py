@@ -128,30 +128,61 @@ class ExportWidget(QWidget):
         layout.addWidget(ex)
         layout.addWidget(tg)
         layout.addStretch(1)
+        # ticks the user set by hand, by layer (id): kept while the layer exists, across renames and moves
+        self._hand: dict[int, bool] = {}
+        self._rebuilding = False
+        self.layer_list.itemChanged.connect(self._item_changed)
         self.viewer.layers.events.inserted.connect(self._layers_changed)
         self.viewer.layers.events.removed.connect(self._layers_changed)
+        self.viewer.layers.events.moved.connect(self._layers_changed)
         self._layers_changed()
 
     # -- layers ---------------------------------------------------------------------
     def _layers_changed(self, event: Any = None) -> None:
+        """List the Labels layers in the viewer's order; tick hand choices, else the default.
+
+        The default is ``pseudo-labels`` (the layer the Corrections dock
+        corrects and saves), or the only Labels layer when there is none.
+        """
         from napari.layers import Labels
 
-        checked = set(self.checked_layers())
-        had_any = self.layer_list.count() > 0
-        self.layer_list.clear()
-        names = [ly.name for ly in self.viewer.layers if isinstance(ly, Labels)]
-        for name in names:
-            item = QListWidgetItem(name)
-            item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
-            default = name == PSEUDO_LABELS or (PSEUDO_LABELS not in names and len(names) == 1)
-            item.setCheckState(Qt.Checked if (name in checked if had_any else default) else Qt.Unchecked)
-            self.layer_list.addItem(item)
+        if event is not None and event.type == "removed" and isinstance(event.value, Labels):
+            event.value.events.name.disconnect(self._layer_renamed)
+        labels = [ly for ly in self.viewer.layers if isinstance(ly, Labels)]
+        self._hand = {k: v for k, v in self._hand.items() if k in {id(ly) for ly in labels}}
+        names = [ly.name for ly in labels]
+        self._rebuilding = True
+        try:
+            self.layer_list.clear()
+            for layer in labels:
+                layer.events.name.connect(self._layer_renamed)  # a second connect of the same callback is a no-op
+                default = layer.name == PSEUDO_LABELS or (PSEUDO_LABELS not in names and len(names) == 1)
+                item = QListWidgetItem(layer.name)
+                item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
+                item.setData(Qt.UserRole, id(layer))
+                item.setCheckState(Qt.Checked if self._hand.get(id(layer), default) else Qt.Unchecked)
+                self.layer_list.addItem(item)
+        finally:
+            self._rebuilding = False
         if not self.project_edit.text():
             for name in names:
                 run = run_folder_of(self.viewer.layers[name])
                 if run is not None:
                     self.project_edit.setText(str(run))
                     break
+
+    def _item_changed(self, item: QListWidgetItem) -> None:
+        """A tick set by hand (or by :meth:`set_checked`): keep it while its layer exists."""
+        if not self._rebuilding:
+            self._hand[item.data(Qt.UserRole)] = item.checkState() == Qt.Checked
+
+    def _layer_renamed(self, event: Any) -> None:
+        """A renamed layer keeps its tick (renaming ``pseudo-labels`` must not untick it), under its new name."""
+        for i in range(self.layer_list.count()):
+            it = self.layer_list.item(i)
+            if it.data(Qt.UserRole) == id(event.source):
+                self._hand[id(event.source)] = it.checkState() == Qt.Checked
+        self._layers_changed()
 
     def checked_layers(self) -> list[str]:
         """Names of the layers ticked for export."""
