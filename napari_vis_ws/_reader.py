@@ -11,13 +11,33 @@ from training.data.video import IMAGE_SUFFIXES, TIFF_SUFFIXES, VIDEO_SUFFIXES
 from training.errors import InputError
 
 
+def _has_frames(folder: Path) -> bool:
+    """Whether ``folder`` holds an image file that :func:`training.data.video.list_frames` would list."""
+    return any(
+        p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file() for p in folder.iterdir()
+    )
+
+
+def _no_frames_problem(folder: Path) -> str:
+    """Why a folder opens as nothing: what it lacks and what to open instead (one line for InputError)."""
+    kinds = "/".join(IMAGE_SUFFIXES[:3])
+    if (folder / "JPEGImages").is_dir():
+        return "a JPEGImages/ folder but no dataset JSON beside it: add the YouTube-VIS JSON (gt.json or tags.json)"
+    with_frames = sorted(p.name for p in folder.iterdir() if p.is_dir() and _has_frames(p))
+    if with_frames:
+        return f"no image frames ({kinds}/...) in this folder; its subfolder {with_frames[0]!r} has some: open that one"
+    return (
+        f"no image frames ({kinds}/...) in this folder: expected a folder of video frames"
+        " or a YouTube-VIS dataset folder (JPEGImages/ and its JSON)"
+    )
+
+
 def _kind(path: Path) -> str | None:
     if path.is_dir():
         if find_dataset_json(path) is not None:
             return "dataset-folder"
-        if any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
-            return "frames"
-        return None
+        # a folder without frames gets a reader that says why, not None: napari would only say "refused the file"
+        return "frames" if _has_frames(path) else "no-frames"
     suffix = path.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
         return "frames"
@@ -58,6 +78,8 @@ def read(path: str | list[str], kind: str) -> list[tuple]:
     from training.export import load_labels
 
     p = Path(path[0] if isinstance(path, list) else path)
+    if kind == "no-frames":
+        raise InputError(p, _no_frames_problem(p))
     if kind == "dataset-folder":
         return dataset_layers(find_dataset_json(p))  # type: ignore[arg-type]
     if kind == "dataset":

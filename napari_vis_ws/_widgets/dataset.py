@@ -49,6 +49,7 @@ class DatasetWidget(QWidget):
         self.viewer = napari_viewer
         self._data: dict[str, Any] | None = None
         self._json: Path | None = None
+        self._read_path: str | None = None  # the path text _path_changed last read
         self.worker: Any = None
 
         self.path_edit = QLineEdit()
@@ -101,7 +102,7 @@ class DatasetWidget(QWidget):
         layout.addWidget(src)
         layout.addWidget(ev)
         layout.addStretch(1)
-        self.path_edit.editingFinished.connect(self._path_changed)
+        self.path_edit.editingFinished.connect(lambda: self._path_changed())
 
     # -- source ---------------------------------------------------------------
     def _browse(self) -> None:
@@ -122,33 +123,43 @@ class DatasetWidget(QWidget):
     def set_path(self, path: str | Path) -> None:
         """Point the widget at a file or folder and list its videos."""
         self.path_edit.setText(str(path))
-        self._path_changed()
+        self._path_changed(force=True)
 
-    def _path_changed(self) -> None:
-        from training.data.json_io import read_json
+    def _path_changed(self, force: bool = False) -> None:
+        """Read the dataset JSON the path names (or the one in its folder) and list its videos.
+
+        A JSON that is not a dataset is reported once, in one line naming the
+        file and what it lacks; ``force=False`` (editing finished) skips a path
+        already read, so Enter does not report the same problem twice.
+        """
+        from training.data.sources import load_dataset_json
         from training.errors import InputError
 
+        text = self.path_edit.text().strip()
+        if text == self._read_path and not force:
+            return
+        self._read_path = text
         self.video_combo.clear()
         self._data, self._json = None, None
-        p = Path(self.path_edit.text().strip())
+        p = Path(text)
         json_path = find_dataset_json(p) if p.is_dir() else (p if p.suffix.lower() == ".json" else None)
         if json_path is None:
             self.video_combo.setEnabled(False)
+            self.info.setText("")
             return
         try:
-            data = read_json(json_path)
-            videos = data["videos"] if isinstance(data, dict) else None
-            if not isinstance(videos, list):
-                raise InputError(json_path, "missing 'videos' list")
-        except (InputError, KeyError) as exc:
+            data = load_dataset_json(json_path)
+        except InputError as exc:
+            self.video_combo.setEnabled(False)
             self._notify(str(exc))
             return
         self._data, self._json = data, json_path
-        for v in videos:
-            n = len(v.get("file_names", []))
-            label = str(v.get("name") or Path(v["file_names"][0]).parent if n else v.get("id"))
-            self.video_combo.addItem(f"{v.get('id')}: {label} ({n} frames)", v.get("id"))
+        for v in data["videos"]:
+            n = len(v["file_names"])
+            label = str(v.get("name") or Path(v["file_names"][0]).parent)
+            self.video_combo.addItem(f"{v['id']}: {label} ({n} frames)", v["id"])
         self.video_combo.setEnabled(True)
+        self.info.setText(f"{json_path.name}: {len(data['videos'])} videos")
 
     def open_sample(self) -> None:
         """Open the first video of the shipped sample dataset."""
@@ -161,9 +172,13 @@ class DatasetWidget(QWidget):
         """Open the chosen video (in a worker; layers appear when it is done)."""
         from training.data.video import open_frames
 
-        p = Path(self.path_edit.text().strip())
-        if self._json is None and p.suffix.lower() == ".json" or (p.is_dir() and find_dataset_json(p)):
-            self._path_changed()
+        text = self.path_edit.text().strip()
+        p = Path(text)
+        is_dataset = p.suffix.lower() == ".json" or (p.is_dir() and find_dataset_json(p) is not None)
+        if is_dataset and (self._json is None or text != self._read_path):
+            self._path_changed(force=True)
+            if self._json is None:
+                return  # not a dataset: _path_changed said why (a JSON is no video to open as frames)
         if self._json is not None:
             vid = self.video_combo.currentData()
             json_path = self._json

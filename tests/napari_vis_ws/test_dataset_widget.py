@@ -76,3 +76,55 @@ def test_a_video_file_opens_without_a_video_list(widget, qtbot, real_clip):
     widget.open_button.click()
     _wait(qtbot, widget.open_button)
     assert widget.viewer.layers["frames"].data.shape == (250, 272, 640, 3)
+
+
+@pytest.fixture
+def toasts(monkeypatch):
+    """The error notifications the dock shows, in order."""
+    import napari.utils.notifications
+
+    shown: list[str] = []
+    monkeypatch.setattr(napari.utils.notifications, "show_error", shown.append)
+    return shown
+
+
+@pytest.mark.parametrize(
+    "content,what,expected",
+    [
+        ({"images": [], "annotations": [], "categories": []}, "a COCO JSON", "give the YouTube-VIS JSON"),
+        (
+            [{"video_id": 1, "category_id": 1, "score": 0.9, "segmentations": [None]}],
+            "a results list",
+            "expected a YouTube-VIS dataset JSON: an object with a 'videos' list",
+        ),
+        ({"info": {}, "licenses": []}, "keys 'info', 'licenses' but no 'videos' list", "expected a YouTube-VIS"),
+    ],
+    ids=["coco", "results", "other"],
+)
+def test_a_json_that_is_no_dataset_says_what_it_is_in_one_line(
+    widget, qtbot, toasts, tmp_path, content, what, expected
+):
+    path = tmp_path / "picked.json"
+    path.write_text(json.dumps(content))
+    widget.set_path(path)
+    widget.open_button.click()
+    assert widget.open_button.isEnabled()  # nothing to open: no worker started
+    assert toasts and set(toasts) == {widget.info.text()}  # one message (Open repeats it), shown in the dock
+    message = widget.info.text()
+    assert message.startswith(f"{path}: ") and what in message and expected in message
+    assert "\n" not in message and "unknown file type" not in message
+    assert not widget.video_combo.isEnabled() and len(widget.viewer.layers) == 0
+
+
+def test_pressing_enter_on_a_json_that_is_no_dataset_reports_it_once(widget, qtbot, toasts, tmp_path):
+    from qtpy.QtCore import Qt
+
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps([{"video_id": 1, "category_id": 1, "score": 0.9, "segmentations": [None]}]))
+    widget.path_edit.setText(str(path))
+    qtbot.keyClick(widget.path_edit, Qt.Key_Return)
+    qtbot.wait(100)
+    assert toasts == [
+        f"{path}: a results list (instances with a 'score'), not a dataset: expected a YouTube-VIS "
+        "dataset JSON: an object with a 'videos' list (ground truth or frame tags)"
+    ]

@@ -100,3 +100,44 @@ def test_saving_labels_writes_ytvis_and_coco_json(make_napari_viewer, tiny_datas
     coco = COCO(str(coco_path))
     ann = coco.loadAnns(coco.getAnnIds(imgIds=[3], catIds=[7]))[0]
     assert coco.annToMask(ann)[0:3, 0:3].all()
+
+
+def _open_error(viewer, path) -> str:
+    """The message napari shows when this plugin fails to open ``path``; no layer is added."""
+    with pytest.raises(Exception) as info:
+        viewer.open(str(path), plugin="napari-vis-ws")
+    assert len(viewer.layers) == 0
+    return str(info.value)
+
+
+def test_an_empty_folder_says_it_has_no_image_frames(make_napari_viewer, tmp_path):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    message = _open_error(make_napari_viewer(), folder)
+    assert f"{folder}: no image frames (.jpg/.jpeg/.png/...) in this folder" in message
+    assert "refused" not in message
+
+
+def test_a_folder_of_other_files_says_what_it_expected(make_napari_viewer, tmp_path):
+    (tmp_path / "notes.txt").write_text("hi")
+    (tmp_path / ".hidden.jpg").write_bytes(b"")  # not a frame (list_frames skips it)
+    message = _open_error(make_napari_viewer(), tmp_path)
+    assert f"{tmp_path}: no image frames" in message and "expected a folder of video frames" in message
+
+
+def test_a_folder_whose_frames_are_in_subfolders_names_one_to_open(make_napari_viewer, tiny_dataset):
+    message = _open_error(make_napari_viewer(), tiny_dataset.parent / "JPEGImages")
+    assert "its subfolder 'v1' has some: open that one" in message
+
+
+def test_frames_without_their_dataset_json_say_the_json_is_missing(make_napari_viewer, tiny_dataset):
+    tiny_dataset.unlink()
+    message = _open_error(make_napari_viewer(), tiny_dataset.parent)
+    assert f"{tiny_dataset.parent}: a JPEGImages/ folder but no dataset JSON beside it" in message
+
+
+def test_a_results_json_opened_as_a_dataset_says_it_is_results(make_napari_viewer, tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps([{"video_id": 1, "category_id": 1, "score": 0.9, "segmentations": [None]}]))
+    message = _open_error(make_napari_viewer(), path)
+    assert f"{path}: a results list (instances with a 'score'), not a dataset" in message

@@ -47,14 +47,33 @@ def video_key(video: dict[str, Any]) -> str:
     return safe or f"video{video['id']}"
 
 
+def _not_a_dataset(data: Any) -> str | None:
+    """Why a parsed JSON is not a dataset, naming what it holds; None when it may be one (validated later)."""
+    expected = "expected a YouTube-VIS dataset JSON: an object with a 'videos' list (ground truth or frame tags)"
+    if isinstance(data, dict):
+        if "videos" in data or "images" in data:  # COCO's 'images': validate_videos names it
+            return None
+        keys = ", ".join(repr(str(k)[:30]) for k in list(data)[:4]) + (", ..." if len(data) > 4 else "")
+        if not data:
+            return f"an empty JSON object, not a dataset: {expected}"
+        return f"a JSON object with keys {keys} but no 'videos' list: {expected}"
+    if isinstance(data, list):
+        if data and all(isinstance(r, dict) and "score" in r for r in data):
+            return f"a results list (instances with a 'score'), not a dataset: {expected}"
+        return f"a JSON list of {len(data)} items, not a dataset: {expected}"
+    kind = {bool: "true/false", int: "number", float: "number", str: "string"}.get(type(data), "null")
+    return f"a single JSON {kind}, not a dataset: {expected}"
+
+
 def load_dataset_json(path: str | os.PathLike) -> dict[str, Any]:
     """Read a YouTube-VIS ground truth, frame tags or videos-only JSON, validated."""
     from training.data.tags import validate_tags
     from training.data.ytvis import validate_annotations, validate_categories, validate_videos
 
     data = read_json(path)
-    if not isinstance(data, dict):
-        raise InputError(path, "expected a JSON object with 'videos' (a YouTube-VIS dataset or frame tags)")
+    problem = _not_a_dataset(data)
+    if problem is not None:
+        raise InputError(path, problem)
     if "frame_tags" in data:
         validate_tags(data, path)
     elif "annotations" in data:
