@@ -637,6 +637,8 @@ def project_layers(
     if "pseudo-labels" in stages:
         irn = irn_layers(run / "pseudo", key, shape)
         labels = pseudo_label_layers(run / "pseudo", key, categories, run / "flow")
+        if labels:
+            labels = corrected_labels(run, key, categories, labels[0])
         layers += irn[:1] + labels + irn[1:]  # boundary under the labels, vectors and points above
     if video is not None:
         predicted = run_prediction_layers(run, video, key, categories)
@@ -652,6 +654,36 @@ def project_layers(
     for _, kwargs, _ in layers:  # where the layer came from (the Corrections dock saves beside it)
         kwargs["metadata"][META_KEY]["project"] = str(run)
     return layers
+
+
+def corrected_labels(
+    project: str | os.PathLike, key: str, categories: list[dict[str, Any]], pseudo: tuple
+) -> list[tuple]:
+    """The ``pseudo-labels`` layer of a video as corrected in the project, when it holds its corrections.
+
+    The Corrections dock saves them in ``PROJECT/corrections/<key>/``; a video
+    with corrections is always shown with them (metadata ``corrected`` and
+    ``reviewed``), never with the pseudo-labels they started from. Saved
+    corrections of another shape (the video was remade) are ignored.
+
+    Returns
+    -------
+    list with one Labels layer-data tuple (``pseudo`` itself without corrections).
+    """
+    from training.errors import InputError
+    from training.project import load_project_state, video_dir
+
+    if not (video_dir(project, key) / "labels.npz").is_file():
+        return [pseudo]
+    try:
+        state = load_project_state(project, key)
+    except InputError:
+        return [pseudo]
+    if state.volume.labels.shape != np.shape(pseudo[0]):
+        return [pseudo]
+    extra = {**pseudo[1]["metadata"][META_KEY], "corrected": True, "reviewed": sorted(state.reviewed)}
+    layer = labels_layer(state.volume, state.categories or categories, PSEUDO_LABELS, extra)
+    return [layer]
 
 
 def labels_snapshot(viewer: Any, name: str = PSEUDO_LABELS) -> tuple[np.ndarray, dict[str, list], str | None] | None:

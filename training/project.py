@@ -6,25 +6,37 @@ One folder per video under ``PROJECT/corrections/<video key>/``:
 - ``pseudo.npz``: the pseudo-labels the corrections started from, written
   once, so training targets can take the unreviewed frames from them;
 - ``state.json``: reviewed frames, categories (class names), the time of the
-  last edit and of the save.
+  last edit and of the save, and how many pixels differ from ``pseudo.npz``;
+- ``backups/<time>/``: earlier saves that had more edits (see below).
 
 Every file is replaced atomically (temporary file + rename), so a process
 killed at any moment leaves the previous save or the new one, never half a
 file. ``labels.npz`` is written before ``state.json``: a kill between the two
-loses at most the review marks of the last few seconds, never labels. A kill
-during a write leaves its temporary file (``.labels.npz.<random>.tmp``);
+loses at most the review marks of the last few seconds, never labels.
+
+A save never silently throws corrections away: when the labels it writes
+differ from the pseudo-labels in fewer pixels than the save on disk does, or
+it unmarks reviewed frames (an undo, a wrong refill), the files on disk are
+first kept as a backup generation, ``backups/<time>/labels.npz`` and
+``state.json`` (hard links: no copy), the newest :data:`KEEP_BACKUPS` of them.
+
+A kill during a write leaves its temporary file (``.labels.npz.<random>.tmp``);
 :func:`remove_stale_temp_files` removes those when the project is opened.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+import numpy as np
 
 from training.atomic import write_json
 from training.corrections import instance_areas, training_targets
@@ -37,6 +49,8 @@ CORRECTIONS = "corrections"
 STATE_VERSION = 1
 # training.atomic's temporary file of one of them: mkstemp(prefix=".<name>.", suffix=".tmp")
 TEMP_FILE = re.compile(r"^\.(?:labels\.npz|pseudo\.npz|state\.json)\.[A-Za-z0-9_]+\.tmp$")
+KEEP_BACKUPS = 10  # backup generations kept per video
+BACKUPS = "backups"
 STALE_TEMP_S = 60.0  # a write in progress touches its file every few seconds; older ones are a killed write's
 Format = Literal["ytvis", "coco"]
 
@@ -83,29 +97,22 @@ def remove_stale_temp_files(project: str | os.PathLike, older_than: float = STAL
 
     Only files named as :mod:`training.atomic` names the temporary files of
     ``labels.npz``, ``pseudo.npz`` and ``state.json``, and unmodified for
-    ``older_than`` seconds (a save running in another process keeps its own).
+    ``older_than`` seconds (a save running in another process keeps its own);
+    see :func:`training.atomic.remove_stale_temp_files`.
 
     Returns
     -------
     The removed files, sorted.
     """
+    from training import atomic
+
     root = Path(project) / CORRECTIONS
     if not root.is_dir():
         return []
     removed: list[Path] = []
-    now = time.time()
     for folder in root.iterdir():
-        if not folder.is_dir() or folder.is_symlink():
-            continue
-        for path in folder.iterdir():
-            if not TEMP_FILE.match(path.name) or path.is_symlink() or not path.is_file():
-                continue
-            try:
-                if now - path.stat().st_mtime >= older_than:
-                    path.unlink()
-                    removed.append(path)
-            except FileNotFoundError:  # its writer renamed or removed it meanwhile
-                continue
+        if folder.is_dir() and not folder.is_symlink():
+            removed += atomic.remove_stale_temp_files(folder, older_than, pattern=TEMP_FILE)
     return sorted(removed)
 
 
@@ -118,6 +125,61 @@ def save_pseudo(project: str | os.PathLike, key: str, volume: LabelVolume) -> bo
     return True
 
 
+@dataclass(frozen=True)
+class SavedCorrections:
+    """What :func:`save_corrections` did.
+
+    Attributes
+    ----------
+    folder : the video's folder
+    edited_pixels : pixels of the saved labels that differ from the pseudo-labels (-1: no pseudo-labels saved)
+    backup : the backup generation the previous save was kept as, or None
+    previous_pixels : edited pixels of that previous save (-1 when unknown)
+    """
+
+    folder: Path
+    edited_pixels: int
+    backup: Path | None = None
+    previous_pixels: int = -1
+
+
+def edited_pixels(volume: LabelVolume, pseudo: LabelVolume | None) -> int:
+    """Pixels whose id differs between the corrected labels and the pseudo-labels they started from (-1: unknown)."""
+    if pseudo is None or pseudo.labels.shape != volume.labels.shape:
+        return -1
+    return int(np.count_nonzero(volume.labels != pseudo.labels))
+
+
+def list_backups(project: str | os.PathLike, key: str) -> list[Path]:
+    """The backup generations of a video's corrections, oldest first."""
+    root = video_dir(project, key) / BACKUPS
+    if not root.is_dir():
+        return []
+    return sorted(d for d in root.iterdir() if d.is_dir() and (d / "labels.npz").is_file())
+
+
+def _keep_backup(folder: Path, keep: int) -> Path:
+    """Keep ``folder``'s labels.npz and state.json as a new backup generation; prune the oldest past ``keep``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    root = folder / BACKUPS
+    n = 0
+    while (gen := root / f"{stamp}-{n:03d}").exists():
+        n += 1
+    tmp = root / f".{gen.name}.tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    for name in ("labels.npz", "state.json"):
+        if (folder / name).is_file():
+            try:
+                os.link(folder / name, tmp / name)  # the save then replaces the name, not this inode
+            except OSError:
+                shutil.copy2(folder / name, tmp / name)
+    os.replace(tmp, gen)
+    old = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    for stale in old[: max(len(old) - keep, 0)]:
+        shutil.rmtree(stale, ignore_errors=True)
+    return gen
+
+
 def save_corrections(
     project: str | os.PathLike,
     key: str,
@@ -125,7 +187,9 @@ def save_corrections(
     reviewed: Iterable[int],
     categories: list[dict[str, Any]],
     edited: float | None = None,
-) -> Path:
+    pseudo: LabelVolume | None = None,
+    keep_backups: int = KEEP_BACKUPS,
+) -> SavedCorrections:
     """Save the corrected labels and review state of one video, atomically.
 
     Parameters
@@ -136,16 +200,35 @@ def save_corrections(
     reviewed : frames marked reviewed
     categories : YouTube-VIS categories (id, name)
     edited : Unix time of the last edit
+    pseudo : the pseudo-labels the corrections started from; saved as ``pseudo.npz``
+        when the video has none yet (read from there otherwise)
+    keep_backups : backup generations to keep; a save with fewer edited pixels
+        or fewer reviewed frames than the one on disk first keeps that one as a backup
 
     Returns
     -------
-    The video's folder.
+    SavedCorrections : the folder, the edited pixels, and the backup made (if any).
     """
     n_t = volume.labels.shape[0]
     frames = sorted({int(f) for f in reviewed})
     if frames and not (0 <= frames[0] and frames[-1] < n_t):
         raise ValueError(f"reviewed frames must be in 0..{n_t - 1}, got {frames[0]}..{frames[-1]}")
     folder = video_dir(project, key)
+    if pseudo is not None:
+        save_pseudo(project, key, pseudo)
+    elif (folder / "pseudo.npz").is_file():
+        pseudo = load_labels(folder / "pseudo.npz")
+    pixels = edited_pixels(volume, pseudo)
+    backup, previous = None, -1
+    if (folder / "labels.npz").is_file():
+        old = _saved_state(folder)
+        previous = int(old.get("edited_pixels", -1)) if isinstance(old.get("edited_pixels", -1), int) else -1
+        if previous < 0 and pseudo is not None:  # saved before the count was recorded
+            with contextlib.suppress(InputError):
+                previous = edited_pixels(load_labels(folder / "labels.npz"), pseudo)
+        lost_review = not set(old.get("reviewed") or []) <= set(frames)
+        if (0 <= pixels < previous or lost_review) and keep_backups > 0:
+            backup = _keep_backup(folder, keep_backups)
     save_labels(folder / "labels.npz", volume)
     state = {
         "version": STATE_VERSION,
@@ -155,9 +238,19 @@ def save_corrections(
         "categories": categories,
         "edited": edited,
         "saved": time.time(),
+        "edited_pixels": pixels,
     }
     write_json(folder / "state.json", state, indent=1)
-    return folder
+    return SavedCorrections(folder, pixels, backup, previous)
+
+
+def _saved_state(folder: Path) -> dict[str, Any]:
+    """``state.json`` of a video folder, {} when missing or unreadable."""
+    try:
+        raw = read_json(folder / "state.json") if (folder / "state.json").is_file() else {}
+    except InputError:
+        return {}
+    return raw if isinstance(raw, dict) else {}
 
 
 def load_project_state(project: str | os.PathLike, key: str) -> ProjectState:

@@ -22,7 +22,16 @@ predictions), low instance scores, and instances appearing or vanishing.
 Autosave writes ``PROJECT/corrections/<video key>/`` (:mod:`training.project`,
 atomic files) every few seconds while there are unsaved changes; choosing a
 project that holds saved corrections of the video restores them (and removes
-temporary files of a save killed mid-way). Closing the dock or the viewer, or
+temporary files of a save killed mid-way). Only edits are saved: showing a
+video writes nothing.
+
+Another dock may put new content in the layer (``layer.data = ...``: the
+Pipeline dock showing another video or a stage's new pseudo-labels). That is
+never an edit: the edits still pending are saved to the video they were made
+on (from the array they were made in), then the dock binds to the new
+content, and when the project holds corrections of that video the layer
+shows them, not the uncorrected pseudo-labels. A save with fewer edits than
+the one on disk (an undo) keeps that one as a backup generation and says so. Closing the dock or the viewer, or
 switching to another layer, saves what is pending at once. Saves are ordered:
 one write at a time, and a snapshot older than the one on disk is never
 written, so ``labels.npz`` and ``state.json`` always come from one moment.
@@ -204,6 +213,11 @@ class CorrectionsWidget(QWidget):
         self.reviewed: set[int] = set()
         self.worker: Any = None
         self._pseudo: Any = None  # LabelVolume snapshot of the layer before any correction
+        self._key: str | None = None  # video key of the content the dock is bound to
+        self._bound_data: Any = None  # the array edits are made in (a refill replaces it, not its pixels)
+        self._refilling = False  # the dock itself is replacing the layer's data (restoring corrections)
+        self._rebind_pending = False
+        self._backup_note = ""  # what the last save kept as a backup, shown with the save status
         self._flow: tuple[str, str, Any] | None = None
         self._stats = FrameStats()
         self._seen_data = 0  # id of the layer's data the stats are of
@@ -353,6 +367,8 @@ class CorrectionsWidget(QWidget):
         self.viewer.layers.events.inserted.connect(self._layers_changed)
         self.viewer.layers.events.removed.connect(self._layers_changed)
         self._layers_changed()
+        from napari_vis_ws._docking import tabify_when_docked
+        tabify_when_docked(self)  # into a tab with the plugin's other docks (issue 16)
 
     # -- closing ------------------------------------------------------------------
     def _watch_window(self) -> None:
@@ -460,23 +476,42 @@ class CorrectionsWidget(QWidget):
             self._say(f"{layer.name}: needs (T, H, W) labels, got {np.ndim(layer.data)} dimensions")
             layer = None
         self.layer = layer
-        self._flow = None
-        self._pseudo = None
-        self._saved_at = None
-        self._dirty = False
-        self.project_edit.setText("")
+        self._key = None
+        self._bound_data = None
         if layer is None:
+            self._flow = None
+            self._pseudo = None
+            self._saved_at = None
+            self._dirty = False
+            self.project_edit.setText("")
             self.reviewed = set()
             self.refresh()
             return
         for ev, cb in self._layer_callbacks():
             ev.connect(cb)
+        self._bind_content()
+
+    def _bind_content(self, project: Path | None = None) -> None:
+        """Take the layer's current content as the start of the corrections (a new layer, or new data in it).
+
+        The project is the layer's run folder, else ``project``; when it holds
+        corrections of this video, the layer shows those.
+        """
+        assert self.layer is not None
+        layer = self.layer
         meta = layer.metadata.setdefault(META_KEY, {})
+        self._key = video_key_of(layer)
+        self._bound_data = layer.data
+        self._flow = None
+        self._saved_at = None
+        self._dirty = False
+        self._backup_note = ""
+        self.project_edit.setText("")
         self.reviewed = {int(f) for f in meta.get("reviewed", [])}
-        self._pseudo = self._volume()[0]
+        self._pseudo = None if meta.get("corrected") else self._volume()[0]
         self._rescan()
         self._needs_refresh = False
-        run = run_folder_of(layer)
+        run = run_folder_of(layer) or project
         if not self.flow_edit.text() and run is not None and (run / "flow").is_dir():
             self.flow_edit.setText(str(run / "flow"))
         self.refresh()
@@ -529,10 +564,11 @@ class CorrectionsWidget(QWidget):
             table.setdefault(col, [value] * len(table["index"]))
         return corr.complete_table(table, self._areas.ids.tolist(), cats[0]["id"], cats[0]["name"])
 
-    def _volume(self) -> tuple[Any, list[dict[str, Any]]]:
+    def _volume(self, data: Any = None) -> tuple[Any, list[dict[str, Any]]]:
+        """A copy of the layer (or of ``data``, its content before a refill) as a LabelVolume, and its categories."""
         assert self.layer is not None
         meta = {"features": self.layer.features, "metadata": self.layer.metadata}
-        return volume_from_layer(np.array(self.layer.data, copy=True), meta)
+        return volume_from_layer(np.array(self.layer.data if data is None else data, copy=True), meta)
 
     # -- display --------------------------------------------------------------------
     def refresh(self) -> None:
@@ -653,6 +689,12 @@ class CorrectionsWidget(QWidget):
             self.layer.events.selected_label.connect(self._label_picked)
 
     def _metadata_changed(self, event: Any = None) -> None:
+        if self.layer is not None and not self._refilling and video_key_of(self.layer) != self._key:
+            if self._dirty and self._bound_data is not None:  # the video changed under pending edits
+                self._save_pending(self._bound_data)
+                self._dirty = False
+            self._schedule_rebind()  # another video's content arrives with it
+            return
         self._show_review()  # e.g. a MaskConsist disagreement arrived with the predictions
 
     def _label_picked(self, event: Any = None) -> None:
@@ -893,13 +935,51 @@ class CorrectionsWidget(QWidget):
         self._check_timer.start()
 
     def _data_replaced(self, event: Any = None) -> None:
-        """``layer.data = ...``: every frame may differ."""
+        """``layer.data = ...``: new content, never an edit.
+
+        When the dock restores saved corrections, that is all. When another
+        dock refills the layer, the edits still pending are saved to the video
+        they were made on (from the array they were made in), and the dock
+        binds to the new content once the refill is over (its metadata, which
+        names the video, is usually replaced right after the data).
+        """
         assert self.layer is not None
+        if self._refilling:
+            self._rescan()
+            return
+        if self._dirty and self._bound_data is not None:
+            self._save_pending(self._bound_data)
+        self._dirty = False
+        self._bound_data = self.layer.data
         self._rescan()
-        self._dirty = True
-        self._edited = time.time()
-        self._needs_refresh = True
-        self._check_timer.start()
+        self._schedule_rebind()
+
+    def _save_pending(self, data: Any) -> None:
+        """Write the unsaved edits made in ``data`` (the layer's previous content) to their video, on this thread."""
+        from training.errors import InputError
+
+        if self.project() is None or self._key is None:
+            return
+        try:
+            self._write(self._snapshot(data))
+        except InputError as exc:
+            self._report(f"corrections of {self._key} not saved: {exc}")
+
+    def _schedule_rebind(self) -> None:
+        if not self._rebind_pending:
+            self._rebind_pending = True
+            QTimer.singleShot(0, self._rebind)
+
+    def _rebind(self) -> None:
+        """Bind to the layer's new content (after a refill by another dock), keeping the project folder."""
+        self._rebind_pending = False
+        if self.layer is None:
+            return
+        try:
+            project = self.project()
+        except RuntimeError:  # the dock is gone
+            return
+        self._bind_content(project)
 
     def _maybe_changed(self, event: Any = None) -> None:
         self._check_timer.start()  # set_data also fires when the view moves: look later, once
@@ -944,7 +1024,7 @@ class CorrectionsWidget(QWidget):
         opens as a ``pseudo-labels`` layer.
         """
         from training.errors import InputError
-        from training.project import load_project_state, project_videos, remove_stale_temp_files, save_pseudo
+        from training.project import load_project_state, project_videos, remove_stale_temp_files
 
         folder = Path(folder)
         self.project_edit.setText(str(folder))
@@ -971,16 +1051,14 @@ class CorrectionsWidget(QWidget):
                 shapes = f"{state.volume.labels.shape} vs the layer's {self._labels().shape}"
                 self._say(f"{folder}: saved corrections of {key} do not fit this layer ({shapes}); autosave off")
                 return
-            self._restore(state)
+            shown = self.layer.metadata.get(META_KEY, {}).get("corrected")  # as the Pipeline dock shows a video
+            if shown and np.array_equal(self._labels(), state.volume.labels):  # not read before the last save
+                self._restored(state)
+            else:
+                self._restore(state)
             return
-        try:
-            if self._pseudo is not None:
-                save_pseudo(folder, key, self._pseudo)
-        except OSError as exc:
-            self._say(f"{folder}: cannot write the project ({exc.strerror})")
-            return
-        self._dirty = True
-        self.save_now()
+        self._saved_at = None
+        self._show_save_status()  # nothing to write until the first edit: showing a video is not one
 
     def _open_saved(self, folder: Path, key: str) -> None:
         from training.project import load_project_state
@@ -993,14 +1071,26 @@ class CorrectionsWidget(QWidget):
             self.set_layer(layer)
 
     def _restore(self, state: Any) -> None:
+        """Show the saved corrections ``state`` (a ProjectState) in the layer: new content, not an edit."""
         assert self.layer is not None
         meta = self.layer.metadata.setdefault(META_KEY, {})
         meta["categories"] = state.categories
         meta["reviewed"] = sorted(state.reviewed)
-        self.layer.data = state.volume.labels
-        self.layer.features = labels_features(state.volume, state.categories)
+        meta["corrected"] = True
+        self._refilling = True
+        try:
+            self.layer.data = state.volume.labels
+            self.layer.features = labels_features(state.volume, state.categories)
+        finally:
+            self._refilling = False
+        self._bound_data = self.layer.data
+        self._restored(state)
+
+    def _restored(self, state: Any) -> None:
+        """Bound to content equal to the saved corrections ``state``."""
+        assert self.layer is not None
         self.reviewed = set(state.reviewed)
-        self._pseudo = None  # the project keeps the pseudo-labels it started from
+        self._pseudo = state.pseudo  # kept on disk already; in memory it makes counting edits cheap
         self._check_timer.stop()
         self._needs_refresh = False
         self._dirty = False
@@ -1018,14 +1108,18 @@ class CorrectionsWidget(QWidget):
         if self._dirty:
             self.save_now()
 
-    def _snapshot(self) -> dict[str, Any]:
-        """What a save writes, copied now (the worker must not read the layer while the user edits it)."""
+    def _snapshot(self, data: Any = None) -> dict[str, Any]:
+        """What a save writes, copied now (the worker must not read the layer while the user edits it).
+
+        ``data``: the array the edits were made in, when the layer holds new content already.
+        """
         assert self.layer is not None
-        volume, categories = self._volume()
+        volume, categories = self._volume(data)
         self._generation += 1
         return {
             "project": self.project(),
-            "key": video_key_of(self.layer),
+            "key": self._key if self._key is not None else video_key_of(self.layer),
+            "pseudo": self._pseudo,
             "volume": volume,
             "reviewed": sorted(self.reviewed),
             "categories": categories,
@@ -1054,7 +1148,7 @@ class CorrectionsWidget(QWidget):
         if snap is None:
             return
         try:
-            self._write(snap)
+            self._note_backup(self._write(snap))
         except InputError as exc:
             self._dirty = True
             self._report(f"corrections not saved: {exc}")
@@ -1063,11 +1157,11 @@ class CorrectionsWidget(QWidget):
             self._dirty = False
         self._saved_at = time.monotonic()
 
-    def _write(self, snap: dict[str, Any]) -> Path | None:
+    def _write(self, snap: dict[str, Any]) -> Any:
         """Write a snapshot unless a newer one of the same video is on disk; any thread.
 
-        Returns the video's folder, or None when the snapshot was older than
-        the saved one (so it was not written).
+        Returns the :class:`training.project.SavedCorrections`, or None when
+        the snapshot was older than the saved one (so it was not written).
         """
         from training.errors import InputError
         from training.project import save_corrections
@@ -1077,11 +1171,11 @@ class CorrectionsWidget(QWidget):
             if self._written.get(slot, 0) >= snap["generation"]:
                 return None
             try:
-                folder = save_corrections(**{k: v for k, v in snap.items() if k != "generation"})
+                saved = save_corrections(**{k: v for k, v in snap.items() if k != "generation"})
             except OSError as exc:
                 raise InputError(snap["project"], f"cannot save corrections ({exc.strerror or exc})") from None
             self._written[slot] = snap["generation"]
-            return folder
+            return saved
 
     def _report(self, text: str) -> None:
         """Say a failed save in the dock, and as a napari notification when the dock is closing or gone."""
@@ -1108,11 +1202,12 @@ class CorrectionsWidget(QWidget):
         self._inflight = snap
         self.save_status.setText("saving…")
 
-        def saved(_folder: Any) -> None:
+        def saved(result: Any) -> None:
             self._saving = False
             self._inflight = None
             self._saved_at = time.monotonic()
             try:
+                self._note_backup(result)
                 self._show_save_status()
             except RuntimeError:  # the dock was closed while its last save ran: the file is written all the same
                 return
@@ -1136,14 +1231,26 @@ class CorrectionsWidget(QWidget):
 
         self.worker = start_worker(lambda: self._write(snap), saved, failed, done)
 
+    def _note_backup(self, result: Any) -> None:
+        """Say it when a save kept the previous one as a backup (it had more edits)."""
+        if result is None:
+            return
+        if result.backup is None:
+            self._backup_note = ""  # said until a save that keeps everything
+            return
+        was = f"{result.previous_pixels:,} corrected pixels" if result.previous_pixels >= 0 else "more reviewed frames"
+        folder = result.backup.relative_to(result.folder.parent.parent)
+        self._backup_note = f"; the previous save ({was}) is kept as backup {folder}"
+        self._say(f"saved the corrections of {result.folder.name} with fewer edits than before{self._backup_note}")
+
     def _show_save_status(self) -> None:
         if self._saving:
             return
         if self.project() is None:
             self.save_status.setText("autosave off: choose a project folder")
         elif self._saved_at is None:
-            self.save_status.setText("not saved yet")
+            self.save_status.setText("no edits to save yet" if not self._dirty else "not saved yet")
         else:
             ago = int(time.monotonic() - self._saved_at)
             pending = ", changes pending" if self._dirty else ""
-            self.save_status.setText(f"saved {ago} s ago{pending}")
+            self.save_status.setText(f"saved {ago} s ago{pending}{self._backup_note}")

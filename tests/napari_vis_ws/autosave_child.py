@@ -3,7 +3,7 @@
 Run as ``python autosave_child.py PROJECT INTERVAL_MS EDIT_MS N_EDITS``. The
 child opens a ``pseudo-labels`` layer of :func:`start_volume`, docks the
 Corrections widget with its autosave timer at ``INTERVAL_MS``, points it at
-``PROJECT``, waits for the first save and prints ``READY t=<unix time>``. Then
+``PROJECT`` (nothing is saved before the first edit) and prints ``READY t=<unix time>``. Then
 every ``EDIT_MS`` it makes edit ``k`` (:func:`edit_of`: even ``k`` paints a new
 instance with the brush, odd ``k`` deletes a start instance with the dock's
 Delete button) and prints ``EDIT k t=<unix time>`` once the edit is in the
@@ -115,7 +115,7 @@ def main(argv: list[str]) -> None:
         print(f"EDIT {k} t={time.time():.6f}", flush=True)
 
     def wait_first_save() -> None:
-        if dock.save_status.text().startswith("saved") and not dock._dirty:
+        if dock.project() == project and dock.save_status.text() == "no edits to save yet":
             print(f"READY t={time.time():.6f}", flush=True)
             editor.start()
         else:

@@ -103,3 +103,32 @@ def test_training_targets_replace_the_pseudo_labels_of_reviewed_frames_only(tmp_
     assert sorted(r["instance_id"] for r in results) == [1, 2, 5]
     assert json.loads((tmp_path / "targets" / "targets.json").read_text())["videos"]["v"]["reviewed"] == [1]
     assert str(s).startswith("wrote 1 video, 3 instances,") and "(1/3 frames reviewed)" in str(s)
+
+
+def test_a_save_with_fewer_edits_or_fewer_reviewed_frames_keeps_the_previous_one_as_a_backup(tmp_path):
+    from training.project import KEEP_BACKUPS, list_backups
+
+    pseudo = make_volume(t=4)
+    edited = LabelVolume(pseudo.labels.copy(), pseudo.categories, pseudo.scores)
+    edited.labels[1][edited.labels[1] == 2] = 0  # instance 2 erased in frame 1
+    first = save_corrections(tmp_path, "v", edited, [1], CATS, pseudo=pseudo)
+    n = int((pseudo.labels[1] == 2).sum())
+    assert first.edited_pixels == n and first.backup is None and project_videos(tmp_path) == ["v"]
+    more = save_corrections(tmp_path, "v", edited, [1, 2], CATS)  # pseudo.npz read from disk: same edits
+    assert more.backup is None and more.previous_pixels == n and list_backups(tmp_path, "v") == []
+
+    undone = save_corrections(tmp_path, "v", pseudo, [1, 2], CATS)  # every pixel edit undone
+    assert undone.edited_pixels == 0 and undone.previous_pixels == n
+    assert list_backups(tmp_path, "v") == [undone.backup]
+    np.testing.assert_array_equal(load_labels(undone.backup / "labels.npz").labels, edited.labels)
+    assert json.loads((undone.backup / "state.json").read_text())["reviewed"] == [1, 2]
+    np.testing.assert_array_equal(load_project_state(tmp_path, "v").volume.labels, pseudo.labels)  # saved all the same
+
+    unreviewed = save_corrections(tmp_path, "v", pseudo, [2], CATS)  # a review mark taken back
+    assert unreviewed.backup is not None and len(list_backups(tmp_path, "v")) == 2
+    for _ in range(KEEP_BACKUPS + 3):
+        save_corrections(tmp_path, "v", edited, [1, 2], CATS)
+        save_corrections(tmp_path, "v", pseudo, [], CATS)
+    kept = list_backups(tmp_path, "v")
+    assert len(kept) == KEEP_BACKUPS and kept[-1].name > undone.backup.name  # the newest generations
+    assert project_videos(tmp_path) == ["v"]  # backups are not videos
