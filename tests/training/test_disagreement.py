@@ -75,6 +75,14 @@ def test_match_disagreement_counts_unmatched_masks_and_missing_iou_in_the_later_
         match_disagreement([{"t2": 1}], 5)
 
 
+def test_match_disagreement_counts_predictions_not_the_intra_frame_unions_added_to_them():
+    # 2 predictions on each side, both matched perfectly; 4 unions of them added on each side by intra-frame expansion
+    pair = {**_pair(0, 1, 6, 6, [[0, 0, 1.0], [1, 1, 1.0]]), "n_pred_t": 2, "n_pred_t2": 2}
+    assert match_disagreement([pair], 2).tolist() == [0.0, 0.0]  # not 1 - 2/6 = 0.67
+    half = {**_pair(0, 1, 6, 6, [[0, 0, 1.0]]), "n_pred_t": 2, "n_pred_t2": 2}
+    assert match_disagreement([half], 2).tolist() == [0.0, 0.5]
+
+
 def test_the_video_disagreement_is_the_larger_signal_per_frame():
     a, b = np.array([0.1, 0.9, 0.0]), np.array([0.5, 0.2, 0.0])
     np.testing.assert_allclose(video_disagreement(a, None, b), [0.5, 0.9, 0.0])

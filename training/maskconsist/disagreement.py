@@ -114,11 +114,15 @@ def frame_disagreement(
 def match_disagreement(pairs: Sequence[Mapping[str, Any]], n_frames: int) -> np.ndarray:
     """How inconsistent MaskConsist's inter-frame matches ending in each frame are.
 
-    For a pair (t, t+δ) with ``a`` warped masks of frame t, ``b`` masks of
-    frame t+δ and matches of IoU ``iou_k``: ``1 - Σ iou_k / max(a, b)``, 0 when
-    both are empty; so an unmatched mask on either side counts 1 and a match
-    counts what its IoU misses. A frame's value is the mean over the pairs
-    that end in it, 0 where none does.
+    For a pair (t, t+δ) with ``a`` predictions of frame t (warped), ``b``
+    predictions of frame t+δ and matches of IoU ``iou_k``:
+    ``1 - Σ iou_k / max(a, b)``, 0 when both are empty; so an unmatched
+    prediction on either side counts 1 and a match counts what its IoU misses.
+    ``a`` and ``b`` count the plain predictions only (``n_pred_t``,
+    ``n_pred_t2``): the intra-frame unions MaskConsist adds to both sides are
+    candidates, not objects, and counting them made every frame of a video
+    read as disagreeing (0.8-1.0 with two or three objects). A frame's value is
+    the mean over the pairs that end in it, 0 where none does.
 
     Parameters
     ----------
@@ -142,7 +146,8 @@ def match_disagreement(pairs: Sequence[Mapping[str, Any]], n_frames: int) -> np.
     for p in pairs:
         try:
             t2 = int(p["t2"])
-            a, b = len(p["warped_t"]["boxes"]), len(p["expanded_t2"]["boxes"])
+            a = int(p.get("n_pred_t", len(p["warped_t"]["boxes"])))
+            b = int(p.get("n_pred_t2", len(p["expanded_t2"]["boxes"])))
             matched = sum(float(m[2]) for m in p["matches"])
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise ValueError(f"malformed MaskConsist pair ({type(exc).__name__}: {exc})") from None
