@@ -100,6 +100,20 @@ def layer_rank(name: str) -> int:
     return next((i for i, prefix in enumerate(order) if name == prefix or name.startswith(prefix)), len(order))
 
 
+def newest_result(names: list[str]) -> str | None:
+    """The layer showing the newest result among ``names``: the one a person wants to see, the rest stay hidden.
+
+    Predictions, else pseudo-labels, else the first f-CAM, else the first CAM,
+    else the flow; None when ``names`` has none of them. (Six additive CAM
+    layers shown at once make the canvas white.)
+    """
+    for prefix in (PREDICTIONS, PSEUDO_LABELS, "f-cam [", "cam [", FLOW):
+        hit = next((n for n in names if n == prefix or (prefix.endswith("[") and n.startswith(prefix))), None)
+        if hit is not None:
+            return hit
+    return None
+
+
 def _meta(stage: str, key: str, **extra: Any) -> dict[str, Any]:
     return {META_KEY: {"stage": stage, "video_key": key, **extra}}
 
@@ -598,6 +612,29 @@ def match_layers(matches_json: str | os.PathLike, key: str) -> list[tuple]:
         }
         layers.append((boxes, kwargs, "shapes"))
     return layers
+
+
+def describe_matches(matches_json: str | os.PathLike | None) -> str:
+    """One line on a video's MaskConsist matches, saying why when there are none; "" without a matches file."""
+    from training.data.json_io import read_json
+
+    if matches_json is None or not Path(matches_json).is_file():
+        return ""
+    data = read_json(matches_json)
+    pairs = data.get("pairs") if isinstance(data, dict) else None
+    if not isinstance(pairs, list):
+        return ""
+    n = sum(len(p.get("matches") or []) for p in pairs if isinstance(p, dict))
+    moved = sum(len(p.get("transferred") or []) for p in pairs if isinstance(p, dict))
+    if n:
+        return f"MaskConsist: {n} matches in {len(pairs)} frame pairs, {moved} transferred as labels"
+    preds = sum(int(p.get("n_pred_t", 0) or 0) for p in pairs if isinstance(p, dict))
+    why = (
+        "the detector predicted nothing in these frames"
+        if not preds
+        else "no prediction warped along the flow overlapped one in the other frame at IoU > 0.5"
+    )
+    return f"MaskConsist matched nothing in {len(pairs)} frame pairs ({why}), so the matches layer is empty"
 
 
 def project_layers(

@@ -54,9 +54,12 @@ from napari_vis_ws._stage_layers import (
     SHOWN_STAGES,
     STAGES,
     attach_disagreement,
+    describe_matches,
     detector_checkpoint,
     labels_snapshot,
     layer_rank,
+    matches_path,
+    newest_result,
     predictions_path,
     project_layers,
 )
@@ -219,6 +222,7 @@ class PipelineWidget(QWidget):
         self._tags: Path | None = None
         self._categories: list[dict[str, Any]] = []
         self._project_auto = True  # the project field follows the tags file until the user edits it
+        self._newest: str | None = None  # the newest result of the running stage
 
         self.tags_edit = QLineEdit()
         self.tags_edit.setPlaceholderText("frame-tags JSON (vis-ws tags)")
@@ -414,13 +418,18 @@ class PipelineWidget(QWidget):
         found = f"results: {names}" if layers else f"no results yet in {self.project}: run the stages below"
         self.info.setText(f"{note}{key}: {t} frames of {w}×{h}; {found}")
 
-    def _put_layer(self, data: Any, kwargs: dict[str, Any], kind: str, restyle: bool = False) -> None:
+    def _put_layer(
+        self, data: Any, kwargs: dict[str, Any], kind: str, restyle: bool = False, visible: bool = True
+    ) -> None:
         """Add a layer, or give a same-named layer of the same kind the new data.
 
         An updated layer keeps its display settings (opacity, visibility,
-        contrast) unless ``restyle``, for a layer reused under a new name.
+        contrast) unless ``restyle``, for a layer reused under a new name; a
+        new one is shown when ``visible``.
         """
         name = kwargs["name"]
+        if restyle or name not in self.viewer.layers:
+            kwargs = {**kwargs, "visible": visible}
         if name in self.viewer.layers:
             layer = self.viewer.layers[name]
             if _fits(layer, kwargs, kind):
@@ -428,7 +437,7 @@ class PipelineWidget(QWidget):
                 if "features" in kwargs:
                     layer.features = kwargs["features"]
                 if restyle:
-                    for key in ("colormap", "contrast_limits", "blending", "opacity"):
+                    for key in ("colormap", "contrast_limits", "blending", "opacity", "visible"):
                         if key in kwargs:
                             setattr(layer, key, kwargs[key])
                 layer.metadata = {**layer.metadata, **kwargs.get("metadata", {})}
@@ -441,9 +450,13 @@ class PipelineWidget(QWidget):
 
         A layer that is no longer needed (``cam [dog]`` after switching to a
         video of cats) is renamed and reused for a new one of the same kind:
-        napari takes a long garbage collection to remove a layer.
+        napari takes a long garbage collection to remove a layer. Of the new
+        layers only the newest result (:func:`newest_result`) is visible; the
+        others are added hidden, and layers already there keep the visibility
+        the user gave them.
         """
         keep = {kw["name"] for _, kw, _ in layers}
+        shown = newest_result([kw["name"] for _, kw, _ in layers])
         stale = [
             ly
             for ly in self.viewer.layers
@@ -456,7 +469,7 @@ class PipelineWidget(QWidget):
             if reuse is not None:
                 stale.remove(reuse)
                 reuse.name = kwargs["name"]
-            self._put_layer(data, kwargs, kind, restyle=reuse is not None)
+            self._put_layer(data, kwargs, kind, restyle=reuse is not None, visible=kwargs["name"] == shown)
         for layer in stale:
             self.viewer.layers.remove(layer)
         self._order_layers()
@@ -537,6 +550,7 @@ class PipelineWidget(QWidget):
             self._show_predictions(value)
         else:
             self._show_layers(value, (name,))
+            self._newest = newest_result([kw["name"] for _, kw, _ in value])
 
     def _show_predictions(self, loaded: LoadedPredictions) -> None:
         """Show ``predictions`` (and ``matches``); hand the disagreement to the pseudo-labels layer."""
@@ -545,9 +559,15 @@ class PipelineWidget(QWidget):
         predictions = next((d for d, kw, _ in loaded.layers if kw["name"] == PREDICTIONS), None)
         count = 0 if predictions is None else int(np.count_nonzero(np.unique(predictions)))
         how = f"predicted now, saved to {loaded.predicted}" if loaded.predicted else "stored"
-        self._messages[PREDICTIONS] = f"{loaded.key}: {count} predicted instances ({how})"
+        matched = describe_matches(matches_path(self.project, loaded.key)) if self.project is not None else ""
+        self._messages[PREDICTIONS] = f"{loaded.key}: {count} predicted instances ({how})" + (
+            f". {matched}" if matched else ""
+        )
 
     def _stage_done(self, name: str) -> None:
+        if self._newest is not None and self._newest in self.viewer.layers:
+            self.viewer.layers[self._newest].visible = True  # the result just made is shown
+        self._newest = None
         bar = self.stages[name].progress
         bar.setValue(bar.maximum())
         self.info.setText(f"{TITLES[name]}: done. {self._messages.pop(name, '')}".strip())

@@ -135,3 +135,34 @@ def test_a_save_with_fewer_edits_than_on_disk_keeps_the_previous_one_as_a_backup
     backups = sorted((video_dir(run, KEYS[0]) / "backups").iterdir())
     assert len(backups) == 1
     np.testing.assert_array_equal(load_labels(backups[0] / "labels.npz").labels, corrected)
+
+
+@pytest.mark.slow
+def test_200_random_rounds_of_switches_edits_stages_and_autosaves_neither_crash_nor_lose_an_edit(project, tmp_path):
+    """A real viewer in a child process (a crash shows as its exit code, with faulthandler's traceback)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import REPO
+
+    run, ledger = tmp_path / "run", tmp_path / "ledger.npz"
+    shutil.copytree(project / "run", run)
+    child = Path(__file__).with_name("stress_child.py")
+    args = [str(project / "data/tags.json"), str(run), "200", "0", str(ledger)]
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}  # DISPLAY (Xvfb) and QT_API are inherited
+    out = subprocess.run(
+        [sys.executable, "-X", "faulthandler", str(child), *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert out.returncode == 0, f"exit {out.returncode}:\n{out.stderr[-6000:]}"
+    assert "DONE" in out.stdout
+    expected = dict(np.load(ledger))
+    assert expected, "no edit was made"
+    for key, labels in expected.items():
+        saved = load_labels(video_dir(run, key) / "labels.npz").labels
+        np.testing.assert_array_equal(saved, labels, err_msg=f"corrections of {key} on disk")
+    for folder in (run / "corrections").iterdir():
+        assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")], folder

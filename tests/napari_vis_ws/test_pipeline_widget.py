@@ -112,9 +112,12 @@ def test_running_each_stage_from_the_dock_adds_its_layers(dock, qtbot, project, 
         assert layers[name].data.shape == (T, H, W)
     assert np.asarray(layers["cam [disc]"].data[0]).max() == pytest.approx(1.0, abs=1e-3)  # max-normalised
 
+    assert [ly.name for ly in layers if ly.visible and "cam [" in ly.name] == ["f-cam [disc]"]  # not six additive maps
+
     pseudo = dock.stages["pseudo-labels"]
     pseudo.run_button.click()
     _wait(qtbot, pseudo.run_button)
+    assert layers["pseudo-labels"].visible and not layers["boundary"].visible
     assert pseudo.progress.value() == pseudo.progress.maximum() == T
     labels = layers["pseudo-labels"]
     assert labels.data.shape == (T, H, W) and labels.editable
@@ -177,6 +180,7 @@ def test_reopening_a_project_shows_every_result_without_computing(dock, qtbot, p
         "centroids",
     ]
     assert dock.viewer.layers["frames"].metadata["vis_ws"]["video_id"] == 1
+    assert [ly.name for ly in dock.viewer.layers if ly.visible] == ["frames", "pseudo-labels"]  # the newest result
     assert seconds < 1.0, f"showing the stored results took {seconds:.2f} s"
     assert dock.worker is None and all(s.progress.value() == 0 for s in dock.stages.values())
     assert {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()} == stamps
@@ -246,7 +250,9 @@ def test_run_predictions_shows_the_detectors_tubes_and_keeps_them_in_the_project
     saved = folder / "predictions" / f"{KEY}.json"
     assert {r["video_id"] for r in json.loads(saved.read_text())} == {1}
     assert dock.info.text().startswith(f"Predictions: done. {KEY}: ")
-    assert f"predicted instances (predicted now, saved to {saved})" in dock.info.text()
+    matched = "MaskConsist: 1 matches in 1 frame pairs, 1 transferred as labels"
+    assert f"predicted instances (predicted now, saved to {saved}). {matched}" in dock.info.text()
+    assert layers["predictions"].visible and not layers["warped masks"].visible
 
     stamp, data = saved.stat().st_mtime_ns, np.array(predictions.data)
     dock.video_combo.setCurrentIndex(1)  # a video without predictions: the layers go

@@ -225,3 +225,24 @@ def test_pseudo_labels_shown_with_predictions_carry_their_disagreement_per_frame
     assert by_name["pseudo-labels"]["metadata"]["vis_ws"]["disagreement"] == [0.0, 1.0, 0.0, 0.0]
     alone = project_layers(tmp_path, KEY, cats, (T, H, W), ("pseudo-labels",))  # no predictions asked for
     assert "disagreement" not in next(kw for _, kw, _ in alone if kw["name"] == "pseudo-labels")["metadata"]["vis_ws"]
+
+
+def test_matches_are_described_and_an_empty_result_says_why(tmp_path):
+    import json
+
+    from napari_vis_ws._stage_layers import describe_matches
+
+    box = {"boxes": [[10.0, 20.0, 8.0, 6.0]], "classes": [1], "scores": [0.9]}
+    empty = {"boxes": [], "classes": [], "scores": []}
+    pair = {"t": 0, "t2": 1, "n_pred_t": 1, "n_pred_t2": 1, "matches": [], "transferred": [],
+            "warped_t": box, "expanded_t2": box}  # fmt: skip
+    path = tmp_path / "v.json"
+    path.write_text(json.dumps({"video": "v", "pairs": [pair, {**pair, "t": 2}]}))
+    assert describe_matches(path) == (
+        "MaskConsist matched nothing in 2 frame pairs (no prediction warped along the flow overlapped one in "
+        "the other frame at IoU > 0.5), so the matches layer is empty"
+    )
+    nothing = {**pair, "n_pred_t": 0, "n_pred_t2": 0, "warped_t": empty, "expanded_t2": empty}
+    path.write_text(json.dumps({"video": "v", "pairs": [nothing]}))
+    assert "the detector predicted nothing in these frames" in describe_matches(path)
+    assert describe_matches(tmp_path / "missing.json") == ""
