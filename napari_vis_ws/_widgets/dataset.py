@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_vis_ws._docking import tabify_when_docked
 from napari_vis_ws._layers import dataset_layers, find_dataset_json, frames_layer
 from napari_vis_ws._workers import start_worker
 
@@ -103,6 +104,7 @@ class DatasetWidget(QWidget):
         layout.addWidget(ev)
         layout.addStretch(1)
         self.path_edit.editingFinished.connect(lambda: self._path_changed())
+        tabify_when_docked(self)
 
     # -- source ---------------------------------------------------------------
     def _browse(self) -> None:

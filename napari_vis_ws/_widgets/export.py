@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_vis_ws._docking import tabify_when_docked
 from napari_vis_ws._layers import volume_from_layer
 from napari_vis_ws._widgets.corrections import PSEUDO_LABELS, run_folder_of
 from napari_vis_ws._workers import start_worker
@@ -136,6 +137,7 @@ class ExportWidget(QWidget):
         self.viewer.layers.events.removed.connect(self._layers_changed)
         self.viewer.layers.events.moved.connect(self._layers_changed)
         self._layers_changed()
+        tabify_when_docked(self)
 
     # -- layers ---------------------------------------------------------------------
     def _layers_changed(self, event: Any = None) -> None:
