@@ -366,6 +366,8 @@ class TrainingWidget(QWidget):
         layout.addWidget(predictions)
         self.out_edit.textChanged.connect(self._update_run)
         self._stage_changed()
+        from napari_vis_ws._docking import tabify_when_docked
+        tabify_when_docked(self)  # into a tab with the plugin's other docks (issue 16)
 
     # -- settings -----------------------------------------------------------------
     @staticmethod
