@@ -64,6 +64,7 @@ from napari_vis_ws._stage_layers import (
     project_layers,
 )
 from napari_vis_ws._widgets.training import LoadedPredictions, prediction_work
+from napari_vis_ws._tasks import register_task, update_task, wait_until
 from napari_vis_ws._workers import start_generator_worker, start_worker
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ if TYPE_CHECKING:
 
 PROJECT_DIR = "project"  # default project folder, beside the tags file
 REFRESH_S = 0.5  # how often the layers of a running stage are rebuilt
+STOP_WAIT_S = 60.0  # closing the window waits this long for a stage to stop after its current frame
 MODEL_HINT = "train it from the Training dock or with `vis-ws pseudo-labels`"
 DETECTOR_HINT = "train one with `vis-ws pipeline {tags} --out {project}` or the Training dock (Mask R-CNN, MaskConsist)"
 DOCK_STAGES = (*STAGES, PREDICTIONS)  # one row each, in this order
@@ -223,6 +225,8 @@ class PipelineWidget(QWidget):
         self._categories: list[dict[str, Any]] = []
         self._project_auto = True  # the project field follows the tags file until the user edits it
         self._newest: str | None = None  # the newest result of the running stage
+        self._task: Any = None  # the running stage in napari's task registry (its close dialog lists it)
+        self._closing = False
 
         self.tags_edit = QLineEdit()
         self.tags_edit.setPlaceholderText("frame-tags JSON (vis-ws tags)")
@@ -529,6 +533,19 @@ class PipelineWidget(QWidget):
             partial(self._stage_done, name),
             partial(self._stage_finished, name),
         )
+        what = f"{TITLES[name]} of video {video_id} in {project}: quitting stops it after the current frame"
+        self._task = register_task(self.viewer, what, self.stop_and_wait)
+
+    def stop_and_wait(self, timeout_s: float = STOP_WAIT_S) -> bool:
+        """Stop the running stage after its current frame and wait until it has cleaned up (closing the window).
+
+        Returns whether it stopped within ``timeout_s``.
+        """
+        self._closing = True  # nothing is shown any more: the viewer is going
+        if self.worker is None:
+            return True
+        self.worker.quit()
+        return wait_until(lambda: self.worker is None, timeout_s)
 
     def cancel(self, name: str) -> None:
         """Stop the running stage after the frame it is on."""
@@ -577,6 +594,8 @@ class PipelineWidget(QWidget):
     def _stage_finished(self, name: str) -> None:
         row = self.stages[name]
         cancelled = self.worker is not None and self.worker.abort_requested
+        update_task(self.viewer, self._task, "CANCELLED" if cancelled else "COMPLETED")
+        self._task = None
         self.running = None
         self.worker = None
         row.cancel_button.setEnabled(False)
@@ -584,7 +603,7 @@ class PipelineWidget(QWidget):
             w.setEnabled(True)
         for r in self.stages.values():
             r.run_button.setEnabled(True)
-        if cancelled:  # show what the stage wrote before it stopped
+        if cancelled and not self._closing:  # show what the stage wrote before it stopped
             self.show_results(f"{TITLES[name]} cancelled at {row.progress.value()}/{row.progress.maximum()}. ")
 
     def _notify(self, message: str) -> None:

@@ -296,3 +296,22 @@ def test_predictions_without_a_detector_say_what_is_missing_in_one_line(dock, qt
     assert dock.info.text() == expected
     assert [str(n.message) for n in notification_manager.records[seen:]] == [expected]
     assert row.progress.value() == 0 and "predictions" not in _names(dock) and not empty.exists()
+
+
+def test_closing_the_viewer_lists_the_running_stage_and_stops_it_after_its_frame(
+    make_napari_viewer, qtbot, project, tmp_path, monkeypatch
+):
+    _slow_flow(monkeypatch, 0.5)
+    viewer = make_napari_viewer()
+    dock = PipelineWidget(viewer)
+    viewer.window.add_dock_widget(dock)
+    folder = _fresh(project, tmp_path / "p")
+    _open(dock, qtbot, project, folder)
+    row = dock.stages["flow"]
+    row.run_button.click()
+    qtbot.waitUntil(lambda: row.progress.value() >= 1, timeout=30_000)
+    status = viewer.window._qt_window._window._task_status_manager.get_status()  # what napari's close dialog lists
+    assert any(s.startswith("napari-vis-ws: Flow of video 1 in ") for s in status), status
+    viewer.window._qt_window.close()
+    assert dock.worker is None  # stopped before the window went, after the frame it was on
+    assert list((folder / "flow").iterdir()) == []  # the half-written flow was removed, no temp file left
