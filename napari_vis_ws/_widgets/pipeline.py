@@ -63,8 +63,8 @@ from napari_vis_ws._stage_layers import (
     predictions_path,
     project_layers,
 )
-from napari_vis_ws._widgets.training import LoadedPredictions, prediction_work
 from napari_vis_ws._tasks import register_task, update_task, wait_until
+from napari_vis_ws._widgets.training import LoadedPredictions, prediction_work
 from napari_vis_ws._workers import start_generator_worker, start_worker
 
 if TYPE_CHECKING:
