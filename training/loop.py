@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from training.atomic import write_json
+from training.atomic import remove_stale_temp_files, write_json
 from training.config import config_to_dict
 from training.data.json_io import read_json
 from training.distributed import all_reduce_mean, average_buffers, dump_rank_state, is_main, rank_world, shard
@@ -42,6 +42,10 @@ C = TypeVar("C")
 def prepare_run(run: Path, resume: bool) -> bool:
     """Check a run folder before training; True when there is a checkpoint to resume.
 
+    The temporary files of writes killed long ago (a 64 MiB
+    ``.checkpoint.pt.<random>.tmp`` of a run killed while saving) are removed
+    (:func:`training.atomic.remove_stale_temp_files`; rank 0 only).
+
     Raises
     ------
     InputError
@@ -53,6 +57,8 @@ def prepare_run(run: Path, resume: bool) -> bool:
         raise InputError(
             run, "already holds a trained checkpoint: pass --resume to continue it, or choose another --out"
         )
+    if is_main():
+        remove_stale_temp_files(run, recursive=True)
     return resume and (run / CHECKPOINT).exists()
 
 
