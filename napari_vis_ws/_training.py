@@ -4,7 +4,9 @@ The dock runs training as a subprocess of our own command line, so the same
 run works headless: :func:`build_command` makes its argv (locally
 ``python -m training.cli ...``; behind a launcher such as ``srun --gres=gpu:1``
 or ``ssh gpu-host``, ``LAUNCHER... vis-ws ...``), and every ``--progress json``
-line it prints on stdout is read back with :func:`parse_progress_line`.
+line it prints on stdout is read back with :func:`parse_progress_line`. A
+failed run's error speaks CLI (``pass --resume``); :func:`dock_error` says it
+with the dock's controls.
 """
 
 from __future__ import annotations
@@ -28,7 +30,32 @@ STAGES: dict[str, tuple[str, str]] = {
 }
 WEIGHTS_STAGES = ("classifier", "maskrcnn")  # the stages that take --weights (the others start from a run)
 DEVICES = ("auto", "cpu", "cuda")
+# CLI flag → the dock's control for it, as an error message should name it
+DOCK_CONTROLS: dict[str, str] = {
+    "--resume": "'resume from the checkpoint'",
+    "--out": "the Output folder",
+    "--epochs": "the Epochs box",
+    "--irn-epochs": "the Epochs box",
+    "--iterations": "the Iterations box",
+    "--weights": "the Weights box",
+    "--device": "the Device box",
+    "--pseudo": "the Labels choice",
+}
+# whole phrases first, so the sentence still reads ("choose another --out" is not "another the Output folder")
+_DOCK_PHRASES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\b(?:pass|use|add) --resume\b"), "tick 'resume from the checkpoint'"),
+    (re.compile(r"\b(?:run )?without --resume\b"), "untick 'resume from the checkpoint'"),
+    (re.compile(r"\bkeep it for --resume\b"), "keep it to resume (tick 'resume from the checkpoint')"),
+    (re.compile(r"\b(another|a new|a different) --out\b"), r"\1 Output folder"),
+    (re.compile(r"\b(?:use|pass) --device ([\w:]+)"), r"choose \1 in the Device box"),
+)
+_FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*\b(?!-)")
 _DEVICE = re.compile(r"\b(cuda(?::\d+)? \([^)]*\)|cpu \(\d+ threads?\))")
+
+
+def stage_name(stage: str) -> str:
+    """The stage's title without its command: ``MaskConsist, step 2``."""
+    return STAGES[stage][0].split(" (")[0]
 
 
 def output_folder(stage: str, project: str | Path) -> Path:
@@ -56,7 +83,9 @@ def build_command(
     options : mapping
         ``out`` (run folder; default :func:`output_folder`), ``device``
         (default ``auto``), ``epochs`` (0 or absent: the command's default),
-        ``iterations`` (Mask R-CNN stages only, overrides epochs), ``weights``
+        ``iterations`` (Mask R-CNN stages only, overrides epochs), ``pseudo``
+        (Mask R-CNN stages: the folder of the labels to train on, default
+        ``PROJECT/pseudo``; ``PROJECT/targets`` with the corrections), ``weights``
         (classifier and Mask R-CNN step 1: a local ImageNet or checkpoint file
         to start from; empty: random init), ``resume`` (bool), ``extra`` (more
         arguments, a string split like a shell does or a list).
@@ -85,7 +114,8 @@ def build_command(
             args += ["--irn-epochs", str(epochs)]
     else:
         step = 1 if stage == "maskrcnn" else 2
-        args = ["train", str(tags), "--pseudo", str(project / "pseudo"), "--flow", str(project / "flow")]
+        pseudo = options.get("pseudo") or project / "pseudo"
+        args = ["train", str(tags), "--pseudo", str(pseudo), "--flow", str(project / "flow")]
         args += ["--out", str(out), "--step", str(step)]
         if step == 2:
             args += ["--init", str(options.get("init") or output_folder("maskrcnn", project))]
@@ -168,3 +198,16 @@ def error_line(stderr: str) -> str:
         if ": error: " in line or ": stopped: " in line or line.startswith("vis-ws"):
             return line
     return lines[-1] if lines else ""
+
+
+def dock_error(line: str) -> str:
+    """A CLI error line said with the Training dock's controls where it has one for a flag.
+
+    ``... already holds a trained checkpoint: pass --resume to continue it, or
+    choose another --out`` becomes ``... tick 'resume from the checkpoint' to
+    continue it, or choose another Output folder``; ``--epochs`` becomes ``the
+    Epochs box``. Flags the dock has no control for (they go in Options) stay.
+    """
+    for pattern, text in _DOCK_PHRASES:
+        line = pattern.sub(text, line)
+    return _FLAG.sub(lambda m: DOCK_CONTROLS.get(m.group(0), m.group(0)), line)

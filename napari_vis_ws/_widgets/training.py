@@ -8,6 +8,19 @@ line; any other output goes to the log. Cancel sends SIGINT, which our CLI
 turns into "finish this step, save the checkpoint, exit 130"; a run that has
 not stopped after :attr:`TrainingWidget.cancel_timeout_s` is killed.
 
+Quitting napari never kills a run half-way: the run is a task of napari's
+window (its close dialog lists it), and closing the window, or the dock,
+stops it the way Cancel does and waits (the window still painted) for its
+checkpoint before napari goes on closing. Before a run starts in an output
+folder, the temporary files of writes killed long ago are removed there.
+
+Options (epochs, iterations, weights, resume, output, more options) are kept
+per stage: switching the stage shows that stage's own. The Mask R-CNN stages
+train on the pseudo-labels, or on the pseudo-labels with the corrections
+saved in the project (``PROJECT/corrections/``), written as training targets
+to ``PROJECT/targets`` when the run starts. A resumed run continues the loss
+curve of the run it resumes.
+
 A launcher (default empty: this machine) prefixes the command, e.g.
 ``srun --gres=gpu:1`` or ``ssh gpu-host``, to train on a GPU server or
 cluster that shares the project folder (``vis-ws`` must be on its PATH).
@@ -30,14 +43,15 @@ import math
 import os
 import signal
 import time
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtCore import QPointF, QProcess, QProcessEnvironment, Qt, QTimer
-from qtpy.QtGui import QColor, QPainter, QPaintEvent, QPen, QPolygonF
+from qtpy.QtCore import QEvent, QObject, QPointF, QProcess, QProcessEnvironment, Qt, QTimer
+from qtpy.QtGui import QCloseEvent, QColor, QPainter, QPaintEvent, QPen, QPolygonF
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -68,11 +82,13 @@ from napari_vis_ws._training import (
     WEIGHTS_STAGES,
     build_command,
     device_used,
+    dock_error,
     error_line,
     eta_seconds,
     format_eta,
     output_folder,
     parse_progress_line,
+    stage_name,
 )
 from napari_vis_ws._workers import start_generator_worker
 
@@ -84,6 +100,10 @@ if TYPE_CHECKING:
 EXIT_INTERRUPTED = 130  # training.cli: stopped by SIGINT, checkpoint saved
 PROJECT_DIR = "project"  # default project folder, beside the tags file (as the Pipeline dock)
 DETECTOR_STAGES = ("maskrcnn", "maskconsist")
+TASK_PROVIDER = "napari-vis-ws"  # the name napari's close dialog gives our running training
+TARGETS_DIR = "targets"  # PROJECT/targets: the corrected training targets (as the Export dock writes them)
+LABELS = {"pseudo": "pseudo-labels", "corrected": "pseudo-labels with my corrections"}
+UNITS = {"it": "iteration"}
 
 
 # -- predictions: user action → backend generator (no Qt, run in the worker) ------------
@@ -242,6 +262,11 @@ class TrainingWidget(QWidget):
         self._project_auto = True  # the project field follows the tags file until the user edits it
         self._run_auto = True  # the predictions' run field follows the output field until the user edits it
         self.predictor: Any = None  # the worker loading (or making) predictions
+        self._task_id: Any = None  # the run as a task of napari's window (its close dialog lists it)
+        self._watched: Callable[[], QObject | None] = lambda: None  # the window whose Close stops the run
+        self._stage_options: dict[str, dict[str, Any]] = {}  # the option fields of each stage shown so far
+        self._shown_stage = ""  # the stage whose options the fields show
+        self._last_out = ""  # the output folder of the last run started here (a resume of it keeps its curve)
 
         self.stage_combo = QComboBox()
         for key, (title, _) in STAGES.items():
@@ -277,6 +302,13 @@ class TrainingWidget(QWidget):
             "network, or a train-cam checkpoint); nothing is downloaded"
         )
         self.resume_check = QCheckBox("resume from the checkpoint in the output folder")
+        self.labels_combo = QComboBox()
+        for key, title in LABELS.items():
+            self.labels_combo.addItem(title, key)
+        self.labels_combo.setToolTip(
+            "Mask R-CNN stages: train on the pseudo-labels (PROJECT/pseudo), or on them with the corrections "
+            "saved by the Corrections dock (written to PROJECT/targets when the run starts)"
+        )
         self.extra_edit = QLineEdit()
         self.extra_edit.setPlaceholderText("more vis-ws options, e.g. --arch resnet18 --crop 224")
         self.launcher_edit = QLineEdit()
@@ -334,6 +366,7 @@ class TrainingWidget(QWidget):
         form.addRow("Device", self.device_combo)
         form.addRow("Epochs", self.epochs_spin)
         form.addRow("Iterations", self.iterations_spin)
+        form.addRow("Labels", self.labels_combo)
         self.weights_button = QPushButton("Browse…")
         self.weights_button.clicked.connect(self._browse_weights)
         weights_row = QHBoxLayout()
@@ -429,8 +462,36 @@ class TrainingWidget(QWidget):
     def _out_edited(self, text: str) -> None:
         self._out_auto = not text.strip()
 
+    def _stage_fields(self) -> dict[str, Any]:
+        """The option fields as they are now, to show again when their stage is chosen again."""
+        return {
+            "epochs": self.epochs_spin.value(),
+            "iterations": self.iterations_spin.value(),
+            "weights": self.weights_edit.text(),
+            "resume": self.resume_check.isChecked(),
+            "extra": self.extra_edit.text(),
+            "out": self.out_edit.text(),
+            "out_auto": self._out_auto,
+        }
+
+    def _show_stage_fields(self, fields: dict[str, Any]) -> None:
+        self.epochs_spin.setValue(int(fields.get("epochs", 0)))
+        self.iterations_spin.setValue(int(fields.get("iterations", 0)))
+        self.weights_edit.setText(str(fields.get("weights", "")))
+        self.resume_check.setChecked(bool(fields.get("resume", False)))
+        self.extra_edit.setText(str(fields.get("extra", "")))
+        self._out_auto = bool(fields.get("out_auto", True))
+        if not self._out_auto:
+            self.out_edit.setText(str(fields.get("out", "")))
+
     def _stage_changed(self, *_: Any) -> None:
-        self.iterations_spin.setEnabled(self.stage in ("maskrcnn", "maskconsist"))
+        """Show the chosen stage's own options (those typed for another stage stay with it)."""
+        if self._shown_stage and self._shown_stage != self.stage:
+            self._stage_options[self._shown_stage] = self._stage_fields()
+            self._show_stage_fields(self._stage_options.get(self.stage, {}))
+        self._shown_stage = self.stage
+        self.iterations_spin.setEnabled(self.stage in DETECTOR_STAGES)
+        self.labels_combo.setEnabled(self.stage in DETECTOR_STAGES)
         self.weights_edit.setEnabled(self.stage in WEIGHTS_STAGES)
         self.weights_button.setEnabled(self.stage in WEIGHTS_STAGES)
         self._update_out()
@@ -453,6 +514,11 @@ class TrainingWidget(QWidget):
             "extra": self.extra_edit.text(),
         }
 
+    @property
+    def labels(self) -> str:
+        """What the Mask R-CNN stages train on: ``pseudo`` or ``corrected`` (see :data:`LABELS`)."""
+        return str(self.labels_combo.currentData())
+
     # -- running ------------------------------------------------------------------
     @property
     def running(self) -> bool:
@@ -469,16 +535,30 @@ class TrainingWidget(QWidget):
             return
         launcher = self.launcher_edit.text().strip()
         tags_path, project_path = Path(tags).absolute(), Path(project).absolute()
+        options = self.options()
+        if self.stage in DETECTOR_STAGES and self.labels == "corrected":
+            targets = self._write_targets(project_path)
+            if targets is None:
+                return
+            options["pseudo"] = str(targets)
         try:
-            self.command = build_command(self.stage, tags_path, project_path, self.options(), launcher)
+            command = build_command(self.stage, tags_path, project_path, options, launcher)
         except ValueError as exc:  # unbalanced quotes in the options or the launcher
             self._fail(f"bad options: {exc}")
             return
+        self.command = command
+        out = str(command[command.index("--out") + 1]) if "--out" in command else ""
+        self._remove_stale_temp_files(out)
+        resuming_here = bool(options["resume"]) and out == self._last_out and bool(self.loss_plot.values)
+        self._last_out = out
         self.events, self.exit_code, self._cancelled = [], None, False
         self._stdout_buffer, self._stderr_text = "", ""
-        self.loss_plot.clear()
-        self.progress.setRange(0, 0)  # busy until the first event
-        self.progress.setFormat("starting…")
+        if resuming_here:  # the same run goes on: keep its curve and progress until the first event moves it
+            self.progress.setFormat("resuming…")
+        else:
+            self.loss_plot.clear()
+            self.progress.setRange(0, 0)  # busy until the first event
+            self.progress.setFormat("starting…")
         self.device_label.setText("device: -")
         self.log.appendPlainText("$ " + " ".join(self.command))
         self.status.setText(f"running {STAGES[self.stage][0]}" + (f" via {launcher}" if launcher else ""))
@@ -502,7 +582,156 @@ class TrainingWidget(QWidget):
         self.process = process
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
+        self._register_task()
         process.start(self.command[0], self.command[1:])
+
+    def _write_targets(self, project: Path) -> Path | None:
+        """Write the project's corrected training targets to ``PROJECT/targets``; None after saying why not."""
+        from training.errors import InputError
+        from training.project import CORRECTIONS, project_videos, write_training_targets
+
+        if not project_videos(project):
+            what = "correct some frames in the Corrections dock first"
+            self._fail(f"no saved corrections in {project / CORRECTIONS}: {what}")
+            return None
+        try:
+            summary = write_training_targets(project, project / TARGETS_DIR)
+        except (InputError, OSError, ValueError) as exc:
+            self._fail(f"could not write the training targets: {exc}")
+            return None
+        self.log.appendPlainText(f"training targets: {summary}")
+        return summary.path
+
+    def _remove_stale_temp_files(self, out: str) -> None:
+        """Remove the temporary files that writes killed long ago left in the run folder (a killed run's)."""
+        from training.atomic import remove_stale_temp_files
+
+        if not out:
+            return
+        try:
+            removed = remove_stale_temp_files(out, recursive=True)
+        except OSError as exc:
+            self.log.appendPlainText(f"{out}: could not look for temporary files of killed writes ({exc})")
+            return
+        if removed:
+            names = ", ".join(p.name for p in removed[:3]) + (", …" if len(removed) > 3 else "")
+            self.log.appendPlainText(f"removed {len(removed)} temporary file(s) of killed writes in {out}: {names}")
+
+    # -- napari's task list: the close dialog names the run, quitting stops it cleanly ---------
+    def _task_description(self, event: Progress | None = None) -> str:
+        where = ""
+        if event is not None and event.total > 0:
+            where = f" ({UNITS.get(event.unit, event.unit)} {event.done}/{event.total})"
+        return f"training {stage_name(self.stage)}{where}: quitting stops it after this step and saves its checkpoint"
+
+    def _register_task(self) -> None:
+        """List the run in napari's window as a busy task, stopped cleanly when the window closes."""
+        register = getattr(getattr(self.viewer, "window", None), "_register_task_status", None)
+        if register is None:  # an older napari: the window's Close event (eventFilter) stops the run
+            return
+        stop = weakref.WeakMethod(self._stop_for_close)  # napari's window must not keep the dock alive
+
+        def cancel_callback() -> bool:
+            method = stop()
+            return method() if method is not None else False
+
+        try:
+            from napari.utils.task_status import Status
+
+            self._task_id = register(TASK_PROVIDER, Status.BUSY, self._task_description(), cancel_callback)
+        except (ImportError, AttributeError, TypeError):
+            self._task_id = None
+
+    def _update_task(self, status: str, description: str = "") -> None:
+        """Set the run's task in napari's window to ``status`` (a ``napari.utils.task_status.Status`` name)."""
+        update = getattr(getattr(self.viewer, "window", None), "_update_task_status", None)
+        if self._task_id is None or update is None:
+            return
+        try:
+            from napari.utils.task_status import Status
+
+            update(self._task_id, Status(status), description)
+        except (ImportError, AttributeError, TypeError, ValueError):
+            return
+        if status != "busy":
+            self._task_id = None
+
+    def _stop_for_close(self) -> bool:
+        """napari's window is closing (its task cancel callback): stop the run and wait for its checkpoint."""
+        try:
+            return self.stop_and_wait() is not None
+        except RuntimeError:  # the dock is already deleted, and its run with it
+            return False
+
+    def stop_and_wait(self) -> int | None:
+        """Stop the run as Cancel does and wait for it to exit, the dock still painted; its exit code.
+
+        After :attr:`cancel_timeout_s` the run is killed. Returns None when no run was going.
+        The wait runs no event loop (``processEvents`` would let napari delete the parts of its
+        window it has scheduled for deletion while it closes, and then use them): the run's output
+        is read while waiting (``waitForFinished``) and the dock repainted at once after each read.
+        """
+        process = self.process
+        if not self.running or process is None:
+            return None
+        if not self._cancelled:
+            self.cancel()
+        self.status.setText("closing: the training stops after this step and saves its checkpoint…")
+        deadline = time.monotonic() + self.cancel_timeout_s
+        while self.process is process and self.running and time.monotonic() < deadline:
+            process.waitForFinished(100)  # reads its output (progress, loss) and delivers `finished`
+            self._repaint()
+        if self.process is process and self.running:
+            self.log.appendPlainText(f"still running {self.cancel_timeout_s:g} s after it was asked to stop: killed")
+            process.kill()
+            process.waitForFinished(5000)
+        if self.process is process:  # `finished` was not delivered: end the run here
+            self._finished(process.exitCode(), process.exitStatus())
+        self._repaint()
+        return self.exit_code
+
+    def _repaint(self) -> None:
+        """Paint the dock now (its status, progress and loss curve), without running the event loop."""
+        try:
+            if self.isVisible():
+                self.repaint()
+        except RuntimeError:  # the dock is being deleted
+            pass
+
+    def _watch_window(self) -> None:
+        """Watch the top-level window holding the dock (napari's main window) for its Close event."""
+        try:
+            root = self
+            while root.parentWidget() is not None:
+                root = root.parentWidget()
+        except RuntimeError:  # deleted meanwhile
+            return
+        if root is not self and root is not self._watched():
+            root.installEventFilter(self)
+            self._watched = weakref.ref(root)  # no reference from the dock to napari's window: it must be freed
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        """Stop the run when the window closes, where napari has no task list to do it (older napari)."""
+        if event.type() == QEvent.Close and watched is self._watched() and self._task_id is None:
+            self.stop_and_wait()
+        return False
+
+    def event(self, event: QEvent) -> bool:
+        """Watch the window once docked; a dock taken out of its window (its close button) stops its run."""
+        kind = event.type()
+        if kind == QEvent.ParentChange:
+            if self.parent() is not None:
+                QTimer.singleShot(0, self._watch_window)  # napari docks the widget, then the dock in its window
+            elif getattr(self, "process", None) is not None and self.running:
+                self.stop_and_wait()
+        elif kind == QEvent.Show:
+            self._watch_window()
+        return super().event(event)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
+        """The dock as a window of its own: closing it stops its run cleanly first."""
+        self.stop_and_wait()
+        super().closeEvent(event)
 
     def cancel(self) -> None:
         """Ask the run to stop gracefully (SIGINT: checkpoint, exit 130); kill it after ``cancel_timeout_s``."""
@@ -557,6 +786,8 @@ class TrainingWidget(QWidget):
         self.progress.setFormat(f"{event.stage} %v/%m {event.unit} (%p%)" + (f"  {eta}" if eta else ""))
         if "loss" in event.metrics:
             self.loss_plot.add(event.metrics["loss"])
+        if self._task_id is not None:
+            self._update_task("busy", self._task_description(event))
         if event.message:
             self.log.appendPlainText(event.message)
             device = device_used(event.message)
@@ -577,17 +808,19 @@ class TrainingWidget(QWidget):
         if self.events:
             self.progress.setFormat(self.progress.format().split("  ETA")[0])
         out = self.out_edit.text().strip()
+        cancelled = self.exit_code == EXIT_INTERRUPTED or (self._cancelled and not crashed)
+        self._update_task("completed" if self.exit_code == 0 else "cancelled" if cancelled else "failed")
         if self.exit_code == 0:
             self.progress.setValue(self.progress.maximum())
             self.status.setText(f"finished (exit code 0): model in {out}")
             if self.stage in DETECTOR_STAGES:
                 self.status.setText(f"finished (exit code 0): model in {out}; Load predictions shows what it sees")
-        elif self.exit_code == EXIT_INTERRUPTED or (self._cancelled and not crashed):
+        elif cancelled:
             self.status.setText(f"cancelled (exit code {self.exit_code}): checkpoint in {out}; tick resume to go on")
         elif crashed:
             self.status.setText("killed" if self._cancelled else "the training process crashed")
         else:
-            message = error_line(self._stderr_text) or "training failed"
+            message = dock_error(error_line(self._stderr_text)) or "training failed"
             self._fail(f"{message} (exit code {self.exit_code})")
         self._done()
 
@@ -595,6 +828,7 @@ class TrainingWidget(QWidget):
         if error == QProcess.FailedToStart and self.process is not None:
             program = self.command[0] if self.command else "?"
             self.exit_code = -1
+            self._update_task("start_failed")
             self._fail(f"could not start {program}: {self.process.errorString()}")
             self._done()
 

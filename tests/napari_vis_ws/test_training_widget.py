@@ -1,10 +1,14 @@
 """The Training dock: the exact `vis-ws` commands it runs, its JSON-lines protocol, real runs, Cancel, bad input,
-and loading (or making) a detector's predictions of the video in the viewer."""
+quitting napari mid-run, per-stage options, training on the corrections, and loading (or making) a detector's
+predictions of the video in the viewer."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,15 +30,17 @@ from napari_vis_ws._training import (
 )
 from napari_vis_ws._widgets.corrections import CorrectionsWidget
 from napari_vis_ws._widgets.training import EXIT_INTERRUPTED, TrainingWidget
+from training.checkpoint import load_checkpoint
 from training.cli import main
 from training.data.ytvis import gt_volume, load_ytvis
-from training.export import save_labels, write_ytvis
+from training.export import load_labels, save_labels, write_ytvis
 from training.maskconsist.train import DetectionTrainConfig, train_detector
 from training.progress import Progress
 
 pytestmark = pytest.mark.gui
 
 FAST = "--arch resnet18 --batch-size 4 --crop 64 --workers 0"
+FAKE = f"{sys.executable} {Path(__file__).with_name('fake_vis_ws.py')}"  # a launcher: a stand-in vis-ws (1 step/0.1 s)
 
 
 @pytest.fixture(scope="module")
@@ -312,3 +318,246 @@ def test_load_predictions_is_enabled_only_for_a_run_with_predictions_or_a_model(
     assert [str(n.message) for n in notification_manager.records[seen:]] == [
         "open a video first: Load predictions shows them on the frames layer"
     ]
+
+
+# -- quitting napari mid-run never loses the run -------------------------------------------
+def _temp_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("close", ["viewer.close()", "the window's close button"])
+def test_quitting_napari_mid_training_saves_a_checkpoint_that_resumes(make_napari_viewer, qtbot, data, tmp_path, close):
+    out = tmp_path / "cam"
+    dock = _dock(make_napari_viewer, data, out, epochs=200, extra=FAST.replace("--batch-size 4", "--batch-size 1"))
+    viewer = dock.viewer
+    viewer.window.add_dock_widget(dock)
+    dock.start_button.click()
+    qtbot.waitUntil(lambda: len(dock.loss_plot.values) >= 2, timeout=120_000)  # training, past its first save
+    if close == "viewer.close()":
+        viewer.close()
+    else:
+        viewer.window._qt_window.close()  # the close button, Ctrl+W (napari asks first, listing the training)
+    # napari went on closing only once the run had stopped at a step boundary and saved
+    assert dock.exit_code == EXIT_INTERRUPTED, dock.log.toPlainText()
+    assert _temp_files(out) == []
+    state = load_checkpoint(out / "checkpoint.pt")
+    assert state["step"] >= 1
+
+    # `--resume` takes the run up where it stopped (the CLI itself: napari's window is gone)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PYTHONUNBUFFERED": "1"}
+    resumed = subprocess.Popen([*dock.command, "--resume"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        first = parse_progress_line(resumed.stdout.readline())
+    finally:
+        resumed.send_signal(signal.SIGINT)
+        resumed.communicate(timeout=120)
+    assert first is not None and first.message.startswith(f"resuming at step {state['step']}/"), first
+    assert resumed.returncode == EXIT_INTERRUPTED
+
+
+def test_napari_close_dialog_names_the_running_training_and_its_progress(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer()
+    dock = TrainingWidget(viewer)
+    viewer.window.add_dock_widget(dock)
+    dock.tags_edit.setText(str(tmp_path / "tags.json"))
+    dock.stage_combo.setCurrentIndex(dock.stage_combo.findData("maskconsist"))
+    dock.launcher_edit.setText(FAKE)
+    tasks = viewer.window._task_status_manager
+    dock.start_button.click()
+    qtbot.waitUntil(lambda: dock.progress.value() >= 2, timeout=30_000)
+    shown = dock.progress.value()
+    assert tasks.get_status() == [
+        f"napari-vis-ws: training MaskConsist, step 2 (iteration {shown}/192): "
+        "quitting stops it after this step and saves its checkpoint"
+    ]
+    viewer.window._qt_window.close()
+    assert dock.exit_code == EXIT_INTERRUPTED  # stopped by SIGINT, not killed
+    saved = json.loads((tmp_path / "project" / "maskconsist" / "fake-checkpoint.json").read_text())["step"]
+    assert saved >= shown and tasks.get_status() == [] and not tasks.is_busy()
+
+
+def test_a_finished_run_leaves_nothing_in_the_close_dialog(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_TOTAL", "3")
+    viewer = make_napari_viewer()
+    dock = TrainingWidget(viewer)
+    dock.tags_edit.setText(str(tmp_path / "tags.json"))
+    dock.launcher_edit.setText(FAKE)
+    dock.start_button.click()
+    assert viewer.window._task_status_manager.get_status()[0].startswith("napari-vis-ws: training Classifier")
+    qtbot.waitUntil(lambda: not dock.running, timeout=30_000)
+    assert dock.exit_code == 0 and viewer.window._task_status_manager.get_status() == []
+
+
+def test_closing_the_dock_stops_its_run_with_a_checkpoint(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer()
+    dock = TrainingWidget(viewer)
+    viewer.window.add_dock_widget(dock, name="Training")
+    dock.tags_edit.setText(str(tmp_path / "tags.json"))
+    dock.launcher_edit.setText(FAKE)
+    dock.start_button.click()
+    qtbot.waitUntil(lambda: dock.progress.value() >= 1, timeout=30_000)
+    viewer.window.remove_dock_widget(dock)  # what the dock's close button does
+    assert dock.exit_code == EXIT_INTERRUPTED and not dock.running
+    assert (tmp_path / "project" / "cam" / "fake-checkpoint.json").is_file()
+
+
+def test_without_napari_task_list_closing_the_window_still_stops_the_run(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch
+):
+    viewer = make_napari_viewer()
+    monkeypatch.delattr(type(viewer.window), "_register_task_status")  # an older napari
+    dock = TrainingWidget(viewer)
+    viewer.window.add_dock_widget(dock)
+    dock.tags_edit.setText(str(tmp_path / "tags.json"))
+    dock.launcher_edit.setText(FAKE)
+    dock.start_button.click()
+    qtbot.waitUntil(lambda: dock.progress.value() >= 1, timeout=30_000)
+    assert viewer.window._task_status_manager.get_status() == []  # nothing to cancel the run for us
+    viewer.window._qt_window.close()
+    assert dock.exit_code == EXIT_INTERRUPTED
+    assert (tmp_path / "project" / "cam" / "fake-checkpoint.json").is_file()
+
+
+# -- temporary files of killed writes ----------------------------------------------------------
+def test_starting_a_run_removes_temp_files_that_killed_writes_left_in_its_folder(make_napari_viewer, qtbot, tmp_path):
+    out = tmp_path / "project" / "cam"
+    (out / "predictions").mkdir(parents=True)
+    hour_ago = time.time() - 3600
+    stale = [out / ".checkpoint.pt.abc123.tmp", out / "predictions" / ".synth_0000.json.k2x_9abc.tmp"]
+    kept = [out / ".config.json.f00b4r12.tmp", out / "notes.tmp"]  # being written now; not a temporary file of ours
+    for path in stale + kept:
+        path.write_bytes(b"half a checkpoint")
+    for path in [*stale, kept[1]]:
+        os.utime(path, (hour_ago, hour_ago))
+    dock = TrainingWidget(make_napari_viewer())
+    dock.tags_edit.setText(str(tmp_path / "tags.json"))
+    dock.resume_check.setChecked(True)
+    dock.launcher_edit.setText("true")  # the run itself does nothing: the dock cleaned up before it started
+    dock.start_button.click()
+    assert _temp_files(out) == [".config.json.f00b4r12.tmp", "notes.tmp"]
+    assert "removed 2 temporary file(s) of killed writes" in dock.log.toPlainText()
+    qtbot.waitUntil(lambda: not dock.running, timeout=30_000)
+
+
+# -- training on the corrections --------------------------------------------------------------
+def _corrected_project(data: Path, project: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The video of ``data`` in ``project`` with its ground truth as pseudo-labels and frames 1 and 2 corrected
+    (frame 1 reviewed: one instance deleted; frame 2 not reviewed). Returns (pseudo, corrected) labels."""
+    from training.project import save_corrections, save_pseudo
+
+    gt = load_ytvis(data.parent / "gt.json")
+    pseudo = gt_volume(gt, 1)
+    save_pseudo(project, KEY, pseudo)
+    corrected = gt_volume(gt, 1)
+    gone = int(next(k for k in np.unique(corrected.labels[1]) if k))
+    corrected.labels[1][corrected.labels[1] == gone] = 0
+    corrected.labels[2] = 0
+    cats = json.loads((data.parent / "gt.json").read_text())["categories"]
+    save_corrections(project, KEY, corrected, reviewed=[1], categories=cats)
+    return pseudo.labels, corrected.labels
+
+
+def test_detector_stages_train_on_the_saved_corrections_when_asked(make_napari_viewer, qtbot, data, tmp_path):
+    project = tmp_path / "project"
+    pseudo, corrected = _corrected_project(data, project)
+    dock = TrainingWidget(make_napari_viewer())
+    dock.tags_edit.setText(str(data))
+    dock.project_edit.setText(str(project))
+    dock.stage_combo.setCurrentIndex(dock.stage_combo.findData("maskrcnn"))
+    assert dock.labels_combo.isEnabled() and dock.labels_combo.currentText() == "pseudo-labels"
+    dock.labels_combo.setCurrentIndex(dock.labels_combo.findData("corrected"))
+    assert dock.labels_combo.currentText() == "pseudo-labels with my corrections"
+    dock.launcher_edit.setText("true")
+    dock.start_button.click()
+    assert dock.command[dock.command.index("--pseudo") + 1] == str(project / "targets")
+    target = load_labels(project / "targets" / KEY / "pseudo.npz").labels
+    np.testing.assert_array_equal(target[1], corrected[1])  # the reviewed frame, as corrected
+    np.testing.assert_array_equal(target[[0, 2, 3]], pseudo[[0, 2, 3]])  # the others, as pseudo-labelled
+    assert not np.array_equal(corrected[1], pseudo[1])
+    results = json.loads((project / "targets" / "pseudo_labels.json").read_text())
+    assert {r["video_id"] for r in results} == {1}
+    qtbot.waitUntil(lambda: not dock.running, timeout=30_000)
+
+    dock.stage_combo.setCurrentIndex(dock.stage_combo.findData("classifier"))  # trains on the tags alone
+    assert not dock.labels_combo.isEnabled()
+
+
+def test_training_on_corrections_without_any_is_refused_in_one_line(make_napari_viewer, data, tmp_path):
+    from napari.utils.notifications import notification_manager
+
+    dock = TrainingWidget(make_napari_viewer())
+    dock.tags_edit.setText(str(data))
+    dock.project_edit.setText(str(tmp_path / "project"))
+    dock.stage_combo.setCurrentIndex(dock.stage_combo.findData("maskconsist"))
+    dock.labels_combo.setCurrentIndex(dock.labels_combo.findData("corrected"))
+    dock.launcher_edit.setText("true")
+    seen = len(notification_manager.records)
+    dock.start_button.click()
+    assert not dock.running and dock.process is None
+    message = f"no saved corrections in {tmp_path / 'project' / 'corrections'}: "
+    message += "correct some frames in the Corrections dock first"
+    assert [str(n.message) for n in notification_manager.records[seen:]] == [message]
+    assert dock.status.text() == message and not (tmp_path / "project" / "targets").exists()
+
+
+# -- options per stage, errors in the dock's words, resume keeps the curve ------------------------
+def test_options_typed_for_one_stage_stay_with_it(make_napari_viewer, tmp_path):
+    dock = TrainingWidget(make_napari_viewer())
+    dock.tags_edit.setText(str(tmp_path / "tags.json"))
+    dock.extra_edit.setText("--arch resnet18 --crop 192")
+    dock.epochs_spin.setValue(7)
+    dock.resume_check.setChecked(True)
+    dock.out_edit.setText(str(tmp_path / "my-cam"))
+    dock._out_edited(str(tmp_path / "my-cam"))  # as typed
+    dock.stage_combo.setCurrentIndex(dock.stage_combo.findData("maskrcnn"))
+    assert dock.extra_edit.text() == "" and dock.epochs_spin.value() == 0 and not dock.resume_check.isChecked()
+    assert dock.out_edit.text() == str(tmp_path / "project" / "maskrcnn")
+    argv = build_command(dock.stage, tmp_path / "tags.json", tmp_path / "project", dock.options())
+    assert "--arch" not in argv and "--crop" not in argv and "--epochs" not in argv and "--resume" not in argv
+    dock.extra_edit.setText("--backbone mobilenet_v3")
+    dock.iterations_spin.setValue(50)
+    dock.stage_combo.setCurrentIndex(dock.stage_combo.findData("classifier"))
+    assert dock.extra_edit.text() == "--arch resnet18 --crop 192" and dock.epochs_spin.value() == 7
+    assert dock.resume_check.isChecked() and dock.out_edit.text() == str(tmp_path / "my-cam")
+    dock.stage_combo.setCurrentIndex(dock.stage_combo.findData("maskrcnn"))
+    assert dock.extra_edit.text() == "--backbone mobilenet_v3" and dock.options()["iterations"] == 50
+
+
+def test_a_run_error_names_the_dock_control_not_the_cli_flag(make_napari_viewer, qtbot, data, tmp_path):
+    out = tmp_path / "cam"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"")  # a run already trained here
+    dock = _dock(make_napari_viewer, data, out, epochs=1)
+    dock.start_button.click()
+    qtbot.waitUntil(lambda: not dock.running, timeout=60_000)
+    assert dock.exit_code == 2
+    status = dock.status.text()
+    assert "already holds a trained checkpoint: tick 'resume from the checkpoint' to continue it" in status
+    assert "or choose another Output folder" in status and "--" not in status and "\n" not in status
+
+
+def test_resuming_a_run_continues_its_loss_curve(make_napari_viewer, qtbot, tmp_path):
+    dock = TrainingWidget(make_napari_viewer())
+    dock.tags_edit.setText(str(tmp_path / "tags.json"))
+    dock.launcher_edit.setText(FAKE)
+    dock.start_button.click()
+    qtbot.waitUntil(lambda: len(dock.loss_plot.values) >= 3, timeout=30_000)
+    dock.cancel_button.click()
+    qtbot.waitUntil(lambda: not dock.running, timeout=30_000)
+    before, done = list(dock.loss_plot.values), dock.progress.value()
+    assert before == [1.0 / (i + 1) for i in range(len(before))]
+    dock.resume_check.setChecked(True)
+    dock.start_button.click()
+    assert dock.loss_plot.values == before and dock.progress.value() == done  # not wiped while it starts
+    qtbot.waitUntil(lambda: len(dock.loss_plot.values) >= len(before) + 2, timeout=30_000)
+    dock.cancel_button.click()
+    qtbot.waitUntil(lambda: not dock.running, timeout=30_000)
+    values = dock.loss_plot.values
+    assert values[: len(before)] == before and values[len(before)] == 1.0 / (len(before) + 1)  # one curve
+
+    dock.resume_check.setChecked(False)  # a new run in the folder: a new curve (the fake starts over)
+    shutil.rmtree(tmp_path / "project" / "cam")
+    dock.start_button.click()
+    assert dock.loss_plot.values == []
+    dock.cancel_button.click()
+    qtbot.waitUntil(lambda: not dock.running, timeout=30_000)
