@@ -22,9 +22,11 @@ video's stored predictions, or the project's detector run on it and kept in
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -65,7 +67,7 @@ from napari_vis_ws._stage_layers import (
 )
 from napari_vis_ws._tasks import register_task, update_task, wait_until
 from napari_vis_ws._widgets.training import LoadedPredictions, prediction_work
-from napari_vis_ws._workers import start_generator_worker, start_worker
+from napari_vis_ws._workers import prewarm, start_generator_worker, start_worker
 
 if TYPE_CHECKING:
     import napari
@@ -78,6 +80,9 @@ STOP_WAIT_S = 60.0  # closing the window waits this long for a stage to stop aft
 MODEL_HINT = "train it from the Training dock or with `vis-ws pseudo-labels`"
 DETECTOR_HINT = "train one with `vis-ws pipeline {tags} --out {project}` or the Training dock (Mask R-CNN, MaskConsist)"
 DOCK_STAGES = (*STAGES, PREDICTIONS)  # one row each, in this order
+# imported while the dock opens (see prewarm): what napari needs for the first lazy image, then the stages
+PREWARM = ("pandas", "xarray", "dask.array", "torch", "torchvision", "training.flow", "training.cam.store",
+           "training.irn.pseudo_labels", "training.link")  # fmt: skip
 TITLES = {"flow": "Flow", "cams": "CAMs", "pseudo-labels": "Pseudo-labels", PREDICTIONS: "Predictions"}
 
 
@@ -201,6 +206,24 @@ def _fits(layer: Any, kwargs: dict[str, Any], kind: str) -> bool:
     return same and bool(getattr(layer, "rgb", False)) == bool(kwargs.get("rgb"))
 
 
+@contextmanager
+def _young_objects_collected() -> Iterator[None]:
+    """Let the garbage collections napari runs while removing layers skip the objects that existed before.
+
+    napari calls ``gc.collect()`` for every layer it removes (a workaround for
+    OpenGL drivers on Windows). With torch and napari loaded that is a full
+    collection of about half a million objects, 0.3-0.5 s each: switching to a
+    video with other classes, or starting CAMs, held the event loop 2.7 s
+    (measured on the 16-frame sample, 2 cores). Frozen objects (``gc.freeze``)
+    are skipped by those collections and collected normally afterwards.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 @dataclass
 class StageRow:
     """The controls of one stage."""
@@ -227,6 +250,7 @@ class PipelineWidget(QWidget):
         self._newest: str | None = None  # the newest result of the running stage
         self._task: Any = None  # the running stage in napari's task registry (its close dialog lists it)
         self._closing = False
+        prewarm(PREWARM)
 
         self.tags_edit = QLineEdit()
         self.tags_edit.setPlaceholderText("frame-tags JSON (vis-ws tags)")
@@ -476,8 +500,9 @@ class PipelineWidget(QWidget):
                 stale.remove(reuse)
                 reuse.name = kwargs["name"]
             self._put_layer(data, kwargs, kind, restyle=reuse is not None, visible=kwargs["name"] == shown)
-        for layer in stale:
-            self.viewer.layers.remove(layer)
+        with _young_objects_collected():
+            for layer in stale:
+                self.viewer.layers.remove(layer)
         self._order_layers()
 
     def _order_layers(self) -> None:

@@ -494,7 +494,7 @@ def test_both_docks_open_from_the_plugins_menu_and_follow_new_pseudo_labels(make
     layer = _add_layer(viewer)
     assert corrections.layer.name == layer.name == "pseudo-labels"  # the dock sees layers through a proxy
     assert corrections.table.rowCount() == 4
-    assert export.checked_layers() == ["ground truth"]  # the user's ticks are kept
+    assert export.checked_layers() == ["pseudo-labels"]  # the default follows: the labels being corrected
     before = layer.data.copy()
     corrections.select_instances([1, 4])
     corrections.buttons["merge"].click()
