@@ -1,62 +1,96 @@
-"""Long work as napari tasks: listed in napari's close dialog, stopped cleanly when the window closes.
+"""Long work as napari tasks, and the docks' watch on their window: nothing is lost when napari closes.
 
 napari's window keeps a task-status registry (``napari.utils.task_status``):
 when the user closes the window while a task is busy, its close dialog lists
 every task's ``provider: description`` line, and on closing it calls each
 task's cancel callback before the window goes. A dock registers its running
-work here with a callback that stops it at a step boundary and waits for its
-clean-up (a stage worker closing its generator, a training run saving its
-checkpoint), so quitting napari never leaves a half-written file.
+work here (:func:`register_task`) with a callback that stops it at a step
+boundary and waits for its clean-up (a stage worker closing its generator, a
+training run saving its checkpoint), so quitting napari never leaves a
+half-written file. The registry is napari's private window API
+(``Window._register_task_status``, napari >= 0.5); without it the task
+functions do nothing, and a dock relies on its window's Close event instead
+(:func:`watch_window`).
 
-The registry is napari's private window API (``Window._register_task_status``,
-napari >= 0.5); without it these functions do nothing and return None.
+Waiting must not run the Qt event loop: while napari closes its window,
+``processEvents`` lets it delete parts of the window it then uses again.
+:func:`wait_for_workers` blocks on the thread pool instead.
 """
 
 from __future__ import annotations
 
-import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
-PROVIDER = "napari-vis-ws"
+PROVIDER = "napari-vis-ws"  # the name napari's close dialog gives our running work
 
 
 def register_task(viewer: Any, description: str, stop: Callable[[], Any]) -> Any:
     """Register busy work in the viewer's window; returns its id (None when napari has no registry).
 
     ``stop()`` is called when the window closes with the task busy: it must
-    stop the work and return once it has cleaned up (see :func:`wait_until`).
+    stop the work and return once it has cleaned up. A bound method is held
+    weakly, so napari's window does not keep the dock alive.
     """
     register = getattr(getattr(viewer, "window", None), "_register_task_status", None)
     if register is None:
         return None
-    from napari.utils.task_status import Status
+    ref = weakref.WeakMethod(stop) if hasattr(stop, "__self__") else (lambda: stop)
 
     def cancel() -> bool:
-        stop()
+        method = ref()
+        if method is None:
+            return False
+        try:
+            method()
+        except RuntimeError:  # the dock is deleted already, and its work with it
+            return False
         return True
 
-    return register(PROVIDER, Status.BUSY, description, cancel_callback=cancel)
+    try:
+        from napari.utils.task_status import Status
+
+        return register(PROVIDER, Status.BUSY, description, cancel_callback=cancel)
+    except (ImportError, AttributeError, TypeError):
+        return None
 
 
 def update_task(viewer: Any, task: Any, status: str, description: str = "") -> None:
-    """Set a registered task's status (a ``napari.utils.task_status.Status`` name: BUSY, COMPLETED, CANCELLED...)."""
+    """Set a registered task's status: ``busy``, ``completed``, ``cancelled``, ``failed`` or ``start_failed``."""
     update = getattr(getattr(viewer, "window", None), "_update_task_status", None)
     if task is None or update is None:
         return
-    from napari.utils.task_status import Status
+    try:
+        from napari.utils.task_status import Status
 
-    update(task, Status[status], description)
+        update(task, Status(status), description)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return
 
 
-def wait_until(done: Callable[[], bool], timeout_s: float) -> bool:
-    """Serve the Qt event loop until ``done()`` (a worker's ``finished`` arrives through it) or ``timeout_s``."""
-    from qtpy.QtWidgets import QApplication
+def wait_for_workers(timeout_s: float) -> bool:
+    """Block until every thread worker has returned (a cancelled stage cleans up first), or ``timeout_s``."""
+    from qtpy.QtCore import QThreadPool
 
-    deadline = time.monotonic() + timeout_s
-    while not done():
-        if time.monotonic() > deadline:
-            return False
-        QApplication.processEvents()
-        time.sleep(0.01)
-    return True
+    return bool(QThreadPool.globalInstance().waitForDone(int(timeout_s * 1000)))
+
+
+def watch_window(widget: Any, watched: Callable[[], Any]) -> Callable[[], Any]:
+    """Make ``widget`` an event filter of its top-level window (napari's main window) to hear its Close event.
+
+    ``watched`` is the weak reference the widget keeps to the window it
+    watches already; returns the one to keep now (unchanged while the window
+    is the same, or while the widget has no window yet). Weak: the dock must
+    not keep napari's window alive.
+    """
+    try:
+        root = widget
+        while root.parentWidget() is not None:
+            root = root.parentWidget()
+    except RuntimeError:  # deleted meanwhile
+        return watched
+    if root is widget or root is watched():
+        return watched
+    root.installEventFilter(widget)
+    return weakref.ref(root)

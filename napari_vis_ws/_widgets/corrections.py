@@ -80,6 +80,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_vis_ws._layers import META_KEY, labels_features, labels_layer, volume_from_layer
+from napari_vis_ws._tasks import watch_window
 from napari_vis_ws._workers import start_worker
 from training import corrections as corr
 
@@ -372,16 +373,7 @@ class CorrectionsWidget(QWidget):
 
     # -- closing ------------------------------------------------------------------
     def _watch_window(self) -> None:
-        """Watch the top-level window holding the dock (napari's main window) for its Close event."""
-        try:
-            root = self
-            while root.parentWidget() is not None:
-                root = root.parentWidget()
-        except RuntimeError:  # deleted meanwhile
-            return
-        if root is not self and root is not self._watched():
-            root.installEventFilter(self)
-            self._watched = weakref.ref(root)  # no reference from the dock to napari's window: it must be freed
+        self._watched = watch_window(self, self._watched)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
         """Save synchronously when the viewer's window closes (its event loop may end right after)."""
@@ -1191,8 +1183,8 @@ class CorrectionsWidget(QWidget):
 
     def save_now(self) -> None:
         """Write the layer and review state to the project (in a worker; the files are replaced atomically)."""
-        if self.layer is None or self.project() is None:
-            return
+        if self.layer is None or self.project() is None or self._rebind_pending:
+            return  # (new content not bound yet: the edits made before it arrived are saved already)
         if self._saving:  # saved again as soon as the running save ends
             self._dirty = True
             return
@@ -1212,7 +1204,7 @@ class CorrectionsWidget(QWidget):
             except RuntimeError:  # the dock was closed while its last save ran: the file is written all the same
                 return
             if self._dirty:
-                QTimer.singleShot(0, self.save_now)
+                QTimer.singleShot(0, self.autosave)  # not save_now: a refill may come first, and is no edit
 
         def failed(message: str) -> None:
             self._saving = False

@@ -65,7 +65,7 @@ from napari_vis_ws._stage_layers import (
     predictions_path,
     project_layers,
 )
-from napari_vis_ws._tasks import register_task, update_task, wait_until
+from napari_vis_ws._tasks import register_task, update_task, wait_for_workers
 from napari_vis_ws._widgets.training import LoadedPredictions, prediction_work
 from napari_vis_ws._workers import prewarm, start_generator_worker, start_worker
 
@@ -570,7 +570,7 @@ class PipelineWidget(QWidget):
         if self.worker is None:
             return True
         self.worker.quit()
-        return wait_until(lambda: self.worker is None, timeout_s)
+        return wait_for_workers(timeout_s)  # its generator is closed in its thread: its clean-up runs first
 
     def cancel(self, name: str) -> None:
         """Stop the running stage after the frame it is on."""
@@ -582,6 +582,8 @@ class PipelineWidget(QWidget):
     def _stage_yielded(self, name: str, value: Any) -> None:
         from training.progress import Progress
 
+        if self._closing:  # the window is gone: its widgets and layers with it
+            return
         if isinstance(value, Progress):
             bar = self.stages[name].progress
             bar.setRange(0, max(value.total, 1))
@@ -609,6 +611,8 @@ class PipelineWidget(QWidget):
         )
 
     def _stage_done(self, name: str) -> None:
+        if self._closing:
+            return
         if self._newest is not None and self._newest in self.viewer.layers:
             self.viewer.layers[self._newest].visible = True  # the result just made is shown
         self._newest = None
@@ -619,9 +623,12 @@ class PipelineWidget(QWidget):
     def _stage_finished(self, name: str) -> None:
         row = self.stages[name]
         cancelled = self.worker is not None and self.worker.abort_requested
-        update_task(self.viewer, self._task, "CANCELLED" if cancelled else "COMPLETED")
+        update_task(self.viewer, self._task, "cancelled" if cancelled else "completed")
         self._task = None
         self.running = None
+        if self._closing:
+            self.worker = None
+            return
         self.worker = None
         row.cancel_button.setEnabled(False)
         for w in [*self._source_controls, self.show_button]:

@@ -43,7 +43,6 @@ import math
 import os
 import signal
 import time
-import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +75,7 @@ from napari_vis_ws._stage_layers import (
     has_predictions,
     labels_snapshot,
 )
+from napari_vis_ws._tasks import register_task, update_task, watch_window
 from napari_vis_ws._training import (
     DEVICES,
     STAGES,
@@ -100,7 +100,6 @@ if TYPE_CHECKING:
 EXIT_INTERRUPTED = 130  # training.cli: stopped by SIGINT, checkpoint saved
 PROJECT_DIR = "project"  # default project folder, beside the tags file (as the Pipeline dock)
 DETECTOR_STAGES = ("maskrcnn", "maskconsist")
-TASK_PROVIDER = "napari-vis-ws"  # the name napari's close dialog gives our running training
 TARGETS_DIR = "targets"  # PROJECT/targets: the corrected training targets (as the Export dock writes them)
 LABELS = {"pseudo": "pseudo-labels", "corrected": "pseudo-labels with my corrections"}
 UNITS = {"it": "iteration"}
@@ -626,33 +625,11 @@ class TrainingWidget(QWidget):
 
     def _register_task(self) -> None:
         """List the run in napari's window as a busy task, stopped cleanly when the window closes."""
-        register = getattr(getattr(self.viewer, "window", None), "_register_task_status", None)
-        if register is None:  # an older napari: the window's Close event (eventFilter) stops the run
-            return
-        stop = weakref.WeakMethod(self._stop_for_close)  # napari's window must not keep the dock alive
-
-        def cancel_callback() -> bool:
-            method = stop()
-            return method() if method is not None else False
-
-        try:
-            from napari.utils.task_status import Status
-
-            self._task_id = register(TASK_PROVIDER, Status.BUSY, self._task_description(), cancel_callback)
-        except (ImportError, AttributeError, TypeError):
-            self._task_id = None
+        self._task_id = register_task(self.viewer, self._task_description(), self._stop_for_close)
 
     def _update_task(self, status: str, description: str = "") -> None:
-        """Set the run's task in napari's window to ``status`` (a ``napari.utils.task_status.Status`` name)."""
-        update = getattr(getattr(self.viewer, "window", None), "_update_task_status", None)
-        if self._task_id is None or update is None:
-            return
-        try:
-            from napari.utils.task_status import Status
-
-            update(self._task_id, Status(status), description)
-        except (ImportError, AttributeError, TypeError, ValueError):
-            return
+        """Set the run's task in napari's window to ``status`` (see :func:`napari_vis_ws._tasks.update_task`)."""
+        update_task(self.viewer, self._task_id, status, description)
         if status != "busy":
             self._task_id = None
 
@@ -699,16 +676,7 @@ class TrainingWidget(QWidget):
             pass
 
     def _watch_window(self) -> None:
-        """Watch the top-level window holding the dock (napari's main window) for its Close event."""
-        try:
-            root = self
-            while root.parentWidget() is not None:
-                root = root.parentWidget()
-        except RuntimeError:  # deleted meanwhile
-            return
-        if root is not self and root is not self._watched():
-            root.installEventFilter(self)
-            self._watched = weakref.ref(root)  # no reference from the dock to napari's window: it must be freed
+        self._watched = watch_window(self, self._watched)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
         """Stop the run when the window closes, where napari has no task list to do it (older napari)."""

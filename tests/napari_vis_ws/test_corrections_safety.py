@@ -138,7 +138,10 @@ def test_a_save_with_fewer_edits_than_on_disk_keeps_the_previous_one_as_a_backup
 
 
 @pytest.mark.slow
-def test_200_random_rounds_of_switches_edits_stages_and_autosaves_neither_crash_nor_lose_an_edit(project, tmp_path):
+@pytest.mark.parametrize("seed", [0, 1])  # seed 1 once caught a save racing a refill (the key of the old video)
+def test_200_random_rounds_of_switches_edits_stages_and_autosaves_neither_crash_nor_lose_an_edit(
+    project, tmp_path, seed
+):
     """A real viewer in a child process (a crash shows as its exit code, with faulthandler's traceback)."""
     import os
     import shutil
@@ -151,7 +154,7 @@ def test_200_random_rounds_of_switches_edits_stages_and_autosaves_neither_crash_
     run, ledger = tmp_path / "run", tmp_path / "ledger.npz"
     shutil.copytree(project / "run", run)
     child = Path(__file__).with_name("stress_child.py")
-    args = [str(project / "data/tags.json"), str(run), "200", "0", str(ledger)]
+    args = [str(project / "data/tags.json"), str(run), "200", str(seed), str(ledger)]
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}  # DISPLAY (Xvfb) and QT_API are inherited
     out = subprocess.run(
         [sys.executable, "-X", "faulthandler", str(child), *args],

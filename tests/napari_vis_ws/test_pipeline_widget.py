@@ -312,6 +312,6 @@ def test_closing_the_viewer_lists_the_running_stage_and_stops_it_after_its_frame
     qtbot.waitUntil(lambda: row.progress.value() >= 1, timeout=30_000)
     status = viewer.window._qt_window._window._task_status_manager.get_status()  # what napari's close dialog lists
     assert any(s.startswith("napari-vis-ws: Flow of video 1 in ") for s in status), status
-    viewer.window._qt_window.close()
-    assert dock.worker is None  # stopped before the window went, after the frame it was on
+    viewer.close()
+    assert not dock.worker.is_running  # stopped before the window went, after the frame it was on
     assert list((folder / "flow").iterdir()) == []  # the half-written flow was removed, no temp file left

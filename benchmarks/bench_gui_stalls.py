@@ -1,0 +1,122 @@
+"""How long the napari event loop stalls while the Pipeline dock works (issue 16: every stall under 100 ms).
+
+A real viewer (run it under Xvfb) with the Pipeline and Corrections docks on a
+project of 2 synthetic videos (``--frames`` x 240x320, 1-epoch models made
+with ``vis-ws pseudo-labels``, cached in ``--root``). A 10 ms QTimer on the main
+thread measures the gaps between its ticks while a person would: wait for the
+dock to open, open the project, switch videos back and forth, step through
+frames, then run CAMs on a copy of the project without CAMs. Prints, per phase,
+the longest gap and how many gaps exceeded 100 ms.
+
+    xvfb-run -a -s "-screen 0 1280x1024x24" .venv/bin/python benchmarks/bench_gui_stalls.py [--frames 16]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections import defaultdict  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def make_project(root: Path, frames: int) -> Path:
+    """2 videos x ``frames`` of 240x320 through `vis-ws pseudo-labels` (1-epoch ResNet-18 models) into root/run."""
+    from training.cli import main
+
+    if (root / "run" / "pseudo" / "pseudo_labels.json").is_file():
+        return root
+    size = ["--videos", "2", "--frames", str(frames), "--height", "240", "--width", "320", "--seed", "2"]
+    assert main(["sample", "--out", str(root / "data"), *size]) == 0
+    run = ["--arch", "resnet18", "--cam-epochs", "1", "--cam-batch-size", "4", "--cam-crop", "64", "--irn-epochs",
+           "1", "--irn-batch-size", "4", "--irn-crop", "64", "--irn-radius", "5", "--progress", "json"]  # fmt: skip
+    assert main(["pseudo-labels", str(root / "data/tags.json"), "--out", str(root / "run"), *run]) == 0
+    return root
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--root", type=Path, default=Path("/tmp/vis-ws-bench-gui"))
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO))
+    import subprocess
+
+    # the project is made in a child, so this process starts as napari does: without torch
+    code = f"import sys; sys.path.insert(0, {str(REPO)!r}); from benchmarks.bench_gui_stalls import make_project; "
+    code += f"make_project(__import__('pathlib').Path({str(args.root)!r}), {args.frames})"
+    subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL)
+
+    import napari
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication
+
+    from napari_vis_ws._widgets.corrections import CorrectionsWidget
+    from napari_vis_ws._widgets.pipeline import PipelineWidget
+
+    viewer = napari.Viewer()
+    dock = PipelineWidget(viewer)
+    viewer.window.add_dock_widget(dock)
+    viewer.window.add_dock_widget(CorrectionsWidget(viewer))
+    gaps: dict[str, list[float]] = defaultdict(list)
+    phase, last = ["dock opening"], [time.monotonic()]
+
+    def tick() -> None:
+        now = time.monotonic()
+        gaps[phase[0]].append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.timeout.connect(tick)
+    timer.start(10)
+
+    def serve(seconds: float = 0.0, until: Callable[[], bool] | None = None, timeout: float = 300.0) -> None:
+        end, stop = time.monotonic() + (seconds or timeout), time.monotonic() + timeout
+        while time.monotonic() < min(end, stop) and not (until is not None and until()):
+            QApplication.processEvents()
+            time.sleep(0.005)
+
+    serve(3.0)  # the dock is open; the user reads it
+    phase[0] = "open project"
+    dock.set_tags(args.root / "data/tags.json")
+    dock.set_project(args.root / "run")
+    serve(until=lambda: dock.show_button.isEnabled() and "pseudo-labels" in viewer.layers)
+    serve(0.3)
+    phase[0] = "switch video"
+    for _ in range(4):
+        dock.video_combo.setCurrentIndex(1 - dock.video_combo.currentIndex())
+        serve(until=dock.show_button.isEnabled)
+        serve(0.3)
+    phase[0] = "step frames"
+    for t in range(args.frames):
+        viewer.dims.set_current_step(0, t)
+        serve(0.05)
+    fresh = args.root / "fresh"
+    shutil.rmtree(fresh, ignore_errors=True)
+    for stage in ("cam", "irn", "flow"):
+        shutil.copytree(args.root / "run" / stage, fresh / stage)
+    dock.set_project(fresh)
+    serve(until=dock.show_button.isEnabled)
+    serve(0.3)
+    phase[0] = "run CAMs"
+    dock.run_stage("cams")
+    serve(until=lambda: dock.running is None)
+    serve(0.3)
+    timer.stop()
+    print(f"{'phase':<14} {'longest stall':>14} {'stalls > 100 ms':>16} {'ticks':>6}")
+    for name, values in gaps.items():
+        over = sum(v > 0.1 for v in values)
+        print(f"{name:<14} {max(values) * 1000:>11.0f} ms {over:>16d} {len(values):>6d}")
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main()
