@@ -72,6 +72,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def sample_tags(root: Path, videos: int = 1, frames: int = 4, height: int = 64, width: int = 80, seed: int = 1) -> Path:
+    """`vis-ws sample` into ``root/data``; returns its frame-tags JSON."""
+    from training.cli import main
+
+    args = ["--videos", str(videos), "--frames", str(frames), "--height", str(height), "--width", str(width)]
+    assert main(["sample", "--out", str(root / "data"), *args, "--seed", str(seed)]) == 0
+    return root / "data" / "tags.json"
+
+
 def tiny_project(root: Path, videos: int, frames: int = 4, height: int = 64, width: int = 80) -> Path:
     """A synthetic set in ``root/data`` run through every stage of `vis-ws pseudo-labels` into ``root/run``.
 

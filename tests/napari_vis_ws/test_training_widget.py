@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch  # noqa: F401  (torch and torchvision before any viewer: see napari_vis_ws/__init__)
 import torchvision  # noqa: F401
-from conftest import slow_down
+from conftest import sample_tags, slow_down
 
 from napari_vis_ws._layers import dataset_layers, labels_layer
 from napari_vis_ws._training import (
@@ -31,7 +31,6 @@ from napari_vis_ws._training import (
 from napari_vis_ws._widgets.corrections import CorrectionsWidget
 from napari_vis_ws._widgets.training import EXIT_INTERRUPTED, TrainingWidget
 from training.checkpoint import load_checkpoint
-from training.cli import main
 from training.data.ytvis import gt_volume, load_ytvis
 from training.export import load_labels, save_labels, write_ytvis
 from training.maskconsist.train import DetectionTrainConfig, train_detector
@@ -46,10 +45,7 @@ FAKE = f"{sys.executable} {Path(__file__).with_name('fake_vis_ws.py')}"  # a lau
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     """Frame tags of 1 video x 4 frames of 64x80."""
-    root = tmp_path_factory.mktemp("training")
-    args = ["--videos", "1", "--frames", "4", "--height", "64", "--width", "80", "--seed", "1"]
-    assert main(["sample", "--out", str(root / "data"), *args]) == 0
-    return root / "data" / "tags.json"
+    return sample_tags(tmp_path_factory.mktemp("training"))
 
 
 # -- commands ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, sample_tags
 
 from training.atomic import remove_stale_temp_files
 from training.checkpoint import load_checkpoint
@@ -80,10 +80,7 @@ def test_a_checkpoint_write_killed_mid_way_leaves_a_temp_file_of_the_removed_kin
 
 @pytest.fixture(scope="module")
 def tags(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("resume")
-    args = ["--videos", "1", "--frames", "4", "--height", "64", "--width", "80", "--seed", "1"]
-    assert main(["sample", "--out", str(root / "data"), *args]) == 0
-    return root / "data" / "tags.json"
+    return sample_tags(tmp_path_factory.mktemp("resume"))
 
 
 def test_resuming_a_run_removes_the_temp_file_of_its_killed_checkpoint_write(tags, tmp_path):
