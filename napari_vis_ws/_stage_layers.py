@@ -82,6 +82,7 @@ SHOWN_STAGES = (*STAGES, "predictions", "matches")  # and shows the outputs of t
 RESULTS = "results.json"  # RUN/results.json: `vis-ws pipeline` / `vis-ws predict --out RUN/results.json`
 PREDICTIONS_DIR = "predictions"  # RUN/predictions/<key>.json: one video predicted from the Training dock
 DETECTOR_RUNS = (".", "maskconsist", "maskrcnn")  # where a run folder or a project keeps its detector
+DISAGREEMENT_SCORE = 0.5  # predictions below it are left out of the disagreement (as in MaskConsist's matching)
 
 
 def cam_name(class_name: str) -> str:
@@ -506,6 +507,10 @@ def labels_disagreement(
     prediction_features : its features (``index``, ``category_id``, ``score``)
     matches_json : path, optional, the video's MaskConsist matches
 
+    Predictions that are all below the score threshold (or none at all) give
+    no evidence: a detector that sees nothing in the video would read as
+    "disagreement 1.00" on every frame with pseudo-labels, ranking nothing.
+
     Returns
     -------
     list of T floats in [0, 1] (:func:`training.maskconsist.disagreement.video_disagreement`
@@ -528,7 +533,9 @@ def labels_disagreement(
 
         pc, qc = column(pt, "category_id"), column(qt, "category_id")
         qs = {k: float(v) for k, v in column(qt, "score").items() if v is not None}
-        by_frame = frame_disagreement(pseudo, np.asarray(predictions), pc or None, qc or None, qs)
+        kept = [k for k in np.unique(predictions).tolist() if k and qs.get(int(k), 1.0) >= DISAGREEMENT_SCORE]
+        if kept:  # a detector that predicts nothing in the whole video disagrees equally with every frame: no evidence
+            by_frame = frame_disagreement(pseudo, np.asarray(predictions), pc or None, qc or None, qs)
     by_match = None
     if matches_json is not None and Path(matches_json).is_file():
         data = read_json(matches_json)

@@ -246,3 +246,20 @@ def test_matches_are_described_and_an_empty_result_says_why(tmp_path):
     path.write_text(json.dumps({"video": "v", "pairs": [nothing]}))
     assert "the detector predicted nothing in these frames" in describe_matches(path)
     assert describe_matches(tmp_path / "missing.json") == ""
+
+
+def test_a_detector_that_predicts_nothing_in_the_video_gives_no_disagreement_not_1_on_every_frame():
+    from napari_vis_ws._stage_layers import labels_disagreement
+
+    pseudo = np.zeros((3, 8, 8), np.int32)
+    pseudo[:, 2:5, 2:5] = 1
+    features = {"index": [0, 1], "category_id": [0, 1]}
+    nothing = np.zeros_like(pseudo)
+    assert labels_disagreement(pseudo, features, nothing, {"index": [0], "category_id": [0], "score": [None]}) is None
+    faint = np.where(pseudo > 0, 4, 0)  # one tube, below the score threshold
+    low = {"index": [0, 4], "category_id": [0, 1], "score": [None, 0.2]}
+    assert labels_disagreement(pseudo, features, faint, low) is None
+    missed = faint.copy()
+    missed[2] = 0  # seen in frames 0 and 1 at 0.9, missed in frame 2
+    dis = labels_disagreement(pseudo, features, missed, {"index": [0, 4], "category_id": [0, 1], "score": [None, 0.9]})
+    assert dis == [0.0, 0.0, 1.0]
