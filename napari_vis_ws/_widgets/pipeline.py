@@ -250,6 +250,7 @@ class PipelineWidget(QWidget):
         self._newest: str | None = None  # the newest result of the running stage
         self._task: Any = None  # the running stage in napari's task registry (its close dialog lists it)
         self._closing = False
+        self._opened: set[Path] = set()  # projects whose stale temporary files were removed
         prewarm(PREWARM)
 
         self.tags_edit = QLineEdit()
@@ -413,8 +414,14 @@ class PipelineWidget(QWidget):
         tags, project, video_id = self._tags, self.project, int(self.video_id)
         with_frames = not self._frames_shown(tags, video_id)
         categories = self._categories
+        clean = project not in self._opened
+        self._opened.add(project)
 
         def load() -> tuple[str, tuple[int, int, int], list[tuple], list[tuple]]:
+            if clean:  # a project opened: the temporary files of writes killed long ago go
+                from training.atomic import remove_stale_temp_files
+
+                remove_stale_temp_files(project, recursive=True)
             source = video_source(tags, video_id)
             shape = video_shape(source)
             frames = dataset_layers(tags, video_id) if with_frames else []

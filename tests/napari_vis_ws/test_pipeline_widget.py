@@ -315,3 +315,16 @@ def test_closing_the_viewer_lists_the_running_stage_and_stops_it_after_its_frame
     viewer.close()
     assert not dock.worker.is_running  # stopped before the window went, after the frame it was on
     assert list((folder / "flow").iterdir()) == []  # the half-written flow was removed, no temp file left
+
+
+def test_opening_a_project_removes_temp_files_of_writes_killed_long_ago(dock, qtbot, project, tmp_path):
+    import os
+
+    folder = _fresh(project, tmp_path / "p")
+    (folder / "cams" / KEY).mkdir(parents=True)
+    old, fresh = folder / "cams" / KEY / ".00003.npz.k2x9abcd.tmp", folder / "irn" / ".checkpoint.pt.u7q3mz0w.tmp"
+    for path in (old, fresh):
+        path.write_bytes(b"half a file")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    _open(dock, qtbot, project, folder)
+    assert not old.exists() and fresh.exists()  # a write going on now (another process) keeps its file
