@@ -114,31 +114,3 @@ def _closing_generator_worker() -> type:
 
     return ClosingGeneratorWorker
 
-
-def prewarm(modules: tuple[str, ...]) -> Any:
-    """Import ``modules`` in a background thread, now, rather than when the user first needs them.
-
-    A first import holds the GIL for long stretches (loading a C extension
-    holds it throughout): done by a stage worker or by napari on the main
-    thread when the first video is shown (napari imports xarray, pandas and
-    pyarrow for the first image layer of a dask array: 1.5-1.9 s measured), it
-    froze the viewer at the user's first click. Done while the dock is
-    opening, the viewer is not yet in use. Missing optional modules are skipped.
-
-    Returns
-    -------
-    thread : threading.Thread (daemon, started)
-    """
-    import importlib
-    import threading
-
-    def run() -> None:
-        for name in modules:
-            try:
-                importlib.import_module(name)
-            except ImportError:
-                continue
-
-    thread = threading.Thread(target=run, name="vis-ws prewarm", daemon=True)
-    thread.start()
-    return thread

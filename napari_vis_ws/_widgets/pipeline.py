@@ -67,7 +67,7 @@ from napari_vis_ws._stage_layers import (
 )
 from napari_vis_ws._tasks import register_task, update_task, wait_for_workers
 from napari_vis_ws._widgets.training import LoadedPredictions, prediction_work
-from napari_vis_ws._workers import prewarm, start_generator_worker, start_worker
+from napari_vis_ws._workers import start_generator_worker, start_worker
 
 if TYPE_CHECKING:
     import napari
@@ -80,9 +80,6 @@ STOP_WAIT_S = 60.0  # closing the window waits this long for a stage to stop aft
 MODEL_HINT = "train it from the Training dock or with `vis-ws pseudo-labels`"
 DETECTOR_HINT = "train one with `vis-ws pipeline {tags} --out {project}` or the Training dock (Mask R-CNN, MaskConsist)"
 DOCK_STAGES = (*STAGES, PREDICTIONS)  # one row each, in this order
-# imported while the dock opens (see prewarm): what napari needs for the first lazy image, then the stages
-PREWARM = ("pandas", "xarray", "dask.array", "torch", "torchvision", "training.flow", "training.cam.store",
-           "training.irn.pseudo_labels", "training.link")  # fmt: skip
 TITLES = {"flow": "Flow", "cams": "CAMs", "pseudo-labels": "Pseudo-labels", PREDICTIONS: "Predictions"}
 
 
@@ -251,7 +248,6 @@ class PipelineWidget(QWidget):
         self._task: Any = None  # the running stage in napari's task registry (its close dialog lists it)
         self._closing = False
         self._opened: set[Path] = set()  # projects whose stale temporary files were removed
-        prewarm(PREWARM)
 
         self.tags_edit = QLineEdit()
         self.tags_edit.setPlaceholderText("frame-tags JSON (vis-ws tags)")
