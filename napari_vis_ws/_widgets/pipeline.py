@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -248,6 +249,7 @@ class PipelineWidget(QWidget):
         self._task: Any = None  # the running stage in napari's task registry (its close dialog lists it)
         self._closing = False
         self._opened: set[Path] = set()  # projects whose stale temporary files were removed
+        self._showing = 0  # the load whose layers are being put in the viewer
 
         self.tags_edit = QLineEdit()
         self.tags_edit.setPlaceholderText("frame-tags JSON (vis-ws tags)")
@@ -414,6 +416,8 @@ class PipelineWidget(QWidget):
         self._opened.add(project)
 
         def load() -> tuple[str, tuple[int, int, int], list[tuple], list[tuple]]:
+            import pandas  # noqa: F401  (napari's feature tables need it: its first import, 1 s, off the main thread)
+
             if clean:  # a project opened: the temporary files of writes killed long ago go
                 from training.atomic import remove_stale_temp_files
 
@@ -427,29 +431,44 @@ class PipelineWidget(QWidget):
         self._load_id += 1
         load_id = self._load_id
 
+        def current() -> bool:
+            return load_id == self._load_id and not self._closing
+
+        def ready() -> None:
+            if current():
+                self.show_button.setEnabled(True)
+
         def shown(loaded: tuple[str, tuple[int, int, int], list[tuple], list[tuple]]) -> None:
-            if load_id == self._load_id:
-                self._show_loaded(note, loaded)
+            if current():
+                self._showing = load_id
+                self._show_loaded(note, loaded, current, ready)
 
         def finished() -> None:
-            if load_id == self._load_id:
-                self.show_button.setEnabled(True)
+            if self._showing != load_id:  # nothing to show (an error): ready now, else once every layer is in
+                ready()
 
         self.show_button.setEnabled(False)
         self.info.setText("opening…")
         self.loader = start_worker(load, shown, self._notify, finished)
 
-    def _show_loaded(self, note: str, loaded: tuple[str, tuple[int, int, int], list[tuple], list[tuple]]) -> None:
+    def _show_loaded(
+        self,
+        note: str,
+        loaded: tuple[str, tuple[int, int, int], list[tuple], list[tuple]],
+        current: Callable[[], bool],
+        ready: Callable[[], None],
+    ) -> None:
+        """Put the loaded layers in the viewer, one per turn of the event loop while ``current()``; then ``ready()``."""
         key, (t, h, w), frames, layers = loaded
         if frames:
             for data, kwargs, kind in frames:
                 self._put_layer(data, kwargs, kind)
             self.viewer.layers.move(self.viewer.layers.index(FRAMES), 0)
             self.viewer.dims.set_current_step(0, 0)
-        self._show_layers(layers, SHOWN_STAGES)
         names = ", ".join(kw["name"] for _, kw, _ in layers)
         found = f"results: {names}" if layers else f"no results yet in {self.project}: run the stages below"
         self.info.setText(f"{note}{key}: {t} frames of {w}×{h}; {found}")
+        self._show_layers(layers, SHOWN_STAGES, paced=current, then=ready)
 
     def _put_layer(
         self, data: Any, kwargs: dict[str, Any], kind: str, restyle: bool = False, visible: bool = True
@@ -478,8 +497,18 @@ class PipelineWidget(QWidget):
             self.viewer.layers.remove(name)
         getattr(self.viewer, f"add_{kind}")(data, **kwargs)
 
-    def _show_layers(self, layers: list[tuple], stages: tuple[str, ...]) -> None:
+    def _show_layers(
+        self,
+        layers: list[tuple],
+        stages: tuple[str, ...],
+        paced: Callable[[], bool] | None = None,
+        then: Callable[[], None] | None = None,
+    ) -> None:
         """Show the layers of some stages; drop those stages' layers that are not in the new set.
+
+        With ``paced``, one layer goes in per turn of the event loop, as long
+        as ``paced()`` holds (napari spends 0.1-0.3 s of the main thread on
+        each: eleven at once held it 1.5-2.4 s); ``then()`` follows the last.
 
         A layer that is no longer needed (``cam [dog]`` after switching to a
         video of cats) is renamed and reused for a new one of the same kind:
@@ -495,7 +524,8 @@ class PipelineWidget(QWidget):
             for ly in self.viewer.layers
             if ly.metadata.get(META_KEY, {}).get("stage") in stages and ly.name not in keep
         ]
-        for data, kwargs, kind in layers:
+
+        def put(data: Any, kwargs: dict[str, Any], kind: str) -> None:
             reuse = None
             if kwargs["name"] not in self.viewer.layers:
                 reuse = next((ly for ly in stale if _fits(ly, kwargs, kind)), None)
@@ -503,10 +533,29 @@ class PipelineWidget(QWidget):
                 stale.remove(reuse)
                 reuse.name = kwargs["name"]
             self._put_layer(data, kwargs, kind, restyle=reuse is not None, visible=kwargs["name"] == shown)
-        with _young_objects_collected():
-            for layer in stale:
-                self.viewer.layers.remove(layer)
-        self._order_layers()
+
+        def finish() -> None:
+            with _young_objects_collected():
+                for layer in stale:
+                    self.viewer.layers.remove(layer)
+            self._order_layers()
+            if then is not None:
+                then()
+
+        steps = [partial(put, *layer) for layer in layers] + [finish]
+        if paced is None:
+            for step in steps:
+                step()
+            return
+
+        def run(i: int) -> None:
+            if not paced():  # a newer load (another video) took over, or the viewer is closing
+                return
+            steps[i]()
+            if i + 1 < len(steps):
+                QTimer.singleShot(0, partial(run, i + 1))
+
+        run(0)
 
     def _order_layers(self) -> None:
         """Stage layers above the others, in the order of :func:`layer_rank` (flow at the bottom, points on top)."""
