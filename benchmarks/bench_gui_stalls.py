@@ -5,8 +5,11 @@ project of 2 synthetic videos (``--frames`` x 240x320, 1-epoch models made
 with ``vis-ws pseudo-labels``, cached in ``--root``). A 10 ms QTimer on the main
 thread measures the gaps between its ticks while a person would: wait for the
 dock to open, open the project, switch videos back and forth, step through
-frames, then run CAMs on a copy of the project without CAMs. Prints, per phase,
-the longest gap and how many gaps exceeded 100 ms.
+frames, open a copy of the project without CAMs and pseudo-labels, and run CAMs
+there. Prints, per phase,
+the longest gap and how many gaps exceeded 100 ms; with ``--why``, also what
+the main thread was doing during each gap over 200 ms (a sampling thread reads
+its stack every 10 ms).
 
     xvfb-run -a -s "-screen 0 1280x1024x24" .venv/bin/python benchmarks/bench_gui_stalls.py [--frames 16]
 """
@@ -21,7 +24,7 @@ import argparse  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from collections import defaultdict  # noqa: E402
+from collections import Counter, defaultdict  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -42,10 +45,30 @@ def make_project(root: Path, frames: int) -> Path:
     return root
 
 
+def start_sampler(samples: list[tuple[float, str]]) -> None:
+    """Record the main thread's innermost frames every 10 ms (a daemon thread)."""
+    import threading
+    import traceback
+
+    main_id = threading.main_thread().ident
+
+    def run() -> None:
+        while True:
+            frame = sys._current_frames().get(main_id)
+            if frame is not None:
+                stack = traceback.extract_stack(frame)[-8:]
+                text = " <- ".join(f"{f.name}@{Path(f.filename).name}:{f.lineno}" for f in reversed(stack))
+                samples.append((time.monotonic(), text))
+            time.sleep(0.01)
+
+    threading.Thread(target=run, daemon=True, name="stack sampler").start()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--root", type=Path, default=Path("/tmp/vis-ws-bench-gui"))
+    parser.add_argument("--why", action="store_true", help="print the main thread's stacks during long gaps")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     import subprocess
@@ -68,10 +91,17 @@ def main() -> None:
     viewer.window.add_dock_widget(CorrectionsWidget(viewer))
     gaps: dict[str, list[float]] = defaultdict(list)
     phase, last = ["dock opening"], [time.monotonic()]
+    samples: list[tuple[float, str]] = []
+    if args.why:
+        start_sampler(samples)
 
     def tick() -> None:
         now = time.monotonic()
         gaps[phase[0]].append(now - last[0])
+        if args.why and now - last[0] > 0.2:
+            print(f"-- {phase[0]}: {now - last[0]:.3f} s, main thread:")
+            for stack, n in Counter(st for t, st in samples if last[0] <= t <= now).most_common(4):
+                print(f"   {n:3d}x {stack}")
         last[0] = now
 
     timer = QTimer()
@@ -103,6 +133,7 @@ def main() -> None:
     shutil.rmtree(fresh, ignore_errors=True)
     for stage in ("cam", "irn", "flow"):
         shutil.copytree(args.root / "run" / stage, fresh / stage)
+    phase[0] = "other project"  # without CAMs or pseudo-labels: their layers go
     dock.set_project(fresh)
     serve(until=dock.show_button.isEnabled)
     serve(0.3)
