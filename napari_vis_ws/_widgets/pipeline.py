@@ -250,6 +250,8 @@ class PipelineWidget(QWidget):
         self._closing = False
         self._opened: set[Path] = set()  # projects whose stale temporary files were removed
         self._showing = 0  # the load whose layers are being put in the viewer
+        self._pace_token = 0  # the latest set of layers being put in the viewer one per event-loop turn
+        self._pacing = False  # whether one is still going in
 
         self.tags_edit = QLineEdit()
         self.tags_edit.setPlaceholderText("frame-tags JSON (vis-ws tags)")
@@ -548,12 +550,21 @@ class PipelineWidget(QWidget):
                 step()
             return
 
+        self._pace_token += 1
+        token = self._pace_token
+        self._pacing = True
+
         def run(i: int) -> None:
+            if token != self._pace_token:  # a newer set of layers took over (it holds all of them)
+                return
             if not paced():  # a newer load (another video) took over, or the viewer is closing
+                self._pacing = False
                 return
             steps[i]()
             if i + 1 < len(steps):
                 QTimer.singleShot(0, partial(run, i + 1))
+            else:
+                self._pacing = False
 
         run(0)
 
@@ -646,8 +657,8 @@ class PipelineWidget(QWidget):
                 self.info.setText(value.message)
         elif isinstance(value, LoadedPredictions):
             self._show_predictions(value)
-        else:
-            self._show_layers(value, (name,))
+        else:  # paced: the first CAM refresh adds a layer per class, 0.1-0.3 s of the main thread each
+            self._show_layers(value, (name,), paced=lambda: not self._closing)
             self._newest = newest_result([kw["name"] for _, kw, _ in value])
 
     def _show_predictions(self, loaded: LoadedPredictions) -> None:
@@ -673,6 +684,9 @@ class PipelineWidget(QWidget):
         self.info.setText(f"{TITLES[name]}: done. {self._messages.pop(name, '')}".strip())
 
     def _stage_finished(self, name: str) -> None:
+        if self._pacing and not self._closing:  # its last layers are still going in: finish after them
+            QTimer.singleShot(20, partial(self._stage_finished, name))
+            return
         row = self.stages[name]
         cancelled = self.worker is not None and self.worker.abort_requested
         update_task(self.viewer, self._task, "cancelled" if cancelled else "completed")
