@@ -15,7 +15,7 @@ between two frames, and the layers (:mod:`napari_vis_ws._stage_layers`) are
 built in the worker and handed to the main thread, the only place layers are
 touched. CAM layers refresh while the stage runs; the others appear when it
 ends. Predictions is the Training dock's Load predictions
-(:func:`napari_vis_ws._widgets.training.prediction_work`) on the project: the
+(:func:`napari_vis_ws._predictions.prediction_work`) on the project: the
 video's stored predictions, or the project's detector run on it and kept in
 ``RUN/predictions/<video>.json``.
 """
@@ -50,6 +50,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_vis_ws._layers import FRAMES, META_KEY, dataset_layers
+from napari_vis_ws._predictions import LoadedPredictions, prediction_work
 from napari_vis_ws._stage_layers import (
     PREDICTIONS,
     PSEUDO_LABELS,
@@ -67,7 +68,6 @@ from napari_vis_ws._stage_layers import (
     project_layers,
 )
 from napari_vis_ws._tasks import register_task, update_task, wait_for_workers
-from napari_vis_ws._widgets.training import LoadedPredictions, prediction_work
 from napari_vis_ws._workers import start_generator_worker, start_worker
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ def predictions_stage(
     """MaskConsist predictions of the video with the project's detector, kept in ``project/predictions/<video>.json``.
 
     Progress events (one per frame predicted), then a
-    :class:`~napari_vis_ws._widgets.training.LoadedPredictions` (``predictions``,
+    :class:`~napari_vis_ws._predictions.LoadedPredictions` (``predictions``,
     and ``matches`` when the project has the video's). Predictions already
     stored (``RUN/results.json``, ``RUN/predictions/<video>.json``) are read
     back, not made again. The detector is ``maskconsist/`` when trained, else

@@ -39,18 +39,16 @@ where the Corrections dock's review queue reads it.
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtCore import QEvent, QObject, QPointF, QProcess, QProcessEnvironment, Qt, QTimer
-from qtpy.QtGui import QCloseEvent, QColor, QPainter, QPaintEvent, QPen, QPolygonF
+from qtpy.QtCore import QEvent, QObject, QProcess, QProcessEnvironment, QTimer
+from qtpy.QtGui import QCloseEvent
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -69,6 +67,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_vis_ws._layers import FRAMES, META_KEY
+from napari_vis_ws._predictions import LoadedPredictions, prediction_work
 from napari_vis_ws._stage_layers import (
     PREDICTIONS,
     attach_disagreement,
@@ -90,6 +89,7 @@ from napari_vis_ws._training import (
     parse_progress_line,
     stage_name,
 )
+from napari_vis_ws._widgets.loss_plot import LossPlot
 from napari_vis_ws._workers import start_generator_worker
 
 if TYPE_CHECKING:
@@ -103,143 +103,6 @@ DETECTOR_STAGES = ("maskrcnn", "maskconsist")
 TARGETS_DIR = "targets"  # PROJECT/targets: the corrected training targets (as the Export dock writes them)
 LABELS = {"pseudo": "pseudo-labels", "corrected": "pseudo-labels with my corrections"}
 UNITS = {"it": "iteration"}
-
-
-# -- predictions: user action → backend generator (no Qt, run in the worker) ------------
-@dataclass
-class LoadedPredictions:
-    """What :func:`prediction_work` hands to the main thread at its end.
-
-    Attributes
-    ----------
-    key : str, the video's output name
-    layers : layer-data tuples (``predictions``, and ``matches``/``warped masks`` when the run has them)
-    disagreement : list of T floats, or None (no pseudo-labels of this video to compare with)
-    predicted : str, where the predictions were just written ("" when they were read as stored)
-    """
-
-    key: str
-    layers: list[tuple]
-    disagreement: list[float] | None
-    predicted: str = ""
-
-
-def prediction_work(
-    dataset_json: Path,
-    video_id: int,
-    run: Path,
-    categories: list[dict[str, Any]],
-    device: str = "auto",
-    flow_dirs: tuple[Path, ...] = (),
-    pseudo: tuple[np.ndarray, dict[str, list], str | None] | None = None,
-) -> Iterator[Any]:
-    """Predictions of one video from a run folder: progress events while predicting, then a LoadedPredictions.
-
-    Parameters
-    ----------
-    dataset_json : path, the dataset or tags JSON of the video
-    video_id : int
-    run : path, a ``vis-ws train`` run folder or a project (``results.json``, ``maskconsist/``, ``maskrcnn/``)
-    categories : list of {"id", "name"}, the dataset's (the run's ``categories.json`` wins)
-    device : str
-    flow_dirs : folders to look for the video's flow in (tubes are linked along it when found)
-    pseudo : ((T, H, W) int, features, video key or None), optional
-        The pseudo-labels shown, for their disagreement with the predictions (when of this video).
-
-    Raises
-    ------
-    InputError
-        No predictions of the video and no trained detector in ``run``; bad files.
-    """
-    from napari_vis_ws._stage_layers import (
-        detector_checkpoint,
-        labels_disagreement,
-        match_layers,
-        matches_path,
-        predictions_path,
-        run_prediction_layers,
-    )
-    from napari_vis_ws._widgets.pipeline import video_source
-    from training.data.json_io import read_json
-    from training.errors import InputError
-    from training.flow.storage import flow_paths
-
-    if not run.is_dir():
-        raise InputError(run, "no such run folder: choose the output folder of a Mask R-CNN or MaskConsist training")
-    source = video_source(dataset_json, video_id)
-    model = detector_checkpoint(run)
-    if model is not None and (model / "categories.json").is_file():
-        categories = list(read_json(model / "categories.json"))
-    layers = run_prediction_layers(run, source.video, source.key, categories)
-    predicted = ""
-    if not layers:
-        if model is None:
-            what = f"no predictions of video {source.key} and no trained detector (checkpoint.pt) to make them"
-            raise InputError(run, f"{what}: train Mask R-CNN or MaskConsist first, or choose its run folder")
-        from training.detection.predict import predict
-
-        out = predictions_path(run, source.key)
-        flow = next((d for d in flow_dirs if all(p.is_file() for p in flow_paths(d, source.key))), None)
-        yield from predict(dataset_json, model, out, flow, device, video_ids=[video_id])
-        predicted = str(out)
-        layers = run_prediction_layers(run, source.video, source.key, categories)
-    matches = matches_path(run, source.key)
-    dis = None
-    if pseudo is not None and pseudo[2] in (None, source.key):
-        pred = layers[0] if layers else (None, {})
-        dis = labels_disagreement(pseudo[0], pseudo[1], pred[0], pred[1].get("features"), matches)
-    if matches is not None:
-        layers += match_layers(matches, source.key)
-    for _, kwargs, _ in layers:
-        kwargs["metadata"][META_KEY].update(project=str(run), video_key=source.key)
-    yield LoadedPredictions(source.key, layers, dis, predicted)
-
-
-class LossPlot(QWidget):
-    """A small live loss curve: a polyline painted with QPainter (no plotting dependency)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.values: list[float] = []
-        self.setMinimumHeight(90)
-        self.setToolTip("training loss per iteration")
-
-    def clear(self) -> None:
-        """Forget every point."""
-        self.values = []
-        self.update()
-
-    def add(self, value: float) -> None:
-        """Append one loss value (non-finite values are skipped)."""
-        if math.isfinite(value):
-            self.values.append(value)
-            self.update()
-
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt API)
-        """Draw the curve scaled to the widget, with the last and the range of the values."""
-        painter = QPainter(self)
-        painter.setRenderHint(QPainter.Antialiasing)
-        rect = self.rect().adjusted(4, 16, -4, -4)
-        painter.setPen(QPen(QColor(128, 128, 128), 1))
-        painter.drawRect(rect)
-        if not self.values:
-            painter.drawText(self.rect().adjusted(6, 0, 0, 0), Qt.AlignLeft | Qt.AlignTop, "loss")
-            painter.end()
-            return
-        lo, hi = min(self.values), max(self.values)
-        span = hi - lo or 1.0
-        n = len(self.values)
-        points = QPolygonF()
-        for i, v in enumerate(self.values):
-            x = rect.left() + (rect.width() * i / (n - 1) if n > 1 else rect.width() / 2)
-            y = rect.bottom() - rect.height() * (v - lo) / span
-            points.append(QPointF(x, y))
-        painter.setPen(QPen(QColor(0, 170, 255), 1.5))
-        painter.drawPolyline(points)
-        painter.setPen(QPen(QColor(160, 160, 160), 1))
-        text = f"loss {self.values[-1]:.4g}   (min {lo:.4g}, max {hi:.4g}, {n} it)"
-        painter.drawText(self.rect().adjusted(6, 0, 0, 0), Qt.AlignLeft | Qt.AlignTop, text)
-        painter.end()
 
 
 class TrainingWidget(QWidget):
