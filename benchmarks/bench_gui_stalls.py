@@ -27,6 +27,7 @@ import time  # noqa: E402
 from collections import Counter, defaultdict  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -46,18 +47,37 @@ def make_project(root: Path, frames: int) -> Path:
 
 
 def start_sampler(samples: list[tuple[float, str]]) -> None:
-    """Record the main thread's innermost frames every 10 ms (a daemon thread)."""
+    """Record the innermost frames of the main thread every 10 ms (a daemon thread).
+
+    When the main thread sits in the benchmark's own loop (Qt's C++ work, or
+    waiting for the GIL), the busiest other thread's stack is recorded too,
+    marked ``[thread name]``: a worker holding the GIL stalls the event loop.
+    """
     import threading
     import traceback
 
     main_id = threading.main_thread().ident
+    idle = {"wait", "sleep", "select", "_wait_for_tstate_lock", "get", "run", "poll", "_recv", "accept"}
+
+    def text_of(frame: Any) -> str:
+        stack = traceback.extract_stack(frame)[-8:]
+        return " <- ".join(f"{f.name}@{Path(f.filename).name}:{f.lineno}" for f in reversed(stack))
 
     def run() -> None:
+        me = threading.get_ident()
         while True:
-            frame = sys._current_frames().get(main_id)
+            frames = sys._current_frames()
+            frame = frames.get(main_id)
             if frame is not None:
-                stack = traceback.extract_stack(frame)[-8:]
-                text = " <- ".join(f"{f.name}@{Path(f.filename).name}:{f.lineno}" for f in reversed(stack))
+                text = text_of(frame)
+                if text.startswith("serve@"):
+                    names = {t.ident: t.name for t in threading.enumerate()}
+                    busy = [
+                        f"[{names.get(ident, ident)}] {text_of(f)}"
+                        for ident, f in frames.items()
+                        if ident not in (main_id, me) and f.f_code.co_name not in idle
+                    ]
+                    text = busy[0] if busy else text
                 samples.append((time.monotonic(), text))
             time.sleep(0.01)
 
@@ -69,6 +89,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--root", type=Path, default=Path("/tmp/vis-ws-bench-gui"))
     parser.add_argument("--why", action="store_true", help="print the main thread's stacks during long gaps")
+    parser.add_argument("--profile", metavar="PHASE", help="print a cProfile of the main thread during PHASE")
+    parser.add_argument("--why-ms", type=float, default=200.0, help="with --why: the gaps to explain (default 200 ms)")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     import subprocess
@@ -77,6 +99,11 @@ def main() -> None:
     code = f"import sys; sys.path.insert(0, {str(REPO)!r}); from benchmarks.bench_gui_stalls import make_project; "
     code += f"make_project(__import__('pathlib').Path({str(args.root)!r}), {args.frames})"
     subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL)
+
+    fresh = args.root / "fresh"  # a copy of the project without CAMs and pseudo-labels (copied before timing)
+    shutil.rmtree(fresh, ignore_errors=True)
+    for stage in ("cam", "irn", "flow"):
+        shutil.copytree(args.root / "run" / stage, fresh / stage)
 
     import napari
     from qtpy.QtCore import QTimer
@@ -98,11 +125,26 @@ def main() -> None:
     def tick() -> None:
         now = time.monotonic()
         gaps[phase[0]].append(now - last[0])
-        if args.why and now - last[0] > 0.2:
+        if args.why and now - last[0] > args.why_ms / 1000:
             print(f"-- {phase[0]}: {now - last[0]:.3f} s, main thread:")
             for stack, n in Counter(st for t, st in samples if last[0] <= t <= now).most_common(4):
                 print(f"   {n:3d}x {stack}")
         last[0] = now
+
+    profiler: list[Any] = []
+
+    def enter(name: str) -> None:
+        """Start the phase ``name`` (and stop the profile of the previous one)."""
+        import cProfile
+        import pstats
+
+        if profiler:
+            profiler[0].disable()
+            pstats.Stats(profiler.pop()).sort_stats("cumulative").print_stats(40)
+        phase[0] = name
+        if args.profile == name:
+            profiler.append(cProfile.Profile())
+            profiler[0].enable()
 
     timer = QTimer()
     timer.timeout.connect(tick)
@@ -115,32 +157,29 @@ def main() -> None:
             time.sleep(0.005)
 
     serve(3.0)  # the dock is open; the user reads it
-    phase[0] = "open project"
+    enter("open project")
     dock.set_tags(args.root / "data/tags.json")
     dock.set_project(args.root / "run")
     serve(until=lambda: dock.show_button.isEnabled() and "pseudo-labels" in viewer.layers)
     serve(0.3)
-    phase[0] = "switch video"
+    enter("switch video")
     for _ in range(4):
         dock.video_combo.setCurrentIndex(1 - dock.video_combo.currentIndex())
         serve(until=dock.show_button.isEnabled)
         serve(0.3)
-    phase[0] = "step frames"
+    enter("step frames")
     for t in range(args.frames):
         viewer.dims.set_current_step(0, t)
         serve(0.05)
-    fresh = args.root / "fresh"
-    shutil.rmtree(fresh, ignore_errors=True)
-    for stage in ("cam", "irn", "flow"):
-        shutil.copytree(args.root / "run" / stage, fresh / stage)
-    phase[0] = "other project"  # without CAMs or pseudo-labels: their layers go
+    enter("other project")  # without CAMs or pseudo-labels: their layers go
     dock.set_project(fresh)
     serve(until=dock.show_button.isEnabled)
     serve(0.3)
-    phase[0] = "run CAMs"
+    enter("run CAMs")
     dock.run_stage("cams")
     serve(until=lambda: dock.running is None)
     serve(0.3)
+    enter("end")
     timer.stop()
     print(f"{'phase':<14} {'longest stall':>14} {'stalls > 100 ms':>16} {'ticks':>6}")
     for name, values in gaps.items():
