@@ -8,8 +8,10 @@ import pytest
 from training.maskconsist import (
     FrameMasks,
     expand_predictions,
+    fuller_first,
     hungarian_matches,
     iom_nms,
+    iom_nms_fuller,
     maskconsist_pair,
     warp_masks,
 )
@@ -121,14 +123,55 @@ def test_a_good_prediction_at_t_repairs_a_partial_one_at_t_plus_1():
     assert len(res.targets_t2) == 1 and res.targets_t2.masks[0].sum() == obj_t2.sum()
 
 
-def test_a_pseudo_label_scored_above_the_transferred_mask_is_what_iom_nms_keeps():
+def test_score_order_lets_a_pseudo_label_scored_above_the_transferred_mask_win():
     obj_t = box(4, 14, 2, 14)
     partial = box(4, 14, 5, 10)
     pred_t, pred_t2 = fm((obj_t, 1, 0.6)), fm((box(4, 14, 6, 17), 1, 0.55))
-    res = maskconsist_pair(pred_t, pred_t2, fm((obj_t, 1, 1.0)), fm((partial, 1, 1.0)), [shift_flow(3)])
+    args = (pred_t, pred_t2, fm((obj_t, 1, 1.0)), fm((partial, 1, 1.0)), [shift_flow(3)])
+    res = maskconsist_pair(*args, iom_rank="score")
     assert res.transferred == [0]  # transferred, but IRN's 1.0 outranks the detector's 0.6
     assert len(res.targets_t2) == 1
     np.testing.assert_array_equal(res.targets_t2.masks[0], partial)
+    with pytest.raises(ValueError, match="iom_rank must be one of fuller, score"):
+        maskconsist_pair(*args, iom_rank="area")
+
+
+def test_by_default_the_transferred_fuller_mask_replaces_a_higher_scored_partial_label():
+    obj_t, obj_t2, partial = box(4, 14, 2, 14), box(4, 14, 5, 17), box(4, 14, 5, 10)
+    other = box(15, 19, 20, 29)  # a pseudo-label nothing overlaps is kept
+    pred_t, pred_t2 = fm((obj_t, 1, 0.6)), fm((box(4, 14, 6, 17), 1, 0.55))
+    pseudo_t2 = fm((partial, 1, 1.0), (other, 2, 0.3))
+    res = maskconsist_pair(pred_t, pred_t2, fm((obj_t, 1, 1.0)), pseudo_t2, [shift_flow(3)])
+    assert res.transferred == [0] and len(res.targets_t2) == 2
+    np.testing.assert_array_equal(res.targets_t2.masks[0], obj_t2)  # the repair, at the detector's score
+    assert res.targets_t2.scores[0] == pytest.approx(0.6)
+    np.testing.assert_array_equal(res.targets_t2.masks[1], other)
+
+
+def test_by_default_a_fuller_pseudo_label_keeps_out_a_transferred_fragment_inside_it():
+    obj_t, frag_t2 = box(4, 9, 2, 8), box(4, 9, 5, 11)  # the detector found only the top of the object
+    whole = box(4, 14, 3, 14)
+    pred_t, pred_t2 = fm((obj_t, 1, 0.9)), fm((frag_t2, 1, 0.9))
+    res = maskconsist_pair(pred_t, pred_t2, fm((obj_t, 1, 1.0)), fm((whole, 1, 0.2)), [shift_flow(3)], intra=False)
+    assert res.transferred == [0]
+    assert len(res.targets_t2) == 1
+    np.testing.assert_array_equal(res.targets_t2.masks[0], whole)  # score 0.2 < 0.9 does not matter
+
+
+def test_iom_nms_fuller_keeps_the_larger_mask_and_removes_true_duplicates():
+    full, part, twin, other = box(2, 12, 2, 22), box(3, 7, 3, 9), box(2, 12, 2, 21), box(14, 19, 0, 5)
+    masks = np.stack([part, full, twin, other])
+    sources = np.array([1, 0, 1, 1])  # full is the only mask of source 0
+    # the part scores highest, the full mask lowest: scores of different sources are never compared
+    keep = iom_nms_fuller(masks, sources, np.array([1.0, 0.1, 0.9, 0.5]))
+    assert keep.tolist() == [1, 3]  # twin (IoM 1.0 with full) is a duplicate; part lies inside full
+    # equal areas: within a source the higher score wins, across sources the lower source id
+    a, b = box(0, 10, 0, 10), box(1, 11, 0, 10)
+    assert iom_nms_fuller(np.stack([a, b]), np.array([1, 1]), np.array([0.2, 0.7])).tolist() == [1]
+    assert iom_nms_fuller(np.stack([a, b]), np.array([1, 0]), np.array([0.9, 0.1])).tolist() == [1]
+    assert fuller_first(np.stack([a, b, full]), np.zeros(3), np.zeros(3)).tolist() == [2, 0, 1]
+    with pytest.raises(ValueError, match="threshold"):
+        iom_nms_fuller(masks, sources, np.ones(4), 1.5)
 
 
 def test_maskcon_first_lets_the_transferred_repair_replace_a_higher_scored_partial_label():

@@ -324,7 +324,9 @@ def test_train_maskcon_first_reaches_the_step_two_run_and_its_saved_config(prepa
     args = ["--pseudo", str(prepared / "pseudo"), "--out", str(run), "--step", "2", "--init", str(prepared / "step1")]
     args += ["--flow", str(prepared / "flow"), "--iterations", "1", "--delta-max", "1", "--backbone", "mobilenet_v3"]
     args += ["--min-size", "64", "--max-size", "80", "--batch-size", "1", "--device", "cpu", "--maskcon-first"]
-    assert main(["train", str(prepared / "data/tags.json"), *args]) == 0
+    assert main(["train", str(prepared / "data/tags.json"), *args, "--iom-rank", "score"]) == 0
     saved = json.loads((run / "config.json").read_text())
-    assert saved["maskcon_first"] is True and saved["iom"] is True
-    assert DetectionTrainConfig().maskcon_first is False  # score order unless asked
+    assert saved["maskcon_first"] is True and saved["iom"] is True and saved["iom_rank"] == "score"
+    assert DetectionTrainConfig().maskcon_first is False and DetectionTrainConfig().iom_rank == "fuller"
+    with pytest.raises(InputError, match="--iom-rank must be one of fuller, score"):
+        DetectionTrainConfig(iom_rank="area")

@@ -56,8 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-intra", action="store_true", help="MaskConsist without intra-frame expansion")
     p.add_argument("--no-inter", action="store_true", help="MaskConsist without inter-frame matching")
     p.add_argument("--no-iom", action="store_true", help="MaskConsist without IoM-NMS of the targets")
+    p.add_argument("--iom-rank", choices=("fuller", "score"), default="fuller",
+                   help="which of two overlapping MaskConsist targets IoM-NMS keeps: the larger, or the "
+                   "higher score (IRN's and the detector's scores are not comparable)")  # fmt: skip
     p.add_argument("--maskcon-first", action="store_true",
-                   help="IoM-NMS keeps transferred masks before pseudo-labels (default: by score)")  # fmt: skip
+                   help="IoM-NMS keeps transferred masks before pseudo-labels (overrides --iom-rank)")  # fmt: skip
     p.add_argument("--supervision", choices=("weak", "full"), default="weak", help="pseudo-labels or ground truth")
     p.add_argument("--gt", type=Path, default=None, help="ground-truth YouTube-VIS JSON for --supervision full")
     p.add_argument("--seed", type=int, default=0, help="seed of init, batch order and augmentation")
@@ -112,6 +115,7 @@ def run_train(args: argparse.Namespace) -> int:
         intra=not args.no_intra,
         inter=not args.no_inter,
         iom=not args.no_iom,
+        iom_rank=args.iom_rank,
         maskcon_first=args.maskcon_first,
         delta_max=args.delta_max,
         score_threshold=args.score_threshold,

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from training.maskconsist.iom_nms import iom_nms
+from training.maskconsist.iom_nms import iom_nms, iom_nms_fuller
 from training.maskconsist.masks import FrameMasks, intersections, mask_iou
 
 INSIDE = 0.5  # a prediction is "mostly inside" a pseudo-label when this share of it is
 MATCH_IOU = 0.5  # inter-frame matches need at least this warped IoU (not published)
 QUALITY_IOU = 0.5  # a matched prediction is high quality above this IoU with a pseudo-label (paper: 0.5)
 IOM_THRESHOLD = 0.5
+IOM_RANKS = ("fuller", "score")  # how the targets' IoM-NMS orders masks, see maskconsist_pair
 
 
 def expand_predictions(predictions: FrameMasks, pseudo: FrameMasks, inside: float = INSIDE) -> FrameMasks:
@@ -140,6 +141,7 @@ def maskconsist_pair(
     inter: bool = True,
     iom: bool = True,
     maskcon_first: bool = False,
+    iom_rank: str = "fuller",
     match_iou: float = MATCH_IOU,
     quality_iou: float = QUALITY_IOU,
     iom_threshold: float = IOM_THRESHOLD,
@@ -153,15 +155,18 @@ def maskconsist_pair(
        ``quality_iou`` with a same-class pseudo-label of t is transferred: its
        warped mask merged (union) with its match forms P_maskCon^{t+δ}.
     4. Targets: P_maskCon^{t+δ} ∪ P_fIRN^{t+δ}, de-duplicated by IoM-NMS
-       (``iom``) in score order: a transferred mask replaces a pseudo-label
-       only when the detector is surer of it than IRN was of the label.
-       ``maskcon_first`` ranks every P_maskCon mask above every pseudo-label
-       instead, so a repair always replaces the partial label it contains
-       (the paper does not say which wins). On the synthetic benchmark's
-       blob pseudo-labels that made the targets a little closer to the
-       ground truth but halved the detector's held-out video AP
-       (benchmarks/RESULTS.md, 2026-12-01), and on labels with known faults
-       it gained less than score order (2026-12-03): score order by default.
+       (``iom``). The two sources' scores are not comparable (flowIRN scores
+       a frame's best pseudo-label 1.0, the detector its own confidence), so
+       by default (``iom_rank="fuller"``, :func:`~training.maskconsist.iom_nms.iom_nms_fuller`)
+       of two masks that mostly overlap the larger is kept, and scores only
+       order masks of one source: a transferred repair replaces the partial
+       pseudo-label inside it, a pseudo-label keeps out a smaller transferred
+       fragment. ``iom_rank="score"`` is the earlier rule, one score order over
+       both sources: on the CRF pseudo-labels of benchmarks/RESULTS.md it kept
+       6 masks out of 903 transfers, because IRN's 1.0 outranks the detector.
+       ``maskcon_first`` (overrides ``iom_rank``) ranks every P_maskCon mask
+       above every pseudo-label (the paper does not say which wins; measured
+       in benchmarks/RESULTS.md, 2026-12-01 and 2026-12-03).
 
     Each switch off gives a row of the paper's Table 5 ablation.
 
@@ -172,6 +177,10 @@ def maskconsist_pair(
     flows : list of (H, W, 2)
         What carries frame t's masks to t+δ, see :func:`warp_masks`; δ may be
         negative (t+δ before t: the same matching with time reversed).
+    intra, inter, iom, maskcon_first : bool
+        The switches of steps 1-4.
+    iom_rank : {"fuller", "score"}
+        Which of two overlapping targets IoM-NMS keeps (step 4).
 
     Returns
     -------
@@ -196,10 +205,17 @@ def maskconsist_pair(
             maskcon = FrameMasks(np.stack(masks), np.array(classes), np.array(scores))
     result.maskcon_t2 = maskcon
     targets = maskcon.concat(pseudo_t2)
+    if iom_rank not in IOM_RANKS:
+        raise ValueError(f"maskconsist_pair: iom_rank must be one of {', '.join(IOM_RANKS)}, got {iom_rank!r}")
     if iom and len(targets):
-        rank = targets.scores
-        if maskcon_first:  # P_maskCon leads ``targets``: lift its scores above every pseudo-label's
-            rank = rank + (np.arange(len(targets)) < len(maskcon)) * (np.ptp(rank) + 1.0)
-        targets = targets.take(iom_nms(targets.masks, rank, iom_threshold))
+        transferred = np.arange(len(targets)) < len(maskcon)  # P_maskCon leads ``targets``
+        if maskcon_first:  # lift P_maskCon's scores above every pseudo-label's
+            rank = targets.scores + transferred * (np.ptp(targets.scores) + 1.0)
+            keep = iom_nms(targets.masks, rank, iom_threshold)
+        elif iom_rank == "score":
+            keep = iom_nms(targets.masks, targets.scores, iom_threshold)
+        else:
+            keep = iom_nms_fuller(targets.masks, (~transferred).astype(np.int64), targets.scores, iom_threshold)
+        targets = targets.take(keep)
     result.targets_t2 = targets
     return result

@@ -66,7 +66,7 @@ from training.loop import (
     write_run_files,
 )
 from training.maskconsist.masks import FrameMasks
-from training.maskconsist.matching import PairResult, maskconsist_pair
+from training.maskconsist.matching import IOM_RANKS, PairResult, maskconsist_pair
 from training.progress import Progress
 
 STAGE = "train"
@@ -120,9 +120,15 @@ class DetectionTrainConfig:
     intra, inter, iom : bool
         MaskConsist switches (paper Table 5): intra-frame expansion,
         inter-frame matching, IoM-NMS of the targets.
+    iom_rank : {"fuller", "score"}
+        Which of two overlapping targets the IoM-NMS keeps: "fuller" (the
+        larger; scores ordered only within a source, since IRN's and the
+        detector's are not comparable) or "score" (one score order over both
+        sources, the rule before 2026-12: it dropped nearly every transferred
+        repair). See :func:`~training.maskconsist.matching.maskconsist_pair`.
     maskcon_first : bool
-        IoM-NMS ranks transferred masks above every pseudo-label instead of
-        by score (not in the paper; off by default, see RESULTS.md).
+        IoM-NMS ranks transferred masks above every pseudo-label instead
+        (overrides ``iom_rank``; not in the paper; off by default, see RESULTS.md).
     delta_max : int
         Frame pairs (t, t±δ) use every δ in 1..delta_max (δ is not published).
     score_threshold : float
@@ -152,6 +158,7 @@ class DetectionTrainConfig:
     intra: bool = True
     inter: bool = True
     iom: bool = True
+    iom_rank: str = "fuller"
     maskcon_first: bool = False
     delta_max: int = 5
     score_threshold: float = 0.5
@@ -174,6 +181,7 @@ class DetectionTrainConfig:
         need(32 <= self.min_size <= self.max_size, "need 32 <= --min-size <= --max-size")
         need(self.proposals >= 2 and self.rois >= 1, "--proposals must be >= 2 and --rois >= 1")
         need(0 <= self.flip <= 1 and 0 <= self.score_threshold <= 1, "flip and score_threshold must be in [0, 1]")
+        need(self.iom_rank in IOM_RANKS, f"--iom-rank must be one of {', '.join(IOM_RANKS)}, got {self.iom_rank!r}")
         need(self.delta_max >= 1, f"--delta-max must be at least 1, got {self.delta_max}")
         need(self.seed >= 0, "--seed must be >= 0")
 
@@ -304,6 +312,7 @@ def pair_matches(
     inter: bool = True,
     iom: bool = True,
     maskcon_first: bool = False,
+    iom_rank: str = "fuller",
 ) -> tuple[FrameMasks, dict[str, Any]]:
     """MaskConsist on frames (t, t2): targets of t2 and the viewer's summary.
 
@@ -314,6 +323,7 @@ def pair_matches(
     flows : |t2 - t| arrays (H, W, 2), ``VideoFlow.carry(t, t2)``
     t, t2 : int, the frames (t2 before or after t)
     intra, inter, iom, maskcon_first : bool, the MaskConsist switches (see ``maskconsist_pair``)
+    iom_rank : {"fuller", "score"}, the order of the targets' IoM-NMS (see ``maskconsist_pair``)
 
     Returns
     -------
@@ -322,7 +332,7 @@ def pair_matches(
     """
     if len(flows) != abs(t2 - t):
         raise ValueError(f"pair_matches: frames {t} -> {t2} need {abs(t2 - t)} flows, got {len(flows)}")
-    result = maskconsist_pair(pred_t, pred_t2, pseudo_t, pseudo_t2, flows, intra, inter, iom, maskcon_first)
+    result = maskconsist_pair(pred_t, pred_t2, pseudo_t, pseudo_t2, flows, intra, inter, iom, maskcon_first, iom_rank)
     assert result.targets_t2 is not None  # maskconsist_pair always fills it
     summary = summarize_pair(result, t, t2, len(pred_t), len(pred_t2))
     return result.targets_t2, summary
@@ -538,7 +548,7 @@ def train_detector(
         pseudo_t = volume_frame_masks(v.targets, t)
         targets, summary = pair_matches(
             pred_t, pred_t2, pseudo_t, pseudo_t2, v.flow.carry(t, t2), t, t2,
-            config.intra, config.inter, config.iom, config.maskcon_first,
+            config.intra, config.inter, config.iom, config.maskcon_first, config.iom_rank,
         )  # fmt: skip
         pairs.setdefault(v.key, {})[f"{t}-{t2}"] = summary
         return targets
