@@ -2,8 +2,14 @@
 
 Each tagged frame gives (METHOD.md §4-§5):
 
-- the image, ImageNet-normalised, flipped and cropped like IRN (a random crop
-  whose offset is a multiple of 4, so the label grid stays aligned);
+- the image, ImageNet-normalised, flipped, rescaled and cropped like IRN (a
+  random rescale in ``scales``, then a random crop whose offset is a multiple
+  of 4, so the label grid stays aligned). The crop window may reach
+  ``margin`` grid cells past the frame (labels 255 there), so every grid cell
+  of the frame can be the source of a pair: pairs start only in crop rows
+  ``[0, g − r')`` and columns ``[r', g − r')`` (:mod:`training.irn.path_index`),
+  and without that margin the cells near the frame's bottom, left and right
+  edges were never trained (61 % of a 30×40 grid with crop 112 and radius 10);
 - its inter-pixel relation labels (0 background, c+1 class, 255 ignore) from
   the stored CAMs, or the f-CAMs for the f-CAM variants;
 - the optical flow at frame t resized to the grid in grid pixels (for the
@@ -31,6 +37,8 @@ from training.irn.ir_labels import CONF_BG, CONF_FG, ir_labels
 
 IGNORE = 255
 STRIDE = 4
+SCALES = (0.5, 1.5)
+"""IRN's random rescale of a training image (``resize_long`` / ``random_scale`` in its affinity data)."""
 
 
 def grid_size(height: int, width: int) -> tuple[int, int]:
@@ -70,6 +78,13 @@ class RelationFrames(torch.utils.data.Dataset):
         Build the labels from the f-CAMs (flowIRN's f-CAM variants).
     crop : int
         Side of the square crops (a multiple of 4).
+    margin : int
+        How many grid cells past each edge of the (rescaled) frame a crop may
+        reach: ``radius − 1`` of the pairs trained on lets every cell be a pair
+        source (0: crops stay on the frame as far as it allows).
+    scales : (float, float)
+        Range of the random rescale of each item (IRN: 0.5-1.5); ``(1, 1)``
+        keeps the frame's size.
     conf_fg, conf_bg, crf
         Relation-label settings (METHOD.md §4).
     frames : path, optional
@@ -89,6 +104,8 @@ class RelationFrames(torch.utils.data.Dataset):
         flow_dir: str | os.PathLike | None = None,
         use_fcams: bool = False,
         crop: int = 256,
+        margin: int = 0,
+        scales: tuple[float, float] = SCALES,
         conf_fg: float = CONF_FG,
         conf_bg: float = CONF_BG,
         crf: bool = False,
@@ -97,10 +114,14 @@ class RelationFrames(torch.utils.data.Dataset):
     ) -> None:
         if crop % STRIDE:
             raise ValueError(f"crop must be a multiple of {STRIDE}, got {crop}")
+        if margin < 0 or not 0 < scales[0] <= scales[1]:
+            raise ValueError(f"need margin >= 0 and 0 < scales[0] <= scales[1], got {margin} and {scales}")
         self.frames = TagFrames(tags_path, frames, crop=crop, seed=seed)
         self.cams_dir = Path(cams_dir)
         self.use_fcams = use_fcams
         self.crop = crop
+        self.margin = margin
+        self.scales = (float(scales[0]), float(scales[1]))
         self.conf_fg, self.conf_bg, self.crf = conf_fg, conf_bg, crf
         self.seed = seed
         self.epoch = 0
@@ -164,19 +185,79 @@ class RelationFrames(torch.utils.data.Dataset):
         if float(torch.rand(1, generator=gen)) < 0.5:
             x, lab, fl = x.flip(-1), lab.flip(-1), fl.flip(-1)
             fl[0] = -fl[0]  # a mirrored motion runs the other way
+        lo, hi = self.scales
+        scale = lo + (hi - lo) * float(torch.rand(1, generator=gen))
+        x, lab, fl = rescale_item(x, lab, fl, scale)
         c, g = self.crop, self.crop // STRIDE
         gh, gw = lab.shape
         out_x = torch.zeros(3, c, c)
         out_lab = torch.full((g, g), IGNORE, dtype=torch.uint8)
         out_fl = torch.zeros(2, g, g)
-        # crop or place at a random grid-aligned offset (IRN's random_crop on the stride-4 grid)
-        oy = int(torch.randint(0, abs(gh - g) + 1, (1,), generator=gen))
-        ox = int(torch.randint(0, abs(gw - g) + 1, (1,), generator=gen))
-        sy, dy = (oy, 0) if gh > g else (0, oy)
-        sx, dx = (ox, 0) if gw > g else (0, ox)
-        ch, cw = min(gh, g), min(gw, g)
-        out_lab[dy : dy + ch, dx : dx + cw] = lab[sy : sy + ch, sx : sx + cw]
-        out_fl[:, dy : dy + ch, dx : dx + cw] = fl[:, sy : sy + ch, sx : sx + cw]
-        px = x[:, sy * STRIDE : (sy + ch) * STRIDE, sx * STRIDE : (sx + cw) * STRIDE]
-        out_x[:, dy * STRIDE : dy * STRIDE + px.shape[1], dx * STRIDE : dx * STRIDE + px.shape[2]] = px
+        y0, x0 = crop_origin((gh, gw), g, self.margin, gen)
+        sy, sx = max(0, y0), max(0, x0)  # first frame cell in the window
+        ey, ex = min(gh, y0 + g), min(gw, x0 + g)  # end of the frame cells in the window
+        if ey > sy and ex > sx:
+            dy, dx = sy - y0, sx - x0  # where they land in the crop
+            out_lab[dy : dy + ey - sy, dx : dx + ex - sx] = lab[sy:ey, sx:ex]
+            out_fl[:, dy : dy + ey - sy, dx : dx + ex - sx] = fl[:, sy:ey, sx:ex]
+            px = x[:, sy * STRIDE : ey * STRIDE, sx * STRIDE : ex * STRIDE]
+            out_x[:, dy * STRIDE : dy * STRIDE + px.shape[1], dx * STRIDE : dx * STRIDE + px.shape[2]] = px
         return out_x, out_lab, out_fl
+
+
+def crop_origin(grid: tuple[int, int], side: int, margin: int, gen: torch.Generator) -> tuple[int, int]:
+    """A random origin of a square crop window on a frame's grid (IRN's ``random_crop`` on the stride-4 grid).
+
+    Parameters
+    ----------
+    grid : (h, w), the frame's grid
+    side : int, the crop's side in grid cells (g)
+    margin : int
+        How far past the frame the window may reach: rows ``y0`` in
+        ``[min(0, h − g), max(0, h − g) + margin]``, columns ``x0`` in
+        ``[min(0, w − g) − margin, max(0, w − g) + margin]``. With
+        ``margin = r'`` every cell can land in the pair sources' rows
+        ``[0, g − r')`` and columns ``[r', g − r')``.
+    gen : torch.Generator
+
+    Returns
+    -------
+    (y0, x0) : int, the window's top-left cell in frame-grid coordinates (negative: above / left of the frame)
+    """
+    h, w = grid
+    y0 = min(0, h - side) + int(torch.randint(0, abs(h - side) + margin + 1, (1,), generator=gen))
+    x0 = min(0, w - side) - margin + int(torch.randint(0, abs(w - side) + 2 * margin + 1, (1,), generator=gen))
+    return y0, x0
+
+
+def rescale_item(
+    image: torch.Tensor, labels: torch.Tensor, flow: torch.Tensor, scale: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rescale a training item by ``scale``, keeping image pixel (4i, 4j) on grid cell (i, j).
+
+    Parameters
+    ----------
+    image : (3, H, W) float32, normalised
+    labels : (h, w) uint8 relation labels on the stride-4 grid
+    flow : (2, h, w) float32, (dx, dy) in grid pixels
+    scale : float
+
+    Returns
+    -------
+    image : (3, 4·h', 4·w') float32 (bilinear)
+    labels : (h', w') uint8 (nearest), with h' = max(1, round(h·scale)), w' likewise
+    flow : (2, h', w') float32 (bilinear), its vectors scaled with the grid
+    """
+    h, w = labels.shape
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    if (nh, nw) == (h, w):
+        return image, labels, flow
+    import torch.nn.functional as F
+
+    image = F.interpolate(image[None], size=(nh * STRIDE, nw * STRIDE), mode="bilinear", align_corners=False)[0]
+    rows = ((torch.arange(nh) + 0.5) * h / nh).long().clamp_(max=h - 1)
+    cols = ((torch.arange(nw) + 0.5) * w / nw).long().clamp_(max=w - 1)
+    labels = labels[rows][:, cols].contiguous()
+    flow = F.interpolate(flow[None], size=(nh, nw), mode="bilinear", align_corners=False)[0]
+    flow = flow * torch.tensor([nw / w, nh / h]).view(2, 1, 1)
+    return image, labels, flow

@@ -7,8 +7,9 @@ grid ``((H-1)//4+1, (W-1)//4+1)``:
 
 - boundary ``B`` (N, 1, h, w) in [0, 1] (a sigmoid of the logits),
 - displacement ``D`` (N, 2, h, w) as (dy, dx) in grid pixels, pointing to the
-  instance centroid; a running mean of D is subtracted at inference (IRN's
-  ``MeanShift``), because the loss only constrains differences of D.
+  instance centroid; the mean of D over the training frames is subtracted at
+  inference (IRN's ``MeanShift``), because the loss only constrains
+  differences of D.
 """
 
 from __future__ import annotations
@@ -33,26 +34,24 @@ def _unit(c_in: int, c_out: int, groups: int, up: int = 1) -> nn.Sequential:
 
 
 class MeanShift(nn.Module):
-    """Running mean of the displacement field, subtracted in eval mode.
+    """The mean of the displacement field over the training frames, subtracted in eval mode.
 
-    Training updates the mean with the batch mean of D (momentum 0.01); the
-    losses only see differences D(i) - D(j), so a constant offset is free and
-    this removes it at inference.
+    The losses only see differences D(i) - D(j), so a constant offset is
+    free; as IRN, training leaves D alone and measures its mean over the
+    training frames once trained (:func:`training.irn.train.mean_displacement`,
+    stored in ``running_mean``), and inference subtracts it.
     """
 
-    def __init__(self, channels: int = 2, momentum: float = 0.01) -> None:
+    def __init__(self, channels: int = 2) -> None:
         super().__init__()
-        self.momentum = momentum
         self.register_buffer("running_mean", torch.zeros(channels))
 
+    running_mean: torch.Tensor
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        running_mean: torch.Tensor = self.running_mean  # type: ignore[assignment]
         if self.training:
-            with torch.no_grad():
-                batch_mean = x.detach().float().mean(dim=(0, 2, 3))
-                running_mean.mul_(1 - self.momentum).add_(self.momentum * batch_mean)
             return x
-        return x - running_mean.view(1, -1, 1, 1).to(x.dtype)
+        return x - self.running_mean.view(1, -1, 1, 1).to(x.dtype)
 
 
 class IRNet(nn.Module):
@@ -90,7 +89,15 @@ class IRNet(nn.Module):
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Parameters of the two branches (the backbone is frozen)."""
-        return [p for n, p in self.named_parameters() if not n.startswith("cam_net.")]
+        edge, displacement = self.branch_parameters()
+        return [*edge, *displacement]
+
+    def branch_parameters(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """Parameters of the boundary branch and of the displacement branch (IRN trains them at lr and 10 lr)."""
+        edge = [*self.edge.parameters(), *self.edge_out.parameters()]
+        displacement = [p for m in (self.dp1, self.dp2, self.dp3, self.dp4, self.dp5, self.dp6, self.dp7)
+                        for p in m.parameters()]  # fmt: skip
+        return edge, displacement
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Boundary logits and displacement of normalised images.

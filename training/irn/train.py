@@ -32,7 +32,7 @@ from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import config_from_dict, config_to_dict
 from training.data.json_io import read_json
 from training.device import describe_device, resolve_device
-from training.distributed import check_split, describe_world, rank_device, wrap_ddp
+from training.distributed import check_split, describe_world, is_main, rank_device, wrap_ddp
 from training.errors import InputError
 from training.irn.data import RelationFrames
 from training.irn.ir_labels import CONF_BG, CONF_FG
@@ -59,6 +59,8 @@ STAGE = "train-irn"
 CATEGORIES = "categories.json"
 VARIANTS = ("irn", "irn+fbound", "irn+fcam", "flowirn")
 _RESUME_FREE = ("device", "workers")
+MEASURED = "mean_displacement_measured"
+"""Checkpoint flag: the mean displacement of the training frames is in ``mean_shift.running_mean``."""
 
 
 @dataclass(frozen=True)
@@ -74,9 +76,17 @@ class IRNTrainConfig:
     batch_size : int
         IRN: 32.
     crop : int
-        Square crop side, a multiple of 4 (IRN: 512).
+        Square crop side, a multiple of 4 (IRN: 512). Crops may reach
+        ``radius − 1`` grid cells past the frame, so every cell is trained as
+        a pair source (:class:`~training.irn.data.RelationFrames`).
+    scale_min, scale_max : float
+        Random rescale of each training frame (IRN: 0.5-1.5).
     lr, momentum, weight_decay : float
-        SGD with the poly schedule (IRN: 0.1, 0.9, 1e-4).
+        SGD with the poly schedule for the boundary branch. IRN's
+        ``PolyOptimizer`` passes its weight decay where SGD takes the momentum:
+        its effective momentum is 1e-4, i.e. none (0 here), weight decay 1e-4.
+    displacement_lr : float
+        The displacement branch's learning rate as a multiple of ``lr`` (IRN: 10).
     radius : int
         γ, the pair radius on the stride-4 grid (IRN: 10).
     conf_fg, conf_bg : float
@@ -97,9 +107,12 @@ class IRNTrainConfig:
     epochs: int = 3
     batch_size: int = 8
     crop: int = 256
+    scale_min: float = 0.5
+    scale_max: float = 1.5
     lr: float = 0.1
-    momentum: float = 0.9
+    momentum: float = 0.0
     weight_decay: float = 1e-4
+    displacement_lr: float = 10.0
     radius: int = TRAIN_RADIUS
     conf_fg: float = CONF_FG
     conf_bg: float = CONF_BG
@@ -122,6 +135,11 @@ class IRNTrainConfig:
         need(self.crop >= 64 and self.crop % 4 == 0, f"--crop must be a multiple of 4 of at least 64, got {self.crop}")
         need(2 <= self.radius < self.crop // 8, f"--radius must be in [2, crop/8), got {self.radius}")
         need(math.isfinite(self.lr) and self.lr > 0, f"--lr must be a positive number, got {self.lr}")
+        need(self.displacement_lr > 0, f"displacement_lr must be positive, got {self.displacement_lr}")
+        need(
+            0 < self.scale_min <= self.scale_max <= 4,
+            f"need 0 < scale_min <= scale_max <= 4, got {self.scale_min} and {self.scale_max}",
+        )
         need(0 <= self.conf_bg <= self.conf_fg <= 1, "need 0 <= conf_bg <= conf_fg <= 1")
         need(self.flow_weight >= 0 and self.flow_lambda >= 0, "flow_weight and flow_lambda must be >= 0")
         need(self.seed >= 0 and self.workers >= 0, "seed and workers must be >= 0")
@@ -200,6 +218,8 @@ def train_irn(
         flow_dir if config.uses_flow_loss else None,
         use_fcams=config.uses_fcams,
         crop=config.crop,
+        margin=config.radius - 1,
+        scales=(config.scale_min, config.scale_max),
         conf_fg=config.conf_fg,
         conf_bg=config.conf_bg,
         crf=config.crf,
@@ -213,9 +233,13 @@ def train_irn(
         raise InputError(cam_run, "the classifier was trained on other categories than the tags file names")
     torch.manual_seed(config.seed)
     model = IRNet(cam_net)
-    params = model.trainable_parameters()
+    edge, displacement = model.branch_parameters()
+    lr_d = config.lr * config.displacement_lr
     optimizer = torch.optim.SGD(
-        [{"params": params, "lr": config.lr, "initial_lr": config.lr}],
+        [
+            {"params": edge, "lr": config.lr, "initial_lr": config.lr},
+            {"params": displacement, "lr": lr_d, "initial_lr": lr_d},
+        ],
         lr=config.lr,
         momentum=config.momentum,
         weight_decay=config.weight_decay,
@@ -262,11 +286,10 @@ def train_irn(
         metrics = {n: float(v.detach()) for n, v in zip(names, (*parts, terms.flow_boundary), strict=True)}
         return {"loss": loss, **metrics, "lr": optimizer.param_groups[0]["lr"]}
 
-    def save(step: int, epoch_losses: list[float]) -> None:
+    def save(step: int, epoch_losses: list[float], measured: bool = False) -> None:
         ids = [c["id"] for c in categories]
-        save_checkpoint(
-            run / CHECKPOINT, training_state(model, optimizer, step, epoch_losses, config, category_ids=ids)
-        )
+        state = training_state(model, optimizer, step, epoch_losses, config, category_ids=ids)
+        save_checkpoint(run / CHECKPOINT, {**state, MEASURED: measured})
 
     start = "resuming at" if resumed else "training from"
     yield Progress(
@@ -292,6 +315,34 @@ def train_irn(
         device=device,
         memory=MemoryHint("frame", "a smaller --crop"),
     )
+    state = load_checkpoint(run / CHECKPOINT) if is_main() else {MEASURED: True}
+    if not state.get(MEASURED):
+        # IRN's last step: the mean displacement over the training frames, subtracted at inference
+        model.eval()
+        model.mean_shift.running_mean.copy_(mean_displacement(model, dataset, device))
+        save(int(state["step"]), [float(v) for v in state["epoch_losses"]], measured=True)
+        yield Progress(STAGE, int(state["step"]), int(state["step"]), message="mean displacement stored")
+
+
+def mean_displacement(model: IRNet, dataset: RelationFrames, device: torch.device) -> torch.Tensor:
+    """Mean (dy, dx) of the displacement field over every training frame, whole and unflipped (IRN).
+
+    The losses constrain only differences ``D(i) − D(j)``, so the field carries
+    a free constant offset; IRN measures it after training and subtracts it.
+
+    Returns
+    -------
+    (2,) float32 on ``device``
+    """
+    from training.cam.data import normalize
+
+    total = torch.zeros(2, device=device)
+    with torch.no_grad():
+        for index in range(len(dataset)):
+            x = normalize(dataset.frames.image(index))[None].to(device)
+            _, disp = model.forward(x)
+            total += disp.float().mean(dim=(0, 2, 3)) + model.mean_shift.running_mean
+    return total / max(1, len(dataset))
 
 
 def load_irn_run(run: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[IRNet, list[dict[str, Any]]]:
