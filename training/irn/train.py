@@ -315,7 +315,7 @@ def train_irn(
         device=device,
         memory=MemoryHint("frame", "a smaller --crop"),
     )
-    state = load_checkpoint(run / CHECKPOINT) if is_main() else {MEASURED: True}
+    state: dict[str, Any] = load_checkpoint(run / CHECKPOINT) if is_main() else {MEASURED: True}
     if not state.get(MEASURED):
         # IRN's last step: the mean displacement over the training frames, subtracted at inference
         model.eval()
