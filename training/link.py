@@ -2,12 +2,15 @@
 
 Pseudo-labels and per-frame predictions give every detection its own id. A
 video instance is a tube: one object through the frames it is in.
-:func:`link_tubes` builds the tubes frame pair by frame pair: the detections
-of frame t, carried to frame t+1 by the optical flow (backward flow of t+1,
-nearest sampling), are matched one to one with those of frame t+1 of the same
-class (Hungarian algorithm on mask IoU); a matched detection continues its
-tube, any other starts a new one. A tube's score is the mean of its
-detections' scores. :func:`link_instances` applies it to a label volume and
+:func:`link_tubes` builds the tubes frame by frame: the last detection of
+every open tube, carried to frame t by the optical flow (backward flows,
+nearest sampling, chained over the frames since that detection), is matched
+one to one with the detections of frame t of the same class (Hungarian
+algorithm on mask IoU). Tubes seen at t-1 are matched first, then those that
+missed 1, 2, ... frames (up to ``max_gap``), so one missed detection does not
+split a tube. A matched detection continues its tube, any other starts a new
+one. A tube's score is the mean of its detections' scores.
+:func:`link_instances` applies it to a label volume and
 :func:`tubes_to_results` writes tubes as YouTube-VIS results.
 """
 
@@ -25,14 +28,16 @@ from training.maskconsist.masks import FrameMasks
 from training.maskconsist.matching import class_iou, hungarian_matches, warp_masks
 
 IOU_THRESHOLD = 0.3
+MAX_GAP = 2  # frames a tube may miss and still continue (a missed detection or a short occlusion)
 
 
 def link_tubes(
     frames: Sequence[FrameMasks],
     backward: Callable[[int], np.ndarray] | None = None,
     iou_threshold: float = IOU_THRESHOLD,
+    max_gap: int = MAX_GAP,
 ) -> list[dict[int, int]]:
-    """Tubes through a video's per-frame detections.
+    """Tubes through a video's per-frame detections, bridging short gaps.
 
     Parameters
     ----------
@@ -44,29 +49,51 @@ def link_tubes(
         it masks are compared where they are (no warping).
     iou_threshold : float
         Least same-class IoU of a link.
+    max_gap : int
+        A tube whose last detection is at frame s can continue at frame t
+        when ``t - s - 1 <= max_gap`` (0: consecutive frames only). Its mask
+        reaches frame t through the chained flows ``backward(s) …
+        backward(t-1)``. Shorter gaps are matched first, and a tube seen at
+        t-1 always has the first claim on frame t's detections.
 
     Returns
     -------
     tubes : list of {frame: detection index}
-        Frames are consecutive within a tube; every detection is in exactly one tube.
+        Every detection is in exactly one tube; a tube skips at most
+        ``max_gap`` frames at a time.
     """
+    if max_gap < 0:
+        raise ValueError(f"link_tubes: max_gap must be >= 0, got {max_gap}")
     tubes: list[dict[int, int]] = []
-    open_tubes: dict[int, int] = {}  # detection index at the previous frame -> tube
+    # the open tubes: id, last detection's mask carried to the previous frame, its class, its frame
+    keys = np.zeros(0, np.int64)
+    carried = np.zeros((0, 0, 0), bool)
+    classes = np.zeros(0, np.int64)
+    last = np.zeros(0, np.int64)
     for t, dets in enumerate(frames):
-        now: dict[int, int] = {}
-        if t > 0 and open_tubes and len(dets):
-            prev = frames[t - 1].take(sorted(open_tubes))
-            flows = [backward(t - 1)] if backward is not None else []
-            warped = FrameMasks(warp_masks(prev.masks, flows), prev.classes, prev.scores)
-            for i, j, _ in hungarian_matches(class_iou(warped, dets), iou_threshold):
-                tube = open_tubes[sorted(open_tubes)[i]]
-                tubes[tube][t] = j
-                now[j] = tube
+        if len(keys) and backward is not None:
+            carried = warp_masks(carried, [backward(t - 1)])
+        tube_of = np.full(len(dets), -1, np.int64)  # detection -> tube
+        continued = np.zeros(len(keys), bool)
+        for gap in range(max_gap + 1):  # tubes seen at t-1 first, then those that missed 1, 2, ... frames
+            rows = np.flatnonzero(last == t - 1 - gap)
+            free = np.flatnonzero(tube_of < 0)
+            if len(rows) and len(free):
+                prev = FrameMasks(carried[rows], classes[rows], np.ones(len(rows)))
+                for i, f, _ in hungarian_matches(class_iou(prev, dets.take(free)), iou_threshold):
+                    tube_of[free[f]] = keys[rows[i]]
+                    continued[rows[i]] = True
         for j in range(len(dets)):
-            if j not in now:
-                now[j] = len(tubes)
-                tubes.append({t: j})
-        open_tubes = now
+            if tube_of[j] < 0:
+                tube_of[j] = len(tubes)
+                tubes.append({})
+            tubes[int(tube_of[j])][t] = j
+        # open at t+1: this frame's detections, and older tubes that may still bridge the gap
+        wait = ~continued & (t - last <= max_gap)
+        keys = np.concatenate([keys[wait], tube_of])
+        carried = np.concatenate([carried[wait], dets.masks]) if wait.any() else dets.masks
+        classes = np.concatenate([classes[wait], dets.classes])
+        last = np.concatenate([last[wait], np.full(len(dets), t, np.int64)])
     return tubes
 
 
@@ -99,16 +126,17 @@ def tubes_to_results(
 
 
 def link_instances(
-    volume: LabelVolume, flow: VideoFlow | None = None, iou_threshold: float = IOU_THRESHOLD
+    volume: LabelVolume, flow: VideoFlow | None = None, iou_threshold: float = IOU_THRESHOLD, max_gap: int = MAX_GAP
 ) -> LabelVolume:
     """Relabel a video's per-frame detections so that one object keeps one id across frames.
 
-    Each (frame, id) with pixels is a detection. For every consecutive pair
-    (t, t+1), the detections of frame t are carried to frame t+1 (warped with
-    the backward flow of t+1 when ``flow`` is given, nearest-neighbour, leaving
-    the frame where the flow points outside it) and matched to those of t+1
-    by :func:`match_instances`. Detections are linked only between consecutive
-    frames: an object that leaves and one that enters later get different ids.
+    Each (frame, id) with pixels is a detection. Detections are linked by
+    :func:`link_tubes`: the last detection of each tube is carried to the
+    next frame (warped with the backward flows when ``flow`` is given,
+    nearest-neighbour, leaving the frame where the flow points outside it)
+    and matched to that frame's detections; a tube may miss up to
+    ``max_gap`` frames and continue. An object that leaves and one that
+    enters elsewhere later get different ids.
 
     Parameters
     ----------
@@ -118,6 +146,8 @@ def link_instances(
         The video's flow (T frames of H×W); without it masks are compared in place.
     iou_threshold : float
         Least IoU for two detections to be the same object.
+    max_gap : int
+        Frames a tube may miss and still continue (0: consecutive frames only).
 
     Returns
     -------
@@ -147,7 +177,7 @@ def link_instances(
         )
         for t, i in enumerate(ids)
     ]
-    tubes = link_tubes(frames, flow.backward if flow is not None else None, iou_threshold)
+    tubes = link_tubes(frames, flow.backward if flow is not None else None, iou_threshold, max_gap)
     # number tubes in order of first appearance (frame, then id within the frame)
     tubes.sort(key=lambda tube: (min(tube), int(ids[min(tube)][tube[min(tube)]])))
     out = np.zeros_like(labels, dtype=np.int32)

@@ -7,7 +7,8 @@ import pytest
 
 from training.export import LabelVolume
 from training.flow.storage import VideoFlow
-from training.link import link_instances
+from training.link import link_instances, link_tubes
+from training.maskconsist.masks import FrameMasks
 
 H, W, SIDE = 40, 64, 10
 
@@ -70,20 +71,64 @@ def test_an_object_that_leaves_and_one_that_enters_get_different_ids():
     assert _ids_of(linked, volume, dets, 0) == {1} and _ids_of(linked, volume, dets, 1) == {2}
 
 
-def test_an_object_that_reappears_in_the_same_place_after_a_gap_is_a_new_instance():
+def test_an_object_that_reappears_in_the_same_place_after_a_gap_is_a_new_instance_without_gap_bridging():
     labels = np.zeros((5, H, W), np.int32)
     for t, det in ((0, 1), (1, 2), (3, 3), (4, 4)):  # frame 2 is empty
         labels[t, 10:20, 20:30] = det
-    linked = link_instances(LabelVolume(labels, {1: 1, 2: 1, 3: 1, 4: 1}, {}, {"id": 1}))
-    assert [int(linked.labels[t].max()) for t in range(5)] == [1, 1, 0, 2, 2]
+    volume = LabelVolume(labels, {1: 1, 2: 1, 3: 1, 4: 1}, {}, {"id": 1})
+    assert [int(link_instances(volume, max_gap=0).labels[t].max()) for t in range(5)] == [1, 1, 0, 2, 2]
+    assert [int(link_instances(volume).labels[t].max()) for t in range(5)] == [1, 1, 0, 1, 1]
+
+
+def test_one_and_two_missed_frames_keep_a_moving_tube_and_three_split_it():
+    # 3 px per frame (IoU 0.25 in place after one missed frame): only the chained flow bridges the gaps
+    volume, flow, dets = _scene([(1, 10, 0, 3, 0.9)], t_len=11)
+    for t in (2, 4, 5, 7, 8, 9):  # gaps of 1, 2 and 3 frames
+        volume.labels[t][volume.labels[t] == dets[t][0]] = 0
+    linked = link_instances(volume, flow)
+    assert [int(linked.labels[t].max()) for t in range(11)] == [1, 1, 0, 1, 0, 0, 1, 0, 0, 0, 2]
+    assert link_instances(volume).labels.max() == 4  # in place no gap is bridged
+    with pytest.raises(ValueError, match="max_gap must be >= 0"):
+        link_instances(volume, flow, max_gap=-1)
+
+
+def test_a_tube_bridged_through_the_chained_flow_takes_the_moved_object_not_a_decoy_at_its_old_place():
+    side, v = 10, 8
+
+    def square(y: int, x: int) -> np.ndarray:
+        m = np.zeros((H, W), bool)
+        m[y : y + side, x : x + side] = True
+        return m
+
+    xs = [2, 2 + v, 2 + 2 * v, 2 + 3 * v]  # A moves v px right per frame; not detected at frame 2
+    decoy = square(10, xs[1])  # same class, appears at frame 3 where A was last detected
+    frames = [FrameMasks(square(10, xs[t])[None], [1], [0.9]) for t in (0, 1)]
+    frames += [
+        FrameMasks(np.zeros((0, H, W), bool), [], []),
+        FrameMasks(np.stack([decoy, square(10, xs[3])]), [1, 1], [0.9, 0.8]),
+    ]
+    flows = {}  # backward flow at frame t+1: where its pixels came from in frame t
+    for t in range(3):
+        f = np.zeros((H, W, 2), np.float32)
+        f[square(10, xs[t + 1]), 0] = -v
+        if t == 2:
+            f[decoy, 1] = -side  # the decoy came down from above, where A never was
+        flows[t] = f
+    tubes = link_tubes(frames, backward=flows.__getitem__)
+    assert tubes == [{0: 0, 1: 0, 3: 1}, {3: 0}]
+    assert link_tubes(frames)[1:] == [{1: 0, 3: 0}, {3: 1}]  # without the flow the decoy is taken
 
 
 def test_different_classes_are_never_linked_even_in_the_same_place():
     volume, flow, _ = _scene([(1, 10, 20, 0, 0.9)], t_len=3)
     volume.categories[2] = 5  # the second frame's detection is another class
-    linked = link_instances(volume, flow)
+    linked = link_instances(volume, flow, max_gap=0)
     assert [int(linked.labels[t].max()) for t in range(3)] == [1, 2, 3]
     assert linked.categories == {1: 1, 2: 5, 3: 1}
+    # bridging the frame where class 1 was missed joins frames 0 and 2, never the class-5 detection
+    linked = link_instances(volume, flow)
+    assert [int(linked.labels[t].max()) for t in range(3)] == [1, 2, 1]
+    assert linked.categories == {1: 1, 2: 5}
 
 
 def test_slow_objects_are_linked_without_flow_and_scores_are_averaged():

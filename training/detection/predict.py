@@ -19,7 +19,7 @@ from training.detection.data import image_tensor
 from training.detection.model import label_to_category, load_detector
 from training.device import resolve_device
 from training.distributed import barrier, rank_device, rank_world, shard
-from training.link import IOU_THRESHOLD, link_tubes, tubes_to_results
+from training.link import IOU_THRESHOLD, MAX_GAP, link_tubes, tubes_to_results
 from training.maskconsist.iom_nms import iom_nms
 from training.maskconsist.masks import FrameMasks
 from training.progress import Progress
@@ -119,6 +119,7 @@ def predict(
     link_iou: float = IOU_THRESHOLD,
     frames: str | os.PathLike | None = None,
     video_ids: list[int] | None = None,
+    link_max_gap: int = MAX_GAP,
 ) -> Iterator[Progress]:
     """Predict every video of INPUT (or of ``video_ids``), write YouTube-VIS results; a generator of progress events.
 
@@ -138,6 +139,7 @@ def predict(
         Results file, written atomically at the end.
     flow_dir : path, optional
         ``vis-ws flow`` output of INPUT: tubes are linked on flow-warped masks.
+    link_iou, link_max_gap : see :func:`~training.link.link_tubes` (``iou_threshold``, ``max_gap``)
     video_ids : list of int, optional
         Only these videos of a dataset JSON (the viewer's Training dock predicts the one it shows).
 
@@ -168,7 +170,7 @@ def predict(
             done += 1
             yield Progress(STAGE, done, total, "frame", {"detections": float(len(per_frame[-1]))})
         flow = flows.get(v.key)
-        tubes = link_tubes(per_frame, flow.backward if flow is not None else None, link_iou)
+        tubes = link_tubes(per_frame, flow.backward if flow is not None else None, link_iou, link_max_gap)
         results[index] = tubes_to_results(per_frame, tubes, int(v.video["id"]))
         if world > 1:
             write_json(parts / f"{index:06d}.json", results[index])
