@@ -1,58 +1,45 @@
-"""IRN's CAM network (METHOD.md §2): a ResNet at output stride 16, GAP, a 1x1 bias-free classifier.
+"""IRN's CAM network (METHOD.md §2, §2a): a backbone at output stride 16, GAP, a 1x1 bias-free classifier.
 
-The backbone is torchvision's ResNet-18 or ResNet-50, always built with
-``weights=None`` (nothing is downloaded); ImageNet or user weights come from a
-local file through :func:`load_weights`. The last stage's stride is 1 instead
-of 2 (IRN's strides (2, 2, 2, 1)), so features have 1/16 of the input
-resolution and CAMs keep twice the detail of a stock ResNet.
+The backbone (:mod:`training.backbones`) is timm's EfficientNet-Lite0 or
+torchvision's ResNet-18/50, always built with random weights (nothing is
+downloaded); ImageNet or user weights come from a local file through
+:func:`load_weights`. Features have 1/16 of the input resolution (ResNet:
+IRN's strides (2, 2, 2, 1); Lite0: its last stages dilated), so CAMs keep
+twice the detail of a stock network.
 
-The module names of the backbone are torchvision's (``backbone.conv1``,
-``backbone.layer1`` ...), so a torchvision ImageNet state dict loads as is.
+The module names of a ResNet backbone are torchvision's (``backbone.conv1``,
+``backbone.layer1`` ...), so a torchvision ImageNet state dict loads as is;
+Lite0's are timm's (``backbone.conv_stem``, ``backbone.blocks.N``).
 """
 
 from __future__ import annotations
 
 import math
 import os
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import ResNet
 
+from training.backbones import (
+    ARCHS,
+    LITE0,
+    STAGE_CHANNELS,
+    STAGE_STRIDES,
+    build_stage_backbone,
+    freeze_batchnorm,
+    load_imagenet_backbone,
+    stage_features,
+    stem_modules,
+)
 from training.checkpoint import load_checkpoint, load_strict, tensor_state
 
-ARCHS = ("resnet50", "resnet18")
-STAGE_STRIDES = (4, 4, 8, 16, 16)
-"""Output strides of the 5 stages IRN's boundary and displacement branches read (METHOD.md §5)."""
+__all__ = ["ARCHS", "FREEZE", "POOLINGS", "STAGE_STRIDES", "CAMNet", "load_weights"]
 
-
-def build_backbone(arch: str) -> ResNet:
-    """A randomly initialised torchvision ResNet with the last stage at stride 1.
-
-    Parameters
-    ----------
-    arch : {"resnet50", "resnet18"}
-
-    Returns
-    -------
-    resnet : torchvision ResNet without ``fc`` and ``avgpool`` (replaced by identities).
-    """
-    import torchvision
-
-    if arch not in ARCHS:
-        raise ValueError(f"unknown arch {arch!r}: expected one of {', '.join(ARCHS)}")
-    resnet: ResNet = getattr(torchvision.models, arch)(weights=None)
-    # IRN's strides (2, 2, 2, 1): the first block of layer4 keeps the resolution (no dilation, as in IRN).
-    block: Any = resnet.layer4[0]
-    for conv in (block.conv1, block.conv2):
-        conv.stride = (1, 1)
-    if block.downsample is not None:
-        block.downsample[0].stride = (1, 1)
-    resnet.fc = nn.Identity()  # type: ignore[assignment]
-    resnet.avgpool = nn.Identity()  # type: ignore[assignment]
-    return resnet
+FREEZE = ("backbone", "stem", "none")
+"""What of the backbone stays fixed while the classifier trains (:class:`CAMNet`)."""
+DETACH_AT = 2
+"""IRN detaches the features after stage 2 (ResNet's layer2, stride 8) when the stem is frozen."""
 
 
 POOLINGS = ("gap", "lse")
@@ -67,12 +54,15 @@ class CAMNet(nn.Module):
     ----------
     n_classes : int
         K, the number of categories (one logit each; background is not a class).
-    arch : {"resnet50", "resnet18"}
-    freeze_stem : bool
-        IRN's recipe for ImageNet weights (METHOD.md §2): conv1/bn1 are not
-        trained, stages 1-2 (conv1 .. layer2) are detached, and every
-        BatchNorm keeps its loaded statistics. From random init leave it off
-        and train everything.
+    arch : {"efficientnet_lite0", "resnet50", "resnet18"}
+    freeze : {"backbone", "stem", "none"}
+        What stays fixed while training. ``backbone``: the whole backbone
+        (ImageNet features, BatchNorm at its loaded statistics, no gradients);
+        only the classifier trains (measured best for ImageNet Lite0, METHOD.md
+        §2a). ``stem``: IRN's recipe for ImageNet weights, the stem (ResNet
+        conv1/bn1, Lite0's stem and stride-2 stage) frozen, stages up to
+        stride 8 detached, every BatchNorm at its loaded statistics. ``none``:
+        train everything (random init).
     pooling : {"gap", "lse"}
         How the class score maps become logits in :meth:`forward`: global
         average pooling (IRN) or log-sum-exp pooling with sharpness
@@ -80,6 +70,8 @@ class CAMNet(nn.Module):
         evidence spread over the frame (not in IRN; for random init, see
         benchmarks/RESULTS.md). CAMs are the same function of the weights
         either way.
+    freeze_stem : bool
+        Older spelling of ``freeze="stem"``.
 
     Attributes
     ----------
@@ -87,22 +79,37 @@ class CAMNet(nn.Module):
         Channels of the 5 stages returned by :meth:`backbone_features`.
     """
 
-    def __init__(self, n_classes: int, arch: str = "resnet50", freeze_stem: bool = False, pooling: str = "gap") -> None:
+    def __init__(
+        self,
+        n_classes: int,
+        arch: str = LITE0,
+        freeze: str = "none",
+        pooling: str = "gap",
+        freeze_stem: bool = False,
+    ) -> None:
         super().__init__()
         if n_classes < 1:
             raise ValueError(f"n_classes must be at least 1, got {n_classes}")
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+        freeze = "stem" if freeze_stem else freeze
+        if freeze not in FREEZE:
+            raise ValueError(f"freeze must be one of {', '.join(FREEZE)}, got {freeze!r}")
         self.arch = arch
         self.pooling = pooling
-        self.freeze_stem = freeze_stem
-        self.backbone: ResNet = build_backbone(arch)
-        expansion = 4 if arch == "resnet50" else 1
-        self.stage_channels = (64, 64 * expansion, 128 * expansion, 256 * expansion, 512 * expansion)
+        self.freeze = freeze
+        self.backbone: nn.Module = build_stage_backbone(arch)
+        self.stage_channels: tuple[int, ...] = STAGE_CHANNELS[arch]
         self.classifier = nn.Conv2d(self.stage_channels[-1], n_classes, 1, bias=False)
-        if freeze_stem:
-            for p in (*self.backbone.conv1.parameters(), *self.backbone.bn1.parameters()):
+        frozen = {"backbone": [self.backbone], "stem": stem_modules(arch, self.backbone), "none": []}[freeze]
+        for module in frozen:
+            for p in module.parameters():
                 p.requires_grad_(False)
+
+    @property
+    def freeze_stem(self) -> bool:
+        """IRN's recipe (``freeze == "stem"``)."""
+        return self.freeze == "stem"
 
     @property
     def n_classes(self) -> int:
@@ -110,16 +117,14 @@ class CAMNet(nn.Module):
         return int(self.classifier.out_channels)
 
     def train(self, mode: bool = True) -> CAMNet:
-        """Set training mode; with ``freeze_stem`` every BatchNorm stays in eval mode (IRN's FixedBatchNorm)."""
+        """Set training mode; with anything frozen every BatchNorm stays in eval mode (IRN's FixedBatchNorm)."""
         super().train(mode)
-        if self.freeze_stem:
-            for m in self.backbone.modules():
-                if isinstance(m, nn.BatchNorm2d):
-                    m.eval()
+        if self.freeze != "none":
+            freeze_batchnorm(self.backbone)
         return self
 
     def backbone_features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The 5 stage features IRN reads (METHOD.md §5).
+        """The 5 stage features IRN reads (METHOD.md §5; :func:`training.backbones.stage_features`).
 
         Parameters
         ----------
@@ -128,18 +133,12 @@ class CAMNet(nn.Module):
         Returns
         -------
         features : list of 5 tensors
-            conv1+pool (stride 4), layer1 (4), layer2 (8), layer3 (16),
-            layer4 (16), with :attr:`stage_channels` channels.
+            At strides 4, 4, 8, 16, 16, with :attr:`stage_channels` channels.
         """
-        b = self.backbone
-        x1 = b.maxpool(b.relu(b.bn1(b.conv1(x))))
-        x2 = b.layer1(x1)
-        x3 = b.layer2(x2)
-        if self.freeze_stem:
-            x3 = x3.detach()  # IRN detaches stage 2: conv1 .. layer2 keep their ImageNet weights
-        x4 = b.layer3(x3)
-        x5 = b.layer4(x4)
-        return [x1, x2, x3, x4, x5]
+        if self.freeze == "backbone":
+            with torch.no_grad():  # nothing in the backbone trains: no graph to keep
+                return stage_features(self.arch, self.backbone, x)
+        return stage_features(self.arch, self.backbone, x, DETACH_AT if self.freeze == "stem" else None)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, ceil(H/16), ceil(W/16)) last-stage features of normalised images (N, 3, H, W)."""
@@ -168,8 +167,10 @@ def load_weights(model: CAMNet, path: str | os.PathLike) -> str:
 
     Accepted files (all read with ``torch.load(weights_only=True)``):
 
-    - a torchvision ResNet state dict (ImageNet weights); its ``fc`` is ignored
-      and the classifier keeps its initialisation;
+    - ImageNet weights: a torchvision ResNet state dict (its ``fc`` ignored),
+      the Lite0 package's state dict (``efficientnet_pytorch`` layout, loaded
+      by position) or a timm ``tf_efficientnet_lite0`` state dict (its head
+      ignored); the classifier keeps its initialisation;
     - a checkpoint of this project (``{"model": state_dict, ...}``) or a bare
       ``CAMNet`` state dict; the classifier is loaded when it has the same
       number of classes, else only the backbone.
@@ -196,9 +197,8 @@ def load_weights(model: CAMNet, path: str | os.PathLike) -> str:
         classifier = state.get("classifier.weight")
         kind = "checkpoint"
     else:
-        backbone = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        classifier = None
-        kind = "imagenet"
+        load_imagenet_backbone(model.backbone, model.arch, path)
+        return "imagenet"
     load_strict(model.backbone, backbone, path, f"a {model.arch}")
     if classifier is not None:
         if tuple(classifier.shape) == tuple(model.classifier.weight.shape):

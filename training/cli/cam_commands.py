@@ -6,10 +6,18 @@ import argparse
 import math
 from pathlib import Path
 
+WEIGHTS_HELP = (
+    "where the backbone starts: imagenet (Lite0: the weights installed with the project; a ResNet: torchvision's "
+    "file in the torch hub cache, downloaded there when missing and a network answers), none (random init) or a "
+    "local file (ImageNet state dict or vis-ws checkpoint); default: imagenet for efficientnet_lite0, none for a ResNet"
+)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train-cam`` and ``cams`` to ``vis-ws``."""
+    from training.backbones import ARCHS
     from training.cam.fcam import AMPLIFICATION, THRESHOLD
+    from training.cam.network import FREEZE
     from training.cam.train import CAMTrainConfig
     from training.cli import formatter
     from training.distributed import add_nproc_argument
@@ -25,7 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("tags", type=Path, help="frame-tags JSON ('vis-ws tags'); frames in JPEGImages/ beside it")
     p.add_argument("--out", required=True, type=Path, help="run folder to write")
-    p.add_argument("--arch", choices=("resnet50", "resnet18"), default=d.arch, help="backbone")
+    p.add_argument(
+        "--arch",
+        choices=ARCHS,
+        default=d.arch,
+        help="backbone: EfficientNet-Lite0 (ImageNet weights installed with the project), ResNet-50 (IRN's) or -18",
+    )
     p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the tagged frames")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="frames per iteration")
     p.add_argument("--crop", type=int, default=d.crop, help="side of the square training crop")
@@ -38,11 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="seed of init, batch order and augmentation")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
     p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    p.add_argument("--weights", default=None, metavar="imagenet|none|FILE", help=WEIGHTS_HELP)
     p.add_argument(
-        "--weights",
-        type=Path,
-        default=None,
-        help="local ImageNet (torchvision ResNet) or vis-ws weights to start from; none: random init",
+        "--freeze",
+        choices=("auto", *FREEZE),
+        default=d.freeze,
+        help="what of the backbone stays fixed: the whole backbone (only the 1x1 classifier trains), IRN's stem "
+        "recipe or nothing; auto: backbone from imagenet weights, else none",
     )
     p.add_argument(
         "--channel-shuffle",
@@ -59,7 +74,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--freeze-stem",
         action="store_true",
-        help="IRN's recipe for ImageNet weights: conv1 .. layer2 and BatchNorm statistics frozen",
+        help="IRN's recipe for ImageNet weights (--freeze stem): the stem frozen, stages up to stride 8 detached, "
+        "BatchNorm statistics fixed",
     )
     p.add_argument("--workers", type=int, default=d.workers, help="data loader processes")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
@@ -106,7 +122,8 @@ def run_train_cam(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         amp=not args.no_amp,
-        weights=str(args.weights) if args.weights is not None else None,
+        weights=args.weights,
+        freeze=args.freeze,
         freeze_stem=args.freeze_stem,
         channel_shuffle=args.channel_shuffle,
         pooling=args.pooling,

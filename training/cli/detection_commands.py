@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-BACKBONES = ("resnet50", "resnet18", "mobilenet_v3")
+BACKBONES = ("efficientnet_lite0", "resnet50", "resnet18", "mobilenet_v3")  # training.detection.model.BACKBONES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,14 +27,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pseudo", type=Path, default=None, help="RUN/pseudo of 'vis-ws pseudo-labels' (weak supervision)")
     p.add_argument("--out", required=True, type=Path, help="run folder to write")
     p.add_argument("--flow", type=Path, default=None, help="'vis-ws flow' output (needed by --step 2)")
-    p.add_argument("--backbone", choices=BACKBONES, default="resnet50", help="Mask R-CNN backbone")
+    p.add_argument(
+        "--backbone",
+        choices=BACKBONES,
+        default=BACKBONES[0],
+        help="Mask R-CNN backbone (FPN over it): EfficientNet-Lite0 (ImageNet weights installed with the project), "
+        "ResNet-50 (the paper's), ResNet-18 or MobileNetV3-Large",
+    )
     p.add_argument(
         "--weights",
-        type=Path,
         default=None,
-        metavar="PATH",
-        help="step 1: local backbone weights (torchvision ImageNet file, a train-cam run's checkpoint of the same "
-        "ResNet, or a train run); none: random init",
+        metavar="imagenet|none|FILE",
+        help="step 1: where the backbone starts: imagenet (Lite0: installed with the project; a ResNet or MobileNet: "
+        "torchvision's file in the torch hub cache, downloaded there when missing and a network answers), none "
+        "(random init) or a local file (ImageNet state dict, a train-cam run's checkpoint of the same backbone, or "
+        "a train run); default: imagenet for efficientnet_lite0, none otherwise",
     )
     p.add_argument("--step", type=int, choices=(1, 2), default=1, help="1: pseudo-labels; 2: MaskConsist")
     p.add_argument("--init", type=Path, default=None, help="step-1 run folder to start step 2 from")
@@ -92,6 +99,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_predict)
 
 
+def _weights_argument(value: str | None) -> str:
+    """``--weights`` as the config stores it: "" (the backbone's default), imagenet, none, or an absolute path."""
+    if value is None or value in ("imagenet", "none"):
+        return value or ""
+    return str(Path(value).resolve())
+
+
 def run_train(args: argparse.Namespace) -> int:
     """``vis-ws train``; ``--nproc N`` (N > 1) re-runs it under torchrun, which this also runs under."""
     from training import distributed
@@ -100,7 +114,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     config = DetectionTrainConfig(
         backbone=args.backbone,
-        weights="" if args.weights is None else str(args.weights.resolve()),
+        weights=_weights_argument(args.weights),
         step=args.step,
         supervision=args.supervision,
         epochs=args.epochs,

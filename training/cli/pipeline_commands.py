@@ -34,9 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "flowIRN, pseudo-labels (RUN/pseudo), Mask R-CNN on the pseudo-labels (RUN/maskrcnn), MaskConsist "
         "(RUN/maskconsist), predictions (RUN/results.json) and, with --gt, YouTube-VIS AP (RUN/eval.json). Each "
         "stage's config is saved beside its output. --supervision full trains Mask R-CNN on the ground truth "
-        "instead (the upper bound). The paper starts the classifier and Mask R-CNN from ImageNet: give a local "
-        "file with --weights; without it the classifier starts from random weights and Mask R-CNN's backbone "
-        "from the classifier trained on the tags (when it is the same ResNet).",
+        "instead (the upper bound). The paper starts every network from ImageNet: EfficientNet-Lite0's ImageNet "
+        "weights install with the project and IRN always reads its own frozen ImageNet backbone; a preset's ResNet "
+        "starts from ImageNet with --weights imagenet (torchvision's file in the torch hub cache) and otherwise from "
+        "random weights, Mask R-CNN's ResNet then from the classifier trained on the tags.",
         formatter_class=formatter,
     )
     p.add_argument("tags", type=Path, help="frame-tags JSON (the weak labels); frames in JPEGImages/ beside it")
@@ -47,11 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gt", type=Path, default=None, help="YouTube-VIS ground truth: scores the results (eval.json)")
     p.add_argument(
         "--weights",
-        type=Path,
         default=None,
-        metavar="PATH",
-        help="local ImageNet weights (torchvision state dict) of the preset's ResNet for the classifier and "
-        "Mask R-CNN; none: random init",
+        metavar="imagenet|none|FILE",
+        help="where the classifier and Mask R-CNN start: imagenet, none (random init) or a local ImageNet state dict "
+        "of the preset's backbone; default: imagenet for efficientnet_lite0, none for a ResNet",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of every stage")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -60,11 +60,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_pipeline)
 
 
+def weights_argument(args: argparse.Namespace) -> str | None:
+    """``--weights`` as the stages take it: None (each backbone's default), imagenet, none or an absolute path."""
+    if args.weights in (None, "imagenet", "none"):
+        return args.weights
+    return str(Path(args.weights).resolve())
+
+
 def detector_weights(args: argparse.Namespace, cam_arch: str) -> str:
-    """Where step 1's backbone starts: --weights, else the run's classifier when it is the detector's ResNet."""
-    if args.weights is not None:
-        return str(args.weights.resolve())
-    if PRESETS[args.preset]["detector"]["backbone"] == cam_arch:
+    """Where step 1's backbone starts: --weights, else ImageNet where it installs with the project (Lite0),
+    else the run's classifier when it is the detector's backbone, else random init ("")."""
+    from training.backbones import IMAGENET, default_weights
+
+    weights = weights_argument(args)
+    backbone = PRESETS[args.preset]["detector"]["backbone"]
+    if weights is not None:
+        return weights
+    if default_weights(backbone) == IMAGENET:
+        return IMAGENET
+    if backbone == cam_arch:
         return str((args.out / "cam" / "checkpoint.pt").resolve())
     return ""
 
@@ -79,7 +93,7 @@ def pipeline_stages(args: argparse.Namespace) -> list[tuple[str, Any]]:
 
     preset = PRESETS[args.preset]
     run, tags, common = args.out, args.tags, {"seed": args.seed, "device": args.device}
-    weights = None if args.weights is None else str(args.weights.resolve())
+    weights = weights_argument(args)
     cam = CAMTrainConfig(**preset["cam"], **common, weights=weights)
     irn = IRNTrainConfig(variant=args.variant, **preset["irn"], **common)
     flow = run / "flow"
@@ -106,7 +120,8 @@ def pipeline_stages(args: argparse.Namespace) -> list[tuple[str, Any]]:
     else:
         from training.flow.video import compute_flow
 
-        full = DetectionTrainConfig(step=1, supervision="full", **preset["detector"], **common, weights=weights or "")
+        full_weights = detector_weights(args, "")  # no classifier in this run
+        full = DetectionTrainConfig(step=1, supervision="full", **preset["detector"], **common, weights=full_weights)
         stages += [
             ("flow", lambda: compute_flow(tags, flow, frames=args.frames)),
             (
@@ -131,8 +146,13 @@ def run_pipeline(args: argparse.Namespace) -> int:
     from training.evaluation import evaluate_ytvis, format_table
 
     load_tags(args.tags)  # bad input fails before anything is written
-    if args.weights is not None and not args.weights.is_file():
-        raise InputError(args.weights, "no such weights file (--weights takes a local ImageNet state dict)")
+    if args.weights not in (None, "imagenet", "none") and not Path(args.weights).is_file():
+        raise InputError(args.weights, "no such weights file (--weights takes imagenet, none or a local state dict)")
+    if args.weights == "imagenet":  # a missing ResNet file fails before anything is written
+        from training.backbones import IMAGENET, weights_file
+
+        for stage in ("cam", "detector"):
+            weights_file(IMAGENET, PRESETS[args.preset][stage].get("arch") or PRESETS[args.preset][stage]["backbone"])
     gt = load_ytvis(args.gt) if args.gt is not None else None
     if args.supervision == "full" and gt is None:
         raise InputError(None, "--supervision full trains on ground-truth masks: give --gt GT.json")

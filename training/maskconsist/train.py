@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from training.atomic import write_json
+from training.backbones import IMAGENET, LITE0, NO_WEIGHTS, default_weights, weights_file
 from training.cam.data import epoch_batches
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import config_to_dict
@@ -82,13 +83,21 @@ class DetectionTrainConfig:
 
     Attributes
     ----------
-    backbone : {"resnet50", "resnet18", "mobilenet_v3"}
-        ResNet-50-FPN is the paper's; the others suit a CPU. Random init unless ``weights`` (no downloads).
+    backbone : {"efficientnet_lite0", "resnet50", "resnet18", "mobilenet_v3"}
+        EfficientNet-Lite0-FPN (the default: ImageNet weights installed with
+        the project); ResNet-50-FPN is the paper's; ResNet-18 and MobileNetV3
+        suit a CPU.
     weights : str
-        Step 1: a local file of backbone weights (ImageNet, a ``train-cam``
-        checkpoint of the same ResNet, or a detector run), see
-        :func:`~training.detection.model.load_backbone_weights`; "" trains from
-        scratch. Step 2 takes its weights from ``init``.
+        Step 1: where the backbone starts. ``imagenet``
+        (:func:`training.backbones.imagenet_file`; a ResNet's or MobileNet's
+        file from the torch hub cache, downloaded when missing and possible),
+        a local file of backbone weights (ImageNet, a ``train-cam`` checkpoint
+        of the same backbone, or a detector run, see
+        :func:`~training.detection.model.load_backbone_weights`), or ""
+        (``none``) to train from scratch. Left empty in step 1 it becomes the
+        backbone's default (:func:`training.backbones.default_weights`:
+        ``imagenet`` for Lite0, "" otherwise). Step 2 takes its weights from
+        ``init``.
     step : {1, 2}
         1: train on pseudo-labels; 2: MaskConsist, from a step-1 model (``init``).
     supervision : {"weak", "full"}
@@ -139,7 +148,7 @@ class DetectionTrainConfig:
         Mixed precision on CUDA (ignored on the CPU).
     """
 
-    backbone: str = "resnet50"
+    backbone: str = LITE0
     weights: str = ""
     step: int = 1
     supervision: str = "weak"
@@ -173,7 +182,11 @@ class DetectionTrainConfig:
 
         need(self.backbone in BACKBONES, f"--backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
         need(self.step in (1, 2), f"--step must be 1 or 2, got {self.step}")
-        need(not (self.weights and self.step == 2), "--weights is for step 1; step 2 starts from --init")
+        weights = "" if self.weights == NO_WEIGHTS else self.weights
+        need(not (weights and self.step == 2), "--weights is for step 1; step 2 starts from --init")
+        if self.step == 1 and not weights:
+            weights = "" if default_weights(self.backbone) == NO_WEIGHTS else IMAGENET
+        object.__setattr__(self, "weights", weights)
         need(self.supervision in ("weak", "full"), f"--supervision must be weak or full, got {self.supervision!r}")
         need(self.epochs >= 1 and self.batch_size >= 1, "--epochs and --batch-size must be at least 1")
         need(self.iterations >= 0 and self.warmup >= 0, "--iterations and warmup must be >= 0")
@@ -438,10 +451,20 @@ def _build_model(
         except RuntimeError as exc:
             raise InputError(path, f"not a 'vis-ws train' checkpoint ({type(exc).__name__})") from None
         return model
-    model = _new_model(config, n_classes, bool(config.weights))
-    if config.weights:
-        load_backbone_weights(model, config.weights, config.backbone)
+    start = weights_file(config.weights, config.backbone)
+    model = _new_model(config, n_classes, start is not None)
+    if start is not None:
+        load_backbone_weights(model, start, config.backbone)
     return model
+
+
+def _describe_start(config: DetectionTrainConfig, resumed: bool, init: str | os.PathLike | None) -> str:
+    """`` from ImageNet weights`` and the like, for the first progress message of a new step-1 run."""
+    if resumed or init is not None:
+        return ""
+    if config.weights == IMAGENET:
+        return " from ImageNet weights"
+    return f" from {config.weights}" if config.weights else " from random init"
 
 
 def train_detector(
@@ -497,6 +520,8 @@ def train_detector(
         checkpoint is kept.
     """
     run = Path(out_dir)
+    if config.step == 1 and not (resume and (run / CHECKPOINT).is_file()):
+        weights_file(config.weights, config.backbone)  # a missing ImageNet file fails before anything is written
     resumed = prepare_run(run, resume)
     if config.step == 2 and init is None and not resumed:
         raise InputError(None, "train: --step 2 starts from a step-1 model: pass --init RUN1 (its run folder)")
@@ -599,7 +624,8 @@ def train_detector(
         epochs * len(plan[0]),
         message=(
             f"{start} step {step}: step {config.step} ({config.supervision}) on {len(items)} {what} of "
-            f"{len(videos)} videos, Mask R-CNN {config.backbone}, lr {base:g}, {describe_device(device)}"
+            f"{len(videos)} videos, Mask R-CNN {config.backbone}{_describe_start(config, resumed, init)}, "
+            f"lr {base:g}, {describe_device(device)}"
             f"{describe_world()}"
         ),
     )
