@@ -304,3 +304,30 @@ def test_losses_refuse_pairs_from_another_grid():
     aff = pair_affinity(torch.zeros(14, 20), sets.index)
     with pytest.raises(ValueError, match="same grid"):
         boundary_loss(aff, sets)
+
+
+def test_flow_boundary_loss_ignores_pairs_whose_flow_is_unknown():
+    # a moving frame next to padding (or an occluded region) whose flow reads 0: no boundary is asked there
+    index = path_index(5)
+    flow = torch.zeros(2, 12, 24)
+    flow[0, :, :12] = 3.0
+    known = torch.zeros(12, 24, dtype=torch.bool)
+    known[:, :12] = True
+    no_boundary = pair_affinity(torch.zeros(12, 24), index)
+    assert float(flow_boundary_loss(no_boundary, flow, index)) > 0.1  # the frame edge taken for a motion edge
+    assert float(flow_boundary_loss(no_boundary, flow, index, valid=known)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_flow_scale_is_measured_on_known_pixels_with_a_floor_in_image_pixels():
+    from training.irn.losses import normalised_flow
+
+    flow = torch.zeros(2, 8, 8)
+    flow[0, 0, :2] = 4.0  # 4 grid pixels on the 2 known pixels, the rest unknown (read as 0)
+    known = torch.zeros(8, 8, dtype=torch.bool)
+    known[0, :2] = True
+    assert torch.allclose(normalised_flow(flow, valid=known)[0, 0, :2], torch.tensor(1.0))
+    assert float(normalised_flow(flow)[0, 0, 0]) == pytest.approx(4.0)  # p95 over all: the floor (1 grid px)
+    still = torch.zeros(2, 8, 8)
+    still[0] = 0.5  # 0.5 grid pixel = 2 image pixels: under the 4-pixel floor, kept as is
+    assert torch.allclose(normalised_flow(still), still)
+    assert torch.allclose(normalised_flow(still, min_scale=1.0), still / 0.5)  # a 1-pixel floor: amplified

@@ -96,7 +96,7 @@ def test_mirrored_crops_mirror_the_labels_and_reverse_horizontal_motion(prepared
     for epoch in range(6):
         ds.set_epoch(epoch)
         x, lab, flow = ds[0]
-        assert x.shape == (3, 96, 96) and lab.shape == (24, 24) and flow.shape == (2, 24, 24)
+        assert x.shape == (3, 96, 96) and lab.shape == (24, 24) and flow.shape == (3, 24, 24)
         placed = lab != 255
         grid_flow = torch.from_numpy(ds.flow(0, labels.shape))
         mirrored = torch.equal(lab[placed].reshape(-1), torch.from_numpy(labels).flip(-1).reshape(-1)) and not (
@@ -128,6 +128,24 @@ def test_displacement_branch_trains_at_ten_times_the_boundary_rate_without_momen
     assert all(g["momentum"] == 0 for g in groups)
     assert len(groups[0]["params"]) == 5 * 3 + 2  # the boundary branch: 5 conv+GroupNorm units, the 1x1 out
     assert any("mean displacement" in (e.message or "") for e in events)
+
+
+def test_flow_is_known_only_where_not_occluded_and_never_past_the_frame(prepared):
+    # flowIRN's f-Bound must not see the crop's padding (flow 0 next to real motion) as a motion boundary
+    ds = RelationFrames(prepared / "data/tags.json", prepared / "cams", prepared / "flow", use_fcams=True,
+                        crop=96, margin=4)  # fmt: skip
+    flow = ds.flows[0]
+    assert flow is not None
+    grid = ds.labels(0).shape
+    occluded = flow.occlusion(ds.frames.items[0].frame)
+    known = ds.flow(0, grid)[2]
+    assert set(np.unique(known)) <= {0.0, 1.0}
+    assert np.array_equal(known == 0, occluded.reshape(grid[0], 4, grid[1], 4).mean(axis=(1, 3)) > 0.5)
+    for epoch in range(8):
+        ds.set_epoch(epoch)
+        x, _, fl = ds[0]
+        padding = (x.abs().sum(0) == 0).reshape(24, 4, 24, 4).all(dim=3).all(dim=1)
+        assert padding.any() and not fl[2][padding].any() and not fl[:2][:, padding].any()
 
 
 @pytest.mark.parametrize("grid", [(30, 40), (16, 20)])

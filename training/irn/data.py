@@ -12,8 +12,9 @@ Each tagged frame gives (METHOD.md §4-§5):
   edges were never trained (61 % of a 30×40 grid with crop 112 and radius 10);
 - its inter-pixel relation labels (0 background, c+1 class, 255 ignore) from
   the stored CAMs, or the f-CAMs for the f-CAM variants;
-- the optical flow at frame t resized to the grid in grid pixels (for the
-  flow-boundary loss), zero when no flow is used.
+- the optical flow at frame t resized to the grid in grid pixels, and where
+  it is known (not occluded; not past the frame's edge in a crop), for the
+  flow-boundary loss; zero when no flow is used.
 
 Labels are computed once per frame and kept (a few KB each). Every random
 draw comes from a generator seeded by (seed, epoch, item), as for the CAM
@@ -166,15 +167,26 @@ class RelationFrames(torch.utils.data.Dataset):
         return self._labels[index]
 
     def flow(self, index: int, grid: tuple[int, int]) -> np.ndarray:
-        """(2, h, w) float32 flow of item ``index`` at the grid (zeros without flow)."""
+        """(3, h, w) float32: the flow of item ``index`` at the grid (dx, dy) and where it is known.
+
+        The third channel is 1 where at least half of a grid cell's pixels
+        are not occluded (the flow-boundary loss uses only those), 0 elsewhere;
+        all zeros without flow.
+        """
         it = self.frames.items[index]
         flow = self.flows[it.video]
         if flow is None:
-            return np.zeros((2, *grid), np.float32)
-        return flow_at_grid(flow.motion(it.frame), grid)
+            return np.zeros((3, *grid), np.float32)
+        motion = flow.motion(it.frame)
+        known = np.ones(motion.shape[:2], np.float32)
+        if it.frame < flow.n_frames - 1:  # the last frame's motion (a negated backward flow) has no occlusion map
+            known = (~flow.occlusion(it.frame)).astype(np.float32)
+        h, w = grid
+        cells = cv2.resize(known, (w, h), interpolation=cv2.INTER_AREA) >= 0.5
+        return np.concatenate([flow_at_grid(motion, grid), cells[None].astype(np.float32)])
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(3, c, c) float32 image, (c/4, c/4) uint8 labels, (2, c/4, c/4) float32 flow (c = crop)."""
+        """(3, c, c) float32 image, (c/4, c/4) uint8 labels, (3, c/4, c/4) float32 flow + known mask (c = crop)."""
         image = self.frames.image(index)
         labels = self.labels(index)
         flow = self.flow(index, labels.shape)
@@ -192,7 +204,7 @@ class RelationFrames(torch.utils.data.Dataset):
         gh, gw = lab.shape
         out_x = torch.zeros(3, c, c)
         out_lab = torch.full((g, g), IGNORE, dtype=torch.uint8)
-        out_fl = torch.zeros(2, g, g)
+        out_fl = torch.zeros(fl.shape[0], g, g)  # past the frame: no flow known
         y0, x0 = crop_origin((gh, gw), g, self.margin, gen)
         sy, sx = max(0, y0), max(0, x0)  # first frame cell in the window
         ey, ex = min(gh, y0 + g), min(gw, x0 + g)  # end of the frame cells in the window
@@ -239,14 +251,14 @@ def rescale_item(
     ----------
     image : (3, H, W) float32, normalised
     labels : (h, w) uint8 relation labels on the stride-4 grid
-    flow : (2, h, w) float32, (dx, dy) in grid pixels
+    flow : (2 or 3, h, w) float32, (dx, dy) in grid pixels (and where it is known)
     scale : float
 
     Returns
     -------
     image : (3, 4·h', 4·w') float32 (bilinear)
     labels : (h', w') uint8 (nearest), with h' = max(1, round(h·scale)), w' likewise
-    flow : (2, h', w') float32 (bilinear), its vectors scaled with the grid
+    flow : (2 or 3, h', w') float32 (bilinear), its vectors scaled with the grid (the mask nearest)
     """
     h, w = labels.shape
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
@@ -258,6 +270,6 @@ def rescale_item(
     rows = ((torch.arange(nh) + 0.5) * h / nh).long().clamp_(max=h - 1)
     cols = ((torch.arange(nw) + 0.5) * w / nw).long().clamp_(max=w - 1)
     labels = labels[rows][:, cols].contiguous()
-    flow = F.interpolate(flow[None], size=(nh, nw), mode="bilinear", align_corners=False)[0]
-    flow = flow * torch.tensor([nw / w, nh / h]).view(2, 1, 1)
-    return image, labels, flow
+    vectors = F.interpolate(flow[None, :2], size=(nh, nw), mode="bilinear", align_corners=False)[0]
+    vectors = vectors * torch.tensor([nw / w, nh / h]).view(2, 1, 1)
+    return image, labels, torch.cat([vectors, flow[2:][:, rows][:, :, cols]])

@@ -13,15 +13,17 @@ from typing import Literal, NamedTuple
 
 import torch
 
-from training.irn.path_index import PathIndex, pair_difference
+from training.irn.path_index import PathIndex, pair_affinity, pair_difference
 from training.irn.relations import RelationSets
 
 EPS = 1e-5
 """IRN's epsilon inside the logs and under every mean."""
 FLOW_LAMBDA = 0.1
 """λ of the flow-boundary loss (not published; METHOD.md §5's starting value)."""
-FLOW_MIN_SCALE = 1.0
-"""Floor of the per-frame flow scale (flow units): still frames are not amplified."""
+FLOW_MIN_SCALE = 4.0
+"""Floor of the per-frame flow scale, in image pixels: the sub-pixel noise of a still frame is not amplified."""
+GRID_STRIDE = 4
+"""Image pixels per grid cell of the flow the losses get (the stride-4 grid)."""
 
 
 class IrnLoss(NamedTuple):
@@ -110,19 +112,27 @@ def displacement_loss(displacement: torch.Tensor, sets: RelationSets) -> tuple[t
 
 
 def normalised_flow(
-    flow: torch.Tensor, normalise: Literal["p95", "none"] = "p95", min_scale: float = FLOW_MIN_SCALE
+    flow: torch.Tensor,
+    normalise: Literal["p95", "none"] = "p95",
+    min_scale: float = FLOW_MIN_SCALE,
+    valid: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """F' of the flow-boundary loss: flow divided by its per-frame 95th-percentile magnitude.
 
     Parameters
     ----------
     flow : (..., 2, h, w) float tensor
-        Flow at the grid, any channel order (only differences' lengths are used).
+        Flow at the stride-4 grid in grid pixels, any channel order (only
+        differences' lengths are used).
     normalise : "p95" or "none"
         "none" returns the flow unchanged.
     min_scale : float
-        The divisor is ``max(p95, min_scale)``: a still frame's sub-unit noise
-        is not blown up into motion boundaries.
+        In image pixels: the divisor is ``max(p95, min_scale / 4)`` grid
+        pixels, so a still frame's sub-pixel noise is not blown up into motion
+        boundaries.
+    valid : (..., h, w) bool tensor or None
+        Pixels whose flow is known (not occluded, inside the frame): the 95th
+        percentile is taken over these only (a frame with none gets the floor).
 
     Returns
     -------
@@ -133,8 +143,11 @@ def normalised_flow(
         return flow
     if normalise != "p95":
         raise ValueError(f"flow_boundary_loss: normalise must be 'p95' or 'none', got {normalise!r}")
-    magnitude = torch.linalg.vector_norm(flow, dim=-3).flatten(-2)  # (..., h·w)
-    scale = torch.quantile(magnitude.float(), 0.95, dim=-1).clamp_min(min_scale).to(flow.dtype)
+    magnitude = torch.linalg.vector_norm(flow, dim=-3).float()  # (..., h, w)
+    if valid is not None:
+        magnitude = torch.where(valid, magnitude, magnitude.new_full((), float("nan")))
+    p95 = torch.nanquantile(magnitude.flatten(-2), 0.95, dim=-1).nan_to_num(0.0)
+    scale = p95.clamp_min(min_scale / GRID_STRIDE).to(flow.dtype)
     return flow / scale[..., None, None, None]
 
 
@@ -159,23 +172,25 @@ def flow_boundary_loss(
     affinity : (..., D, P) float tensor
         a_ij from :func:`~training.irn.path_index.pair_affinity` with ``pairs``.
     flow : (..., 2, h, w) float tensor
-        Optical flow resized to the grid (one per frame of the batch).
+        Optical flow resized to the grid, in grid pixels (one per frame of the batch).
     pairs : PathIndex
         The enumeration ``affinity`` was computed with (e.g. ``sets.index``).
     lam : float
         λ (default 0.1, not published).
     normalise : "p95" or "none"
         See :func:`normalised_flow`.
-    valid : (..., D, P) bool tensor or None
-        Pairs to include (e.g. both pixels non-occluded); ``None``: all pairs.
+    valid : (..., h, w) bool tensor or None
+        Grid pixels whose flow is known (not occluded, inside the frame): only
+        pairs whose whole path is valid count, and the flow scale is measured
+        on them. ``None``: every pixel.
     min_scale : float
-        See :func:`normalised_flow`.
+        In image pixels; see :func:`normalised_flow`.
 
     Returns
     -------
     loss : scalar tensor
     """
-    f = normalised_flow(flow, normalise, min_scale)
+    f = normalised_flow(flow, normalise, min_scale, valid)
     jump = torch.linalg.vector_norm(pair_difference(f, pairs), dim=-3)  # (..., D, P)
     if jump.shape[-2:] != affinity.shape[-2:]:
         raise ValueError(
@@ -185,7 +200,9 @@ def flow_boundary_loss(
     per_pair = jump * affinity + lam * (1.0 - affinity).abs()
     if valid is None:
         return per_pair.mean()
-    return _masked_mean(per_pair, valid)
+    # a pair counts when every grid pixel of its path has a known flow: 1 − max(1 − valid) over the path
+    pair_valid = pair_affinity((~valid).to(affinity.dtype), pairs) > 0.5
+    return _masked_mean(per_pair, pair_valid)
 
 
 def irn_total_loss(
@@ -209,8 +226,11 @@ def irn_total_loss(
     displacement : (N, 2, h, w) float tensor
     sets : RelationSets
         (N, D, P) masks of the batch's relation labels.
-    flow : (N, 2, h, w) float tensor or None
-        None trains plain IRN (``flow_boundary`` is then 0).
+    flow : (N, 2, h, w) or (N, 3, h, w) float tensor, or None
+        Flow at the grid in grid pixels; a third channel marks the pixels
+        whose flow is known (> 0.5: not occluded, inside the frame), the only
+        ones the flow-boundary loss uses. None trains plain IRN
+        (``flow_boundary`` is then 0).
     flow_weight, lam, normalise
         See :func:`flow_boundary_loss`.
 
@@ -223,7 +243,8 @@ def irn_total_loss(
     if flow is None:
         flow_term = affinity.new_zeros(())
     else:
-        flow_term = flow_boundary_loss(affinity, flow, sets.index, lam=lam, normalise=normalise)
+        valid = flow[:, 2] > 0.5 if flow.shape[1] == 3 else None
+        flow_term = flow_boundary_loss(affinity, flow[:, :2], sets.index, lam=lam, normalise=normalise, valid=valid)
     total = (pos + neg) / 2 + (fg + bg) / 2 + flow_weight * flow_term
     return IrnLoss(total, pos, neg, fg, bg, flow_term)
 
