@@ -158,6 +158,27 @@ def test_predict_command_writes_results_that_evaluate(prepared, tmp_path, capsys
     assert len(stats) == 12 and 0.0 <= stats["AP50"] <= 1.0
 
 
+def test_predict_takes_a_pipeline_run_folder_its_maskconsist_detector_first(prepared, tmp_path, capsys):
+    # issue 17: `vis-ws predict --model RUN` refused the pipeline's own run folder
+    import shutil
+
+    from training.detection.model import detector_checkpoint
+
+    run = tmp_path / "run"
+    shutil.copytree(prepared / "step1", run / "maskrcnn")
+    assert detector_checkpoint(run) == run / "maskrcnn" / "checkpoint.pt"
+    out = tmp_path / "results.json"
+    args = ["--model", str(run), "--out", str(out), "--flow", str(prepared / "flow"), "--device", "cpu"]
+    assert main(["predict", str(prepared / "data/gt.json"), *args]) == 0 and json.loads(out.read_text())
+    shutil.copytree(prepared / "step1", run / "maskconsist")
+    assert detector_checkpoint(run) == run / "maskconsist" / "checkpoint.pt"
+    (tmp_path / "empty").mkdir()
+    assert main(["predict", str(prepared / "data/gt.json"), "--model", str(tmp_path / "empty"), "--out",
+                 str(tmp_path / "r2.json")]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "empty" in err and "'vis-ws pipeline --out' folder" in err and not (tmp_path / "r2.json").exists()
+
+
 def test_train_command_with_missing_flow_exits_2_naming_the_video(prepared, tmp_path, capsys):
     (tmp_path / "noflow").mkdir()
     args = ["--pseudo", str(prepared / "pseudo"), "--out", str(tmp_path / "run"), "--step", "2"]

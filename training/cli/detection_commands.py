@@ -87,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=formatter,
     )
     p.add_argument("input", type=Path, help="dataset JSON, folder of frames or video file")
-    p.add_argument("--model", required=True, type=Path, help="'vis-ws train' run folder")
+    p.add_argument("--model", required=True, type=Path, help="'vis-ws train' or 'vis-ws pipeline' run folder")
     p.add_argument("--out", required=True, type=Path, help="results JSON to write")
     p.add_argument("--flow", type=Path, default=None, help="'vis-ws flow' output of INPUT (flow-warped linking)")
     p.add_argument("--score-threshold", type=float, default=0.05, help="drop detections below this score")

@@ -219,10 +219,42 @@ def label_to_category(labels: np.ndarray, category_ids: list[int]) -> np.ndarray
     return table[np.asarray(labels, dtype=np.int64)]
 
 
+PIPELINE_DETECTORS = ("maskconsist", "maskrcnn")
+"""Sub-folders of a ``vis-ws pipeline`` run holding a detector, the one to prefer first."""
+
+
+def detector_checkpoint(path: str | os.PathLike) -> Path:
+    """The detector checkpoint a ``--model`` path names.
+
+    Parameters
+    ----------
+    path : path
+        A checkpoint file, a ``vis-ws train`` run folder, or a ``vis-ws
+        pipeline`` run folder (its :data:`PIPELINE_DETECTORS`, in that order).
+
+    Raises
+    ------
+    InputError
+        Naming ``path``: no detector checkpoint there.
+    """
+    path = Path(path)
+    if path.is_file():
+        return path
+    for folder in (path, *(path / name for name in PIPELINE_DETECTORS)):
+        if (folder / "checkpoint.pt").is_file():
+            return folder / "checkpoint.pt"
+    raise InputError(
+        path, "no detector checkpoint here: pass a 'vis-ws train --out' folder or a 'vis-ws pipeline --out' folder"
+    )
+
+
 def load_detector(
     checkpoint: str | os.PathLike, device: torch.device | str = "cpu"
 ) -> tuple[MaskRCNN, list[int], dict[str, Any]]:
-    """A trained detector from a ``vis-ws train`` run folder or its ``checkpoint.pt``, in eval mode.
+    """A trained detector from a ``vis-ws train`` run folder, its ``checkpoint.pt``, or a ``vis-ws pipeline`` run.
+
+    A pipeline run folder gives its MaskConsist detector (``maskconsist/``),
+    else its step-1 Mask R-CNN (``maskrcnn/``). The model is in eval mode.
 
     Returns
     -------
@@ -235,11 +267,7 @@ def load_detector(
     InputError
         Not a detector checkpoint, or weights that do not fit.
     """
-    path = Path(checkpoint)
-    if path.is_dir():
-        path = path / "checkpoint.pt"
-    if not path.is_file():
-        raise InputError(path, "no detector checkpoint here: pass a 'vis-ws train --out' folder")
+    path = detector_checkpoint(checkpoint)
     state = load_checkpoint(path)
     try:
         config = dict(state["config"])
