@@ -26,10 +26,10 @@ def test_outputs_live_on_the_stride_4_grid(net, size):
 def test_only_the_branches_are_trained(net):
     logits, disp = net(torch.randn(1, 3, 64, 64))
     (logits.mean() + disp.mean()).backward()
-    assert all(p.grad is None for p in net.cam_net.parameters())
+    assert all(p.grad is None for p in net.backbone.parameters())
     assert all(p.grad is not None for p in net.trainable_parameters())
     net.train()
-    assert not net.cam_net.training  # frozen BatchNorm statistics
+    assert not net.backbone.training  # frozen BatchNorm statistics
 
 
 def test_displacement_mean_is_removed_at_inference(net):

@@ -8,11 +8,20 @@ from pathlib import Path
 from typing import Any
 
 VARIANTS = ("irn", "irn+fbound", "irn+fcam", "flowirn")
+ARCHS = ("efficientnet_lite0", "resnet50", "resnet18")  # training.backbones.ARCHS, without importing torch
+IRN_BACKBONES = (*ARCHS, "classifier")  # training.irn.train.BACKBONES
 INSTANCE_BG = 0.25  # training.irn.inference.INSTANCE_BG, without importing torch to build the parser
 
 
 def _add_irn_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", choices=VARIANTS, default="flowirn", help="Table 4 row: which flow cues to use")
+    p.add_argument(
+        "--irn-backbone",
+        choices=IRN_BACKBONES,
+        default=ARCHS[0],
+        help="IRN's frozen ImageNet feature network (a ResNet's file from the torch hub cache), or the trained "
+        "classifier's",
+    )
     p.add_argument("--irn-epochs", type=int, default=3, help="IRN training epochs")
     p.add_argument("--irn-batch-size", type=int, default=8, help="IRN frames per iteration")
     p.add_argument("--irn-crop", type=int, default=256, help="IRN square crop side (multiple of 4)")
@@ -33,13 +42,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train-irn",
         help="train IRN / flowIRN (class boundaries + displacement) on relation labels from (f-)CAMs",
-        description="Train IRN's boundary and displacement branches on the frozen classifier, from inter-pixel "
+        description="Train IRN's boundary and displacement branches on a frozen ImageNet backbone of their own "
+        "(--irn-backbone; as IRN, not the classifier), from inter-pixel "
         "relation labels of the stored CAMs (f-CAMs for irn+fcam and flowirn) with IRN's losses, plus the "
         "flow-boundary loss for irn+fbound and flowirn. RUN gets config.json, categories.json, checkpoint.pt.",
         formatter_class=formatter,
     )
     p.add_argument("tags", type=Path, help="frame-tags JSON")
-    p.add_argument("--cam-model", required=True, type=Path, help="train-cam run folder (the frozen backbone)")
+    p.add_argument(
+        "--cam-model",
+        required=True,
+        type=Path,
+        help="train-cam run folder (its categories; the backbone with --irn-backbone classifier)",
+    )
     p.add_argument("--cams", required=True, type=Path, help="'vis-ws cams' output folder")
     p.add_argument("--flow", type=Path, default=None, help="'vis-ws flow' output (needed for the f-Bound loss)")
     p.add_argument("--out", required=True, type=Path, help="run folder to write")
@@ -60,7 +75,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("tags", type=Path, help="frame-tags JSON")
     p.add_argument("--out", required=True, type=Path, help="run folder (flow/, cam/, cams/, irn/, pseudo/)")
     p.add_argument("--flow-method", choices=("dis", "farneback", "tvl1"), default="dis", help="optical flow method")
-    p.add_argument("--arch", choices=("resnet50", "resnet18"), default="resnet50", help="classifier backbone")
+    p.add_argument("--arch", choices=ARCHS, default=ARCHS[0], help="classifier backbone")
+    p.add_argument(
+        "--weights",
+        default=None,
+        metavar="imagenet|none|FILE",
+        help="where the classifier starts: imagenet, none (random init) or a local file; default: imagenet for "
+        "efficientnet_lite0, none for a ResNet",
+    )
     p.add_argument("--cam-epochs", type=int, default=5, help="classifier training epochs")
     p.add_argument("--cam-batch-size", type=int, default=16, help="classifier frames per iteration")
     p.add_argument("--cam-crop", type=int, default=224, help="classifier square crop side")
@@ -80,6 +102,7 @@ def _irn_config(args: argparse.Namespace) -> Any:
 
     return IRNTrainConfig(
         variant=args.variant,
+        backbone=args.irn_backbone,
         epochs=args.irn_epochs,
         batch_size=args.irn_batch_size,
         crop=args.irn_crop,
@@ -200,6 +223,7 @@ def run_pseudo_labels(args: argparse.Namespace) -> int:
     check_instance_bg(args.instance_bg)
     cam = CAMTrainConfig(
         arch=args.arch,
+        weights=args.weights,
         epochs=args.cam_epochs,
         batch_size=args.cam_batch_size,
         crop=args.cam_crop,

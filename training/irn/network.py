@@ -1,9 +1,12 @@
 """The IRN network (METHOD.md §5): class-boundary and displacement branches on frozen features.
 
-Both branches read the 5 stage features of the trained classifier's backbone
-(:meth:`training.cam.network.CAMNet.backbone_features`, strides 4, 4, 8, 16,
-16), detached: IRN trains only the two branches. Outputs live on the stride-4
-grid ``((H-1)//4+1, (W-1)//4+1)``:
+Both branches read the 5 stage features (strides 4, 4, 8, 16, 16) of a frozen
+backbone, detached: IRN trains only the two branches. As in IRN the backbone
+is its own ImageNet network, not the classifier (METHOD.md §5;
+:class:`training.backbones.StageBackbone`, EfficientNet-Lite0 by default);
+runs written before that read the trained classifier's backbone
+(:meth:`training.cam.network.CAMNet.backbone_features`), which still works.
+Outputs live on the stride-4 grid ``((H-1)//4+1, (W-1)//4+1)``:
 
 - boundary ``B`` (N, 1, h, w) in [0, 1] (a sigmoid of the logits),
 - displacement ``D`` (N, 2, h, w) as (dy, dx) in grid pixels, pointing to the
@@ -14,11 +17,11 @@ grid ``((H-1)//4+1, (W-1)//4+1)``:
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from training.cam.network import CAMNet
 
 
 def _unit(c_in: int, c_out: int, groups: int, up: int = 1) -> nn.Sequential:
@@ -54,21 +57,32 @@ class MeanShift(nn.Module):
         return x - self.running_mean.view(1, -1, 1, 1).to(x.dtype)
 
 
+class FeatureSource(Protocol):
+    """What IRN reads: a module with 5 stage features (a StageBackbone or a CAMNet)."""
+
+    arch: str
+    stage_channels: tuple[int, ...]
+
+    def backbone_features(self, x: torch.Tensor) -> list[torch.Tensor]: ...
+
+
 class IRNet(nn.Module):
-    """Boundary and displacement branches over a frozen :class:`CAMNet` backbone.
+    """Boundary and displacement branches over a frozen backbone.
 
     Parameters
     ----------
-    cam_net : CAMNet
-        The trained classifier; its backbone is frozen (no gradients, eval mode).
+    backbone : StageBackbone or CAMNet
+        Gives the 5 stage features (``backbone_features``, ``stage_channels``):
+        IRN's own frozen ImageNet network, or (runs before it) the trained
+        classifier. It is frozen here (no gradients, eval mode).
     """
 
-    def __init__(self, cam_net: CAMNet) -> None:
+    def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
-        self.cam_net = cam_net
-        for p in self.cam_net.parameters():
+        self.backbone = backbone
+        for p in self.backbone.parameters():
             p.requires_grad_(False)
-        c1, c2, c3, c4, c5 = cam_net.stage_channels
+        c1, c2, c3, c4, c5 = self._source.stage_channels
         # boundary branch: every stage → 32 channels at stride 4, fused by a 1x1 conv (METHOD.md §5)
         self.edge = nn.ModuleList(
             [_unit(c1, 32, 4), _unit(c2, 32, 4), _unit(c3, 32, 4, up=2), _unit(c4, 32, 4, up=4), _unit(c5, 32, 4, up=4)]
@@ -84,8 +98,17 @@ class IRNet(nn.Module):
     def train(self, mode: bool = True) -> IRNet:
         """Train the branches; the backbone always stays in eval mode (frozen BatchNorm statistics)."""
         super().train(mode)
-        self.cam_net.eval()
+        self.backbone.eval()
         return self
+
+    @property
+    def _source(self) -> FeatureSource:
+        return self.backbone  # type: ignore[return-value]
+
+    @property
+    def arch(self) -> str:
+        """The backbone's architecture."""
+        return self._source.arch
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Parameters of the two branches (the backbone is frozen)."""
@@ -112,7 +135,7 @@ class IRNet(nn.Module):
         displacement : (N, 2, h, w) float32, (dy, dx) in grid pixels
         """
         with torch.no_grad():
-            feats = [f.detach() for f in self.cam_net.backbone_features(x)]
+            feats = [f.detach() for f in self._source.backbone_features(x)]
         h, w = feats[0].shape[-2:]
 
         def crop(t: torch.Tensor) -> torch.Tensor:

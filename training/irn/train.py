@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from training.backbones import ARCHS, IMAGENET, LITE0, StageBackbone, weights_file
 from training.cam.data import epoch_batches
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import config_from_dict, config_to_dict
@@ -58,6 +59,9 @@ from training.progress import Progress
 STAGE = "train-irn"
 CATEGORIES = "categories.json"
 VARIANTS = ("irn", "irn+fbound", "irn+fcam", "flowirn")
+CLASSIFIER = "classifier"
+BACKBONES = (*ARCHS, CLASSIFIER)
+"""IRN's frozen feature network: an ImageNet backbone, or the trained classifier's."""
 _RESUME_FREE = ("device", "workers")
 MEASURED = "mean_displacement_measured"
 """Checkpoint flag: the mean displacement of the training frames is in ``mean_shift.running_mean``."""
@@ -101,9 +105,16 @@ class IRNTrainConfig:
         Mixed precision on CUDA (ignored on the CPU).
     workers : int
         Data-loading worker processes.
+    backbone : {"efficientnet_lite0", "resnet50", "resnet18", "classifier"}
+        The frozen network whose 5 stage features IRN reads. As in IRN, its own
+        ImageNet network (:class:`~training.backbones.StageBackbone`; a
+        ResNet's ImageNet file comes from the torch hub cache), not the
+        classifier (METHOD.md §5); ``classifier`` reads the ``train-cam``
+        network instead (what runs did before this field).
     """
 
     variant: str = "flowirn"
+    backbone: str = LITE0
     epochs: int = 3
     batch_size: int = 8
     crop: int = 256
@@ -130,6 +141,7 @@ class IRNTrainConfig:
                 raise InputError(None, f"train-irn: {what}")
 
         need(self.variant in VARIANTS, f"--variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
+        need(self.backbone in BACKBONES, f"--irn-backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
         for name in ("epochs", "batch_size"):
             need(int(getattr(self, name)) >= 1, f"--{name.replace('_', '-')} must be at least 1")
         need(self.crop >= 64 and self.crop % 4 == 0, f"--crop must be a multiple of 4 of at least 64, got {self.crop}")
@@ -209,6 +221,8 @@ def train_irn(
     from training.cam.train import load_run
 
     run = Path(out_dir)
+    # IRN's own ImageNet backbone; a missing file fails before anything is written
+    imagenet = None if config.backbone == CLASSIFIER else weights_file(IMAGENET, config.backbone)
     resumed = prepare_run(run, resume)
     if config.uses_flow_loss and flow_dir is None:
         raise InputError(None, f"train-irn: --variant {config.variant} needs --flow DIR (the flow-boundary loss)")
@@ -231,8 +245,9 @@ def train_irn(
     cam_net, categories, _ = load_run(cam_run)
     if [c["id"] for c in categories] != dataset.frames.category_ids:
         raise InputError(cam_run, "the classifier was trained on other categories than the tags file names")
+    features = cam_net if imagenet is None else StageBackbone(config.backbone, imagenet)
     torch.manual_seed(config.seed)
-    model = IRNet(cam_net)
+    model = IRNet(features)
     edge, displacement = model.branch_parameters()
     lr_d = config.lr * config.displacement_lr
     optimizer = torch.optim.SGD(
@@ -297,7 +312,7 @@ def train_irn(
         step,
         config.epochs * len(batches(0)),
         message=(
-            f"{start} step {step}: {config.variant} on {len(dataset)} frames, backbone {cam_net.arch}, "
+            f"{start} step {step}: {config.variant} on {len(dataset)} frames, backbone {_describe_backbone(config)}, "
             f"{describe_device(device)}{describe_world()}"
         ),
     )
@@ -345,6 +360,22 @@ def mean_displacement(model: IRNet, dataset: RelationFrames, device: torch.devic
     return total / max(1, len(dataset))
 
 
+LEGACY_PREFIX = "cam_net."
+
+
+def _classifier_arch(weights: dict[str, Any]) -> str:
+    """The architecture of the classifier inside IRN weights (keys ``backbone.backbone.…``)."""
+    if "backbone.backbone.conv_stem.weight" in weights:
+        return LITE0
+    return "resnet50" if "backbone.backbone.layer1.0.conv3.weight" in weights else "resnet18"
+
+
+def _describe_backbone(config: IRNTrainConfig) -> str:
+    if config.backbone == CLASSIFIER:
+        return "the classifier's (frozen)"
+    return f"{config.backbone} (ImageNet, frozen)"
+
+
 def load_irn_run(run: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[IRNet, list[dict[str, Any]]]:
     """A trained IRN from its run folder, in eval mode.
 
@@ -365,14 +396,22 @@ def load_irn_run(run: str | os.PathLike, device: torch.device | str = "cpu") -> 
         raise InputError(run, f"no {CHECKPOINT} here: not a train-irn run folder (see 'vis-ws train-irn --out')")
     saved = read_json(run / CONFIG)
     cam_run = saved.pop("cam_run", None) if isinstance(saved, dict) else None
-    config_from_dict(IRNTrainConfig, saved, run / CONFIG, STAGE)
+    config = config_from_dict(IRNTrainConfig, saved, run / CONFIG, STAGE)
     categories = read_json(run / CATEGORIES)
     if not isinstance(categories, list) or not categories:
         raise InputError(run / CATEGORIES, "expected a list of {id, name} categories")
     state = load_checkpoint(run / CHECKPOINT)
-    weights = state.get("model", {})
-    arch = "resnet50" if any(k.startswith("cam_net.backbone.layer1.0.conv3") for k in weights) else "resnet18"
-    model = IRNet(CAMNet(len(categories), arch))
+    weights = dict(state.get("model", {}))
+    legacy = any(k.startswith(LEGACY_PREFIX) for k in weights)  # runs before IRN's own backbone: the classifier's
+    if legacy:
+        n = len(LEGACY_PREFIX)
+        weights = {"backbone." + k[n:] if k.startswith(LEGACY_PREFIX) else k: v for k, v in weights.items()}
+    if legacy or config.backbone == CLASSIFIER:
+        arch = _classifier_arch(weights)
+        model = IRNet(CAMNet(len(categories), arch))
+    else:
+        arch = config.backbone
+        model = IRNet(StageBackbone(arch))
     try:
         model.load_state_dict(weights)
     except RuntimeError as exc:
