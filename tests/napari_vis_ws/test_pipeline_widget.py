@@ -328,3 +328,24 @@ def test_opening_a_project_removes_temp_files_of_writes_killed_long_ago(dock, qt
     os.utime(old, (time.time() - 3600, time.time() - 3600))
     _open(dock, qtbot, project, folder)
     assert not old.exists() and fresh.exists()  # a write going on now (another process) keeps its file
+
+
+def test_dock_labels_a_video_with_the_projects_recorded_instance_background(project, tmp_path):
+    # issue 17 §3: the dock dropped `--instance-bg`, so a dock run redid at 0.25 the labels made at another value
+    from napari_vis_ws._widgets.pipeline import pseudo_labels_stage
+    from training.irn.pseudo_labels import make_pseudo_labels
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("flow", "cam", "cams", "irn"):
+        (run / name).symlink_to(project / "run" / name)
+    tags = project / "data/tags.json"
+    list(make_pseudo_labels(tags, run / "irn", run / "cams", run / "pseudo", video_ids=[1], bg_threshold=0.6))
+    stamp = (run / "pseudo/synth_0000/pseudo.npz").stat().st_mtime_ns
+    events = list(pseudo_labels_stage(tags, run, 1))
+    assert any("already done" in (e.message or "") for e in events)
+    assert (run / "pseudo/synth_0000/pseudo.npz").stat().st_mtime_ns == stamp
+    shutil.rmtree(run / "pseudo/synth_0000")
+    list(pseudo_labels_stage(tags, run, 1))  # made by the dock: at the project's 0.6
+    assert json.loads((run / "pseudo/synth_0000/pseudo.json").read_text())["instance_bg"] == 0.6
+

@@ -16,7 +16,7 @@ from training.cli import main
 from training.errors import InputError, TrainingStopped
 from training.export import load_labels
 from training.irn.data import RelationFrames, crop_origin, flow_at_grid, rescale_item
-from training.irn.pseudo_labels import make_pseudo_labels, paint_instances
+from training.irn.pseudo_labels import make_pseudo_labels, paint_instances, recorded_settings
 from training.irn.train import IRNTrainConfig, load_irn_run, train_irn
 
 FAST = {"epochs": 2, "batch_size": 4, "crop": 64, "radius": 5, "seed": 3}
@@ -280,6 +280,9 @@ def test_a_higher_instance_background_score_gives_tighter_pseudo_labels_and_redo
     assert json.loads((out / "synth_0000" / "pseudo.json").read_text())["instance_bg"] == 0.6
     again = list(make_pseudo_labels(tags, irn, cams, out, video_ids=[1], bg_threshold=0.6))
     assert any("already done" in e.message for e in again)
+    assert recorded_settings(out) == {"instance_bg": 0.6}  # what the Pipeline dock labels its videos with
+    (out / "settings.json").unlink()  # a folder from before settings.json: the videos' records tell
+    assert recorded_settings(out) == {"instance_bg": 0.6} and recorded_settings(tmp_path / "none") == {}
 
 
 @pytest.mark.parametrize("value", ["0", "1", "-0.2", "nan"])

@@ -134,6 +134,32 @@ def _record(irn_run: Path, use_fcams: bool, bg_threshold: float) -> dict[str, An
     return record
 
 
+SETTINGS = "settings.json"
+"""The settings the pseudo-labels of a folder were made with (``instance_bg``), for whoever adds videos to it."""
+
+
+def recorded_settings(out_dir: str | os.PathLike) -> dict[str, Any]:
+    """The settings of the pseudo-labels in ``out_dir``: ``{"instance_bg": float}``, or ``{}`` when none are recorded.
+
+    The plugin's Pipeline dock labels one video at a time into a project that
+    ``vis-ws pseudo-labels`` may have started: it reads these so its videos
+    are made, and the others kept, with the same settings. Folders written
+    before :data:`SETTINGS` existed give the per-video records' value.
+    """
+    out = Path(out_dir)
+    candidates = [out / SETTINGS, *sorted(out.glob("*/pseudo.json"))]
+    for path in candidates:
+        if not path.is_file():
+            continue
+        try:
+            rec = read_json(path)
+        except InputError:
+            continue
+        if isinstance(rec, dict):  # a video's record holds instance_bg only when it is not the default
+            return {"instance_bg": float(rec.get("instance_bg", INSTANCE_BG))}
+    return {}
+
+
 def _video_done(out: Path, key: str, record: dict[str, Any]) -> bool:
     rec = out / key / "pseudo.json"
     if not (rec.is_file() and (out / key / "pseudo.npz").is_file() and (out / key / "irn.npz").is_file()):
@@ -198,6 +224,8 @@ def make_pseudo_labels(
     dev = rank_device(resolve_device(device))
     model, categories = load_irn_run(irn_run, dev)
     record = _record(irn_run, use_fcams, bg_threshold)
+    if rank == 0:
+        write_json(out / SETTINGS, {"instance_bg": bg_threshold})
     sources = shard(list(iter_videos(tags_path, frames, video_ids)), rank, world)
     total = sum(len(s.reader) for s in sources)
     done = 0
