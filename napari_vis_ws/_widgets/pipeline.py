@@ -322,6 +322,7 @@ class PipelineWidget(QWidget):
         layout.addWidget(self.info)
         layout.addStretch(1)
         from napari_vis_ws._docking import tabify_when_docked
+
         tabify_when_docked(self)  # into a tab with the plugin's other docks (issue 16)
 
     # -- choosing -----------------------------------------------------------------

@@ -348,4 +348,3 @@ def test_dock_labels_a_video_with_the_projects_recorded_instance_background(proj
     shutil.rmtree(run / "pseudo/synth_0000")
     list(pseudo_labels_stage(tags, run, 1))  # made by the dock: at the project's 0.6
     assert json.loads((run / "pseudo/synth_0000/pseudo.json").read_text())["instance_bg"] == 0.6
-
