@@ -56,3 +56,17 @@ def test_missing_weights_file_exits_2_before_anything_is_written(tmp_path, capsy
     code = main(["pipeline", str(tmp_path / "d/tags.json"), "--out", str(run), "--weights", str(tmp_path / "in.pth")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "in.pth" in err and "no such weights file" in err and not run.exists()
+
+
+def test_without_a_preset_the_pipeline_runs_the_cpu_preset_on_a_cpu_and_says_so(tmp_path, capsys):
+    from training.cli.pipeline_commands import PRESETS, choose_preset
+
+    assert choose_preset(None, "cpu") == ("cpu", "preset cpu (no --preset: no GPU here)")
+    assert choose_preset("tiny", "cpu") == ("tiny", "preset tiny")
+    assert PRESETS["cpu"]["cam"]["arch"] == PRESETS["cpu"]["detector"]["backbone"] == "efficientnet_lite0"
+    assert main(["sample", "--out", str(tmp_path / "d"), "--videos", "1", "--frames", "2", "--height", "64",
+                 "--width", "64"]) == 0  # fmt: skip
+    capsys.readouterr()
+    code = main(["pipeline", str(tmp_path / "d/tags.json"), "--out", str(tmp_path / "r"), "--supervision", "full",
+                 "--device", "cpu"])  # fmt: skip
+    assert code == 2 and "==> preset cpu (no --preset: no GPU here)" in capsys.readouterr().out

@@ -15,6 +15,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "irn": {"epochs": 1, "batch_size": 4, "crop": 64, "radius": 5},
         "detector": {"backbone": "resnet18", "iterations": 2, "batch_size": 2, "min_size": 64, "max_size": 96},
     },
+    "cpu": {  # ImageNet EfficientNet-Lite0 everywhere: the classifier and IRN on frozen features
+        "cam": {"arch": "efficientnet_lite0", "epochs": 8, "batch_size": 16, "crop": 160},
+        "irn": {"epochs": 3, "batch_size": 8, "crop": 192, "radius": 10},
+        "detector": {"backbone": "efficientnet_lite0", "epochs": 3, "batch_size": 4, "min_size": 240, "max_size": 320},
+    },
     "default": {
         "cam": {"arch": "resnet50", "epochs": 10, "batch_size": 8, "crop": 224},
         "irn": {"epochs": 3, "batch_size": 8, "crop": 256, "radius": 10},
@@ -42,7 +47,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("tags", type=Path, help="frame-tags JSON (the weak labels); frames in JPEGImages/ beside it")
     p.add_argument("--out", required=True, type=Path, help="run folder")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="default", help="model sizes and training lengths")
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default=None,
+        help="model sizes and training lengths: tiny (a smoke test), cpu (ImageNet EfficientNet-Lite0, about 15 min "
+        "for 300 frames of 120x160 on 2 cores), default (the paper's ResNet-50 GPU setup); default: cpu without a "
+        "GPU, default with one",
+    )
     p.add_argument("--variant", default="flowirn", help="first-module variant (irn, irn+fbound, irn+fcam, flowirn)")
     p.add_argument("--supervision", choices=("weak", "full"), default="weak", help="weak: tags only; full: GT masks")
     p.add_argument("--gt", type=Path, default=None, help="YouTube-VIS ground truth: scores the results (eval.json)")
@@ -58,6 +70,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=Path, default=None, help="frames folder (default: JPEGImages/ beside TAGS)")
     p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar or JSON lines")
     p.set_defaults(func=run_pipeline)
+
+
+def choose_preset(preset: str | None, device: str) -> tuple[str, str]:
+    """The preset to run and why: the one asked for, else ``cpu`` without a GPU and ``default`` with one.
+
+    Parameters
+    ----------
+    preset : str or None, ``--preset``
+    device : str, ``--device`` (auto, cpu, cuda, cuda:N)
+
+    Returns
+    -------
+    (name, reason) : the preset and a line saying how it was chosen
+    """
+    if preset is not None:
+        return preset, f"preset {preset}"
+    from training.device import resolve_device
+
+    gpu = resolve_device(device).type == "cuda"
+    name = "default" if gpu else "cpu"
+    return name, f"preset {name} (no --preset: {'a GPU' if gpu else 'no GPU'} here)"
 
 
 def weights_argument(args: argparse.Namespace) -> str | None:
@@ -146,6 +179,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
     from training.evaluation import evaluate_ytvis, format_table
 
     load_tags(args.tags)  # bad input fails before anything is written
+    args.preset, reason = choose_preset(args.preset, args.device)
+    print(f"==> {reason}", flush=True)
     if args.weights not in (None, "imagenet", "none") and not Path(args.weights).is_file():
         raise InputError(args.weights, "no such weights file (--weights takes imagenet, none or a local state dict)")
     if args.weights == "imagenet":  # a missing ResNet file fails before anything is written
