@@ -158,10 +158,11 @@ class TrainingWidget(QWidget):
         self.iterations_spin.setSpecialValueText("from epochs")
         self.iterations_spin.setToolTip("Mask R-CNN stages: train exactly this many iterations")
         self.weights_edit = QLineEdit()
-        self.weights_edit.setPlaceholderText("random init (or a local ImageNet / checkpoint file)")
+        self.weights_edit.setPlaceholderText("ImageNet (or: none, or a local weights / checkpoint file)")
         self.weights_edit.setToolTip(
-            "Classifier and Mask R-CNN step 1: start from this file (torchvision ImageNet weights of the same "
-            "network, or a train-cam checkpoint); nothing is downloaded"
+            "Classifier and Mask R-CNN step 1 start from ImageNet (EfficientNet-Lite0's weights install with the "
+            "plugin). Type 'none' for random init, or choose a file: ImageNet weights of the same network, or a "
+            "train-cam checkpoint. IRN always reads its own frozen ImageNet network."
         )
         self.resume_check = QCheckBox("resume from the checkpoint in the output folder")
         self.labels_combo = QComboBox()
