@@ -96,7 +96,8 @@ def main() -> None:
     ap.add_argument("--cam-run", type=Path, default=None, help="a trained train-cam run to use instead of training one")
     ap.add_argument("--irn-epochs", type=int, default=6)
     ap.add_argument("--irn-crop", type=int, default=192)
-    ap.add_argument("--crf", action="store_true", help="refine IRN's relation labels with the dense CRF (IRN's way)")
+    ap.add_argument("--crf", action=argparse.BooleanOptionalAction, default=True,
+                    help="refine IRN's relation labels with the dense CRF (IRN's way, the default)")  # fmt: skip
     ap.add_argument("--instance-bg", type=float, default=0.25, help="background score of the instance argmax")
     ap.add_argument("--suffix", default="", help="appended to the irn-*/pseudo-* folders (other settings, same --work)")
     ap.add_argument("--variants", default=",".join(VARIANTS))

@@ -315,6 +315,8 @@ def command_line(
             options += [action.option_strings[-1]] if value else []
         elif isinstance(action, argparse._StoreFalseAction):
             options += [] if value else [action.option_strings[-1]]
+        elif isinstance(action, argparse.BooleanOptionalAction):
+            options += [action.option_strings[0] if value else action.option_strings[1]]  # --flag / --no-flag
         elif value is not None:
             options += [action.option_strings[-1], *values]
     return [args.command, *positional, *options] if subparsers else [*positional, *options]

@@ -54,6 +54,7 @@ def test_train_cam_nproc_2_matches_single_process_layout_and_ranks_agree(tmp_pat
         ["train-irn", "t.json", "--cam-model", "c", "--cams", "cs", "--out", "o", "--variant", "irn", "--resume"],
         ["train", "t.json", "--out", "o", "--no-iom", "--maskcon-first", "--step", "2", "--init", "r1"],
         ["pseudo-labels", "t.json", "--out", "o", "--arch", "resnet18", "--crf", "--instance-bg", "0.4"],
+        ["pseudo-labels", "t.json", "--out", "o", "--no-crf"],
         ["predict", "gt.json", "--model", "m", "--out", "r.json", "--score-threshold", "0.3"],
     ],
 )

@@ -27,7 +27,12 @@ def _add_irn_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--irn-crop", type=int, default=256, help="IRN square crop side (multiple of 4)")
     p.add_argument("--irn-lr", type=float, default=0.1, help="IRN learning rate (SGD, poly schedule)")
     p.add_argument("--irn-radius", type=int, default=10, help="IRN pair radius γ on the stride-4 grid (< crop/8)")
-    p.add_argument("--crf", action="store_true", help="refine relation labels with a dense CRF (pydensecrf2)")
+    p.add_argument(
+        "--crf",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="refine the relation labels with IRN's dense CRF (pydensecrf2)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of init, batch order and augmentation")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--frames", type=Path, default=None, help="frames folder (default: JPEGImages/ beside TAGS)")
