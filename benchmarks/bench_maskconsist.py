@@ -59,13 +59,18 @@ from training.detection.predict import predict_video  # noqa: E402
 from training.maskconsist.train import DetectionTrainConfig, train_detector  # noqa: E402
 
 SIZE = {"min_size": 240, "max_size": 320}
-ABLATION = {  # paper Table 5 rows: (intra, inter, iom, maskcon_first)
-    "none": (False, False, False, False),
-    "inter+iom": (False, True, True, False),
-    "intra+iom": (True, False, True, False),
-    "intra+inter": (True, True, False, False),
-    "all": (True, True, True, False),
-    "all-maskcon-first": (True, True, True, True),  # not in the paper: P_maskCon ranked first in the IoM-NMS
+ABLATION = {  # paper Table 5 rows: (intra, inter, iom, maskcon_first, iom_rank)
+    "none": (False, False, False, False, "fuller"),
+    "inter+iom": (False, True, True, False, "fuller"),
+    "intra+iom": (True, False, True, False, "fuller"),
+    "intra+inter": (True, True, False, False, "fuller"),
+    "all": (True, True, True, False, "fuller"),
+    # not in the paper: the targets' IoM-NMS in one score order over IRN's and the detector's scores
+    # (the default before 2026-12-06: run folders step2-all* trained before then used it)
+    "all-score-order": (True, True, True, False, "score"),
+    # not in the paper: fuller, but a transfer of a pseudo-label's own extent leaves the label
+    "all-repair": (True, True, True, False, "repair"),
+    "all-maskcon-first": (True, True, True, True, "fuller"),  # not in the paper: P_maskCon ranked first
 }
 PAPER_ROWS = ["none", "inter+iom", "intra+iom", "intra+inter", "all"]
 
@@ -141,6 +146,57 @@ def held_out_set(tags: Path, n_held: int, work: Path) -> Path:
     return gt
 
 
+def evaluation_set(args: argparse.Namespace) -> tuple[Path, Path]:
+    """The ground truth of the evaluation videos (``--gt``, else new videos of TAGS's generator) and their flow."""
+    from training.cli import main as cli
+
+    work: Path = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    gt_path = args.gt or held_out_set(args.tags, args.held_out, work / "held")
+    flow_gt = args.flow_gt or work / "held" / "flow"
+    if not (flow_gt / "done").exists():
+        if cli(["flow", str(gt_path), "--out", str(flow_gt), "--progress", "json"]) != 0:
+            raise SystemExit(f"{gt_path}: flow failed")
+        (flow_gt / "done").touch()
+    return gt_path, flow_gt
+
+
+def linking(args: argparse.Namespace) -> dict[str, Any]:
+    """Video AP of one detector's per-frame predictions on the evaluation videos, linked with each max gap.
+
+    The predictions (``vis-ws predict``'s settings: score >= 0.05, IoM-NMS
+    0.5) are made once; only :func:`~training.link.link_tubes`'s ``max_gap``
+    changes between rows. Frame AP moves a little too: a frame's mask is
+    scored with its tube's mean score.
+    """
+    from training.data.sources import iter_videos
+    from training.data.ytvis import load_ytvis
+    from training.evaluation import evaluate_frames, evaluate_ytvis
+    from training.flow.storage import read_video_flow
+    from training.link import IOU_THRESHOLD, link_tubes, tubes_to_results
+
+    gt_path, flow_gt = evaluation_set(args)
+    gt = load_ytvis(gt_path)
+    model, category_ids, _ = load_detector(args.model)
+    videos = []
+    for v in iter_videos(gt_path):
+        frames = predict_video(model, v.reader, 0.05, 0.5, category_ids)
+        videos.append((int(v.video["id"]), frames, read_video_flow(flow_gt, v.key)))
+    report: dict[str, Any] = {}
+    print("| max gap | tubes | AP | AP50 | AP75 | AR1 | AR10 | frame AP50 |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for gap in args.gaps:
+        results = []
+        for video_id, frames, flow in videos:
+            results += tubes_to_results(frames, link_tubes(frames, flow.backward, IOU_THRESHOLD, gap), video_id)
+        video, frame = evaluate_ytvis(gt, results), evaluate_frames(gt, results)
+        r = report[str(gap)] = {**{k: video[k] for k in ("AP", "AP50", "AP75", "AR1", "AR10")},
+                                "frame AP50": frame["AP50"], "tubes": len(results)}  # fmt: skip
+        cells = " | ".join(f"{100 * r[k]:.2f}" for k in ("AP", "AP50", "AP75", "AR1", "AR10", "frame AP50"))
+        print(f"| {gap} | {len(results)} | {cells} |", flush=True)
+    return report
+
+
 def target_quality(args: argparse.Namespace) -> dict[str, Any]:
     """MaskConsist's training targets against the pseudo-labels they start from, on the training frames.
 
@@ -150,7 +206,9 @@ def target_quality(args: argparse.Namespace) -> dict[str, Any]:
     for each Table-5 switch set. Each set is matched one-to-one (same class,
     Hungarian, IoU >= 0.5) with the ground truth of t2 (``--gt-train``):
     precision, recall and the mean IoU of the hits, beside the pseudo-labels
-    of the same frames and the step-1 model's predictions (score >= 0.5).
+    of the same frames and the step-1 model's predictions (score >= 0.5);
+    "transferred" counts P_maskCon's masks and "kept" those of them that are
+    still in the targets after IoM-NMS.
     Targets are labels, not ranked detections, so no AP. This is the mechanism
     the detector rows depend on: targets better than P_fIRN.
     """
@@ -160,25 +218,34 @@ def target_quality(args: argparse.Namespace) -> dict[str, Any]:
     from training.data.ytvis import gt_volume, load_ytvis
     from training.detection.data import volume_frame_masks
     from training.detection.predict import predict_frames
-    from training.maskconsist.masks import FrameMasks
-    from training.maskconsist.matching import class_iou, hungarian_matches
-    from training.maskconsist.train import load_train_videos, pair_matches
+    from training.maskconsist.masks import FrameMasks, intersections
+    from training.maskconsist.matching import class_iou, hungarian_matches, maskconsist_pair
+    from training.maskconsist.train import load_train_videos
 
     model, category_ids, saved = load_detector(args.model)
     config = DetectionTrainConfig(backbone=saved["backbone"], step=2, delta_max=1, device="cpu")
     videos, _ = load_train_videos(args.tags, args.pseudo, config, args.flow)
     gt = load_ytvis(args.gt_train)
     ids = [int(src.video["id"]) for src in iter_videos(args.tags)]
-    counts: dict[str, list[float]] = {}  # row -> [targets, ground truth, hits, summed IoU of hits, transferred]
+    counts: dict[str, list[float]] = {}  # row -> [targets, truth, hits, summed IoU of hits, transferred, kept]
 
-    def add(row: str, frame: FrameMasks, truth: FrameMasks, transferred: int = 0) -> None:
+    def add(row: str, frame: FrameMasks, truth: FrameMasks, transferred: int = 0, kept: int = 0) -> None:
         hits = hungarian_matches(class_iou(frame, truth), 0.5)
-        c = counts.setdefault(row, [0, 0, 0, 0.0, 0])
+        c = counts.setdefault(row, [0, 0, 0, 0.0, 0, 0])
         c[0] += len(frame)
         c[1] += len(truth)
         c[2] += len(hits)
         c[3] += sum(iou for _, _, iou in hits)
         c[4] += transferred
+        c[5] += kept
+
+    def n_kept(targets: FrameMasks, maskcon: FrameMasks) -> int:
+        """Targets that are one of the transferred masks (the same pixels)."""
+        if not len(targets) or not len(maskcon):
+            return 0
+        inter = intersections(targets.masks, maskcon.masks)
+        area_t, area_m = targets.masks.sum(axis=(1, 2)), maskcon.masks.sum(axis=(1, 2))
+        return int(((inter == area_t[:, None]) & (inter == area_m[None, :])).any(axis=1).sum())
 
     with torch.no_grad():
         for video_id, v in zip(ids, videos, strict=True):
@@ -192,16 +259,19 @@ def target_quality(args: argparse.Namespace) -> dict[str, Any]:
                 add("pseudo-labels (P_fIRN)", pseudo[t2], truth)
                 flows = v.flow.carry(t, t2)
                 for name, switches in ABLATION.items():
-                    targets, summary = pair_matches(preds[t], preds[t2], pseudo[t], pseudo[t2], flows, t, t2, *switches)
-                    add(f"targets ({name})", targets, truth, len(summary["transferred"]))
+                    res = maskconsist_pair(preds[t], preds[t2], pseudo[t], pseudo[t2], flows, *switches)
+                    assert res.targets_t2 is not None and res.maskcon_t2 is not None
+                    kept = n_kept(res.targets_t2, res.maskcon_t2)
+                    add(f"targets ({name})", res.targets_t2, truth, len(res.transferred), kept)
     report: dict[str, Any] = {}
-    print("| targets of the training frames | masks | precision | recall | IoU of hits | transferred |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for row, (n_masks, n_truth, n_hits, iou, moved) in counts.items():
+    print("| targets of the training frames | masks | precision | recall | IoU of hits | transferred | kept |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for row, (n_masks, n_truth, n_hits, iou, moved, kept) in counts.items():
         report[row] = {"masks": n_masks, "precision": n_hits / max(n_masks, 1), "recall": n_hits / max(n_truth, 1),
-                       "IoU of hits": iou / max(n_hits, 1), "transferred": moved}  # fmt: skip
+                       "IoU of hits": iou / max(n_hits, 1), "transferred": moved, "kept": kept}  # fmt: skip
         r = report[row]
-        print(f"| {row} | {n_masks} | {r['precision']:.3f} | {r['recall']:.3f} | {r['IoU of hits']:.3f} | {moved} |")
+        print(f"| {row} | {n_masks} | {r['precision']:.3f} | {r['recall']:.3f} | {r['IoU of hits']:.3f} | {moved} "
+              f"| {kept} |")  # fmt: skip
     return report
 
 
@@ -300,13 +370,7 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
     from training.evaluation import evaluate_frames, evaluate_ytvis
 
     work: Path = args.work
-    work.mkdir(parents=True, exist_ok=True)
-    gt_path = args.gt or held_out_set(args.tags, args.held_out, work / "held")
-    flow_gt = args.flow_gt or work / "held" / "flow"
-    if not (flow_gt / "done").exists():
-        if cli(["flow", str(gt_path), "--out", str(flow_gt), "--progress", "json"]) != 0:
-            raise SystemExit(f"{gt_path}: flow failed")
-        (flow_gt / "done").touch()
+    gt_path, flow_gt = evaluation_set(args)
     gt = load_ytvis(gt_path)
     common = ["--backbone", args.backbone, "--batch-size", str(args.batch_size), "--lr", str(args.lr),
               "--min-size", str(args.min_size), "--max-size", str(args.max_size), "--proposals",
@@ -323,11 +387,11 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
         runs["IRN → Mask R-CNN"] = ["irn", "--pseudo", str(args.pseudo_irn), *step1]
     base = f"{args.pseudo_name} → Mask R-CNN"
     runs[base] = ["flowirn", "--pseudo", str(args.pseudo), *step1]
-    for name, (intra, inter, iom, maskcon_first) in ABLATION.items():
+    for name, (intra, inter, iom, maskcon_first, iom_rank) in ABLATION.items():
         if name not in args.rows:
             continue
         off = [flag for flag, on in (("--no-intra", intra), ("--no-inter", inter), ("--no-iom", iom)) if not on]
-        first = ["--maskcon-first"] if maskcon_first else []
+        first = (["--maskcon-first"] if maskcon_first else []) + ["--iom-rank", iom_rank]
         folder = f"step2-{name}{seed}"
         runs[f"+ MaskConsist ({name}{seed_label})"] = [folder, "--pseudo", str(args.pseudo), *step2, *off, *first]
     if args.gt_train:
@@ -372,12 +436,13 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("speed", "quality", "targets", "faulty"), default="speed")
+    p.add_argument("--part", choices=("speed", "quality", "targets", "faulty", "linking"), default="speed")
+    p.add_argument("--gaps", type=int, nargs="+", default=[0, 1, 2], help="linking: the max gaps to compare")
     p.add_argument("--out", type=Path, default=None, help="faulty: output folder (RUN/pseudo layout)")
     p.add_argument("--missing", type=float, default=0.3, help="faulty: chance that an instance is missing in a frame")
     p.add_argument("--partial", type=float, default=0.3, help="faulty: chance that an instance is cut to 30-70 %%")
     p.add_argument("--fault-seed", type=int, default=0, help="faulty: seed of the faults")
-    p.add_argument("--model", type=Path, default=None, help="targets: the step-1 run (flowIRN → Mask R-CNN)")
+    p.add_argument("--model", type=Path, default=None, help="targets, linking: a detector run (targets: step 1)")
     p.add_argument("--iterations", type=int, default=3, help="speed: timed iterations / frames per backbone")
     p.add_argument("--backbones", nargs="+", choices=BACKBONES, default=list(BACKBONES))
     p.add_argument("--tags", type=Path, help="quality: frame tags of the training videos")
@@ -417,6 +482,10 @@ def main() -> None:
         if None in (args.tags, args.pseudo, args.flow, args.gt_train, args.model):
             p.error("--part targets needs --tags, --pseudo, --flow, --gt-train and --model")
         target_quality(args)
+    elif args.part == "linking":
+        if None in (args.model, args.work) or (args.tags is None and args.gt is None):
+            p.error("--part linking needs --model, --work and --tags (held-out videos of its generator) or --gt")
+        linking(args)
     elif args.part == "faulty":
         if None in (args.tags, args.gt_train, args.out):
             p.error("--part faulty needs --tags, --gt-train and --out")

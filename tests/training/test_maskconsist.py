@@ -7,6 +7,7 @@ import pytest
 
 from training.maskconsist import (
     FrameMasks,
+    duplicates_of,
     expand_predictions,
     fuller_first,
     hungarian_matches,
@@ -132,7 +133,7 @@ def test_score_order_lets_a_pseudo_label_scored_above_the_transferred_mask_win()
     assert res.transferred == [0]  # transferred, but IRN's 1.0 outranks the detector's 0.6
     assert len(res.targets_t2) == 1
     np.testing.assert_array_equal(res.targets_t2.masks[0], partial)
-    with pytest.raises(ValueError, match="iom_rank must be one of fuller, score"):
+    with pytest.raises(ValueError, match="iom_rank must be one of fuller, repair, score"):
         maskconsist_pair(*args, iom_rank="area")
 
 
@@ -156,6 +157,27 @@ def test_by_default_a_fuller_pseudo_label_keeps_out_a_transferred_fragment_insid
     assert res.transferred == [0]
     assert len(res.targets_t2) == 1
     np.testing.assert_array_equal(res.targets_t2.masks[0], whole)  # score 0.2 < 0.9 does not matter
+
+
+def test_repair_rank_keeps_a_complete_label_over_its_looser_transfer_and_still_repairs_a_partial_one():
+    obj_t, obj_t2 = box(4, 14, 2, 14), box(4, 14, 5, 17)  # moves 3 px right
+    pred_t, pred_t2 = fm((obj_t, 1, 0.9)), fm((box(4, 14, 6, 18), 1, 0.8))  # the transfer's union is 1 px wider
+    pseudo_t = fm((obj_t, 1, 1.0))
+    complete = maskconsist_pair(pred_t, pred_t2, pseudo_t, fm((obj_t2, 1, 0.4)), [shift_flow(3)], iom_rank="repair")
+    assert complete.transferred == [0] and len(complete.targets_t2) == 1
+    np.testing.assert_array_equal(complete.targets_t2.masks[0], obj_t2)  # the label, not the 13-px-wide union
+    fuller = maskconsist_pair(pred_t, pred_t2, pseudo_t, fm((obj_t2, 1, 0.4)), [shift_flow(3)], iom_rank="fuller")
+    assert fuller.targets_t2.masks[0].sum() == 10 * 13  # "fuller" swaps the label for the union
+    partial = maskconsist_pair(
+        pred_t, pred_t2, pseudo_t, fm((box(4, 14, 5, 9), 1, 1.0)), [shift_flow(3)], iom_rank="repair"
+    )
+    assert len(partial.targets_t2) == 1 and partial.targets_t2.masks[0].sum() == 10 * 13  # a third of it: repaired
+
+
+def test_duplicates_are_masks_mostly_inside_each_other_not_fragments():
+    label, same, fragment, other = box(2, 12, 2, 12), box(2, 12, 3, 13), box(2, 6, 2, 12), box(14, 19, 20, 29)
+    dup = duplicates_of(np.stack([label, same, fragment, other]), np.array([1, 0, 0, 0]), prefer=1)
+    assert dup.tolist() == [False, True, False, False]
 
 
 def test_iom_nms_fuller_keeps_the_larger_mask_and_removes_true_duplicates():

@@ -7,7 +7,7 @@ scores are not comparable);
 flow-warped masks and the targets of a frame pair (:func:`maskconsist_pair`).
 """
 
-from training.maskconsist.iom_nms import fuller_first, iom_nms, iom_nms_fuller, iom_suppress
+from training.maskconsist.iom_nms import duplicates_of, fuller_first, iom_nms, iom_nms_fuller, iom_suppress
 from training.maskconsist.masks import FrameMasks, mask_iou
 from training.maskconsist.matching import (
     PairResult,
@@ -22,6 +22,7 @@ __all__ = [
     "FrameMasks",
     "PairResult",
     "class_iou",
+    "duplicates_of",
     "expand_predictions",
     "fuller_first",
     "hungarian_matches",

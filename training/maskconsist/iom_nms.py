@@ -127,6 +127,37 @@ def fuller_first(masks: np.ndarray, sources: np.ndarray, scores: np.ndarray) -> 
     return np.lexsort((np.arange(len(masks)), -scores, sources, -area)).astype(np.int64)
 
 
+def duplicates_of(masks: np.ndarray, sources: np.ndarray, prefer: int, threshold: float = 0.5) -> np.ndarray:
+    """Masks of other sources that duplicate a mask of source ``prefer``: each mostly inside the other.
+
+    Two masks a, b are duplicates when ``|a ∩ b| / max(|a|, |b|) > threshold``
+    (then IoM > threshold as well): they cover the same extent, up to the
+    flow's misalignment, rather than one being a fragment of the other.
+
+    Parameters
+    ----------
+    masks : (N, H, W) bool
+    sources : (N,) int
+    prefer : int
+        The source whose masks are kept over their duplicates.
+    threshold : float
+        In [0, 1].
+
+    Returns
+    -------
+    (N,) bool
+        True for a mask not of source ``prefer`` that duplicates one of it.
+    """
+    sources = np.asarray(sources, dtype=np.int64).reshape(-1)
+    masks = _check(masks, threshold, len(sources), "sources")
+    inter = intersections(masks, masks)
+    area = np.diag(inter)
+    larger = np.maximum(area[:, None], area[None, :])
+    same_extent = np.where(larger > 0, inter / np.maximum(larger, 1), 0.0) > threshold
+    mine = sources == prefer
+    return ~mine & (same_extent & mine[None, :]).any(axis=1)
+
+
 def iom_nms_fuller(masks: np.ndarray, sources: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """IoM-NMS for masks of different sources: of two that mostly overlap, keep the fuller one.
 

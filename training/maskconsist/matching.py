@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from training.maskconsist.iom_nms import iom_nms, iom_nms_fuller
+from training.maskconsist.iom_nms import duplicates_of, iom_nms, iom_nms_fuller
 from training.maskconsist.masks import FrameMasks, intersections, mask_iou
 
 INSIDE = 0.5  # a prediction is "mostly inside" a pseudo-label when this share of it is
 MATCH_IOU = 0.5  # inter-frame matches need at least this warped IoU (not published)
 QUALITY_IOU = 0.5  # a matched prediction is high quality above this IoU with a pseudo-label (paper: 0.5)
 IOM_THRESHOLD = 0.5
-IOM_RANKS = ("fuller", "score")  # how the targets' IoM-NMS orders masks, see maskconsist_pair
+IOM_RANKS = ("fuller", "repair", "score")  # how the targets' IoM-NMS orders masks, see maskconsist_pair
 
 
 def expand_predictions(predictions: FrameMasks, pseudo: FrameMasks, inside: float = INSIDE) -> FrameMasks:
@@ -161,7 +161,12 @@ def maskconsist_pair(
        of two masks that mostly overlap the larger is kept, and scores only
        order masks of one source: a transferred repair replaces the partial
        pseudo-label inside it, a pseudo-label keeps out a smaller transferred
-       fragment. ``iom_rank="score"`` is the earlier rule, one score order over
+       fragment. ``iom_rank="repair"`` does the same except that a
+       transferred mask of the same extent as a pseudo-label (each mostly
+       inside the other, :func:`~training.maskconsist.iom_nms.duplicates_of`)
+       leaves the label: a transfer then adds a missed object or extends a
+       partial label, and never swaps a complete label for the looser union
+       of a warped and a predicted mask. ``iom_rank="score"`` is the earlier rule, one score order over
        both sources: on the CRF pseudo-labels of benchmarks/RESULTS.md it kept
        6 masks out of 903 transfers, because IRN's 1.0 outranks the detector.
        ``maskcon_first`` (overrides ``iom_rank``) ranks every P_maskCon mask
@@ -179,7 +184,7 @@ def maskconsist_pair(
         negative (t+δ before t: the same matching with time reversed).
     intra, inter, iom, maskcon_first : bool
         The switches of steps 1-4.
-    iom_rank : {"fuller", "score"}
+    iom_rank : {"fuller", "repair", "score"}
         Which of two overlapping targets IoM-NMS keeps (step 4).
 
     Returns
@@ -215,7 +220,11 @@ def maskconsist_pair(
         elif iom_rank == "score":
             keep = iom_nms(targets.masks, targets.scores, iom_threshold)
         else:
-            keep = iom_nms_fuller(targets.masks, (~transferred).astype(np.int64), targets.scores, iom_threshold)
+            source = (~transferred).astype(np.int64)  # 0: P_maskCon, 1: P_fIRN
+            rest = np.arange(len(targets))
+            if iom_rank == "repair":  # a transfer of a label's own extent leaves the label
+                rest = np.flatnonzero(~duplicates_of(targets.masks, source, 1, iom_threshold))
+            keep = rest[iom_nms_fuller(targets.masks[rest], source[rest], targets.scores[rest], iom_threshold)]
         targets = targets.take(keep)
     result.targets_t2 = targets
     return result

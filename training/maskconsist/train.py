@@ -129,12 +129,13 @@ class DetectionTrainConfig:
     intra, inter, iom : bool
         MaskConsist switches (paper Table 5): intra-frame expansion,
         inter-frame matching, IoM-NMS of the targets.
-    iom_rank : {"fuller", "score"}
+    iom_rank : {"fuller", "repair", "score"}
         Which of two overlapping targets the IoM-NMS keeps: "fuller" (the
         larger; scores ordered only within a source, since IRN's and the
-        detector's are not comparable) or "score" (one score order over both
-        sources, the rule before 2026-12: it dropped nearly every transferred
-        repair). See :func:`~training.maskconsist.matching.maskconsist_pair`.
+        detector's are not comparable), "repair" (the larger, but a pseudo-label
+        over a transferred mask of the same extent) or "score" (one score order
+        over both sources, the rule before 2026-12: it dropped nearly every
+        transferred repair). See :func:`~training.maskconsist.matching.maskconsist_pair`.
     maskcon_first : bool
         IoM-NMS ranks transferred masks above every pseudo-label instead
         (overrides ``iom_rank``; not in the paper; off by default, see RESULTS.md).
