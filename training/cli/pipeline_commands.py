@@ -18,7 +18,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {  # ImageNet EfficientNet-Lite0 everywhere: the classifier and IRN on frozen features
         "cam": {"arch": "efficientnet_lite0", "epochs": 8, "batch_size": 16, "crop": 160},
         "irn": {"epochs": 3, "batch_size": 8, "crop": 192, "radius": 10},
-        "detector": {"backbone": "efficientnet_lite0", "epochs": 3, "batch_size": 4, "min_size": 240, "max_size": 320},
+        "detector": {"backbone": "efficientnet_lite0", "epochs": 2, "batch_size": 2, "min_size": 160,
+                     "max_size": 240, "proposals": 300, "rois": 128},  # fmt: skip
     },
     "default": {
         "cam": {"arch": "resnet50", "epochs": 10, "batch_size": 8, "crop": 224},
