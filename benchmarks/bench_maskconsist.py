@@ -60,17 +60,16 @@ from training.maskconsist.train import DetectionTrainConfig, train_detector  # n
 
 SIZE = {"min_size": 240, "max_size": 320}
 ABLATION = {  # paper Table 5 rows: (intra, inter, iom, maskcon_first, iom_rank)
-    "none": (False, False, False, False, "fuller"),
-    "inter+iom": (False, True, True, False, "fuller"),
-    "intra+iom": (True, False, True, False, "fuller"),
-    "intra+inter": (True, True, False, False, "fuller"),
-    "all": (True, True, True, False, "fuller"),
+    "none": (False, False, False, False, "repair"),
+    "inter+iom": (False, True, True, False, "repair"),
+    "intra+iom": (True, False, True, False, "repair"),
+    "intra+inter": (True, True, False, False, "repair"),
+    "all": (True, True, True, False, "repair"),  # the default IoM-NMS rank since 2026-12-06
     # not in the paper: the targets' IoM-NMS in one score order over IRN's and the detector's scores
     # (the default before 2026-12-06: run folders step2-all* trained before then used it)
     "all-score-order": (True, True, True, False, "score"),
-    # not in the paper: fuller, but a transfer of a pseudo-label's own extent leaves the label
-    "all-repair": (True, True, True, False, "repair"),
-    "all-maskcon-first": (True, True, True, True, "fuller"),  # not in the paper: P_maskCon ranked first
+    "all-fuller": (True, True, True, False, "fuller"),  # not in the paper: the larger of two overlapping targets
+    "all-maskcon-first": (True, True, True, True, "repair"),  # not in the paper: P_maskCon ranked first
 }
 PAPER_ROWS = ["none", "inter+iom", "intra+iom", "intra+inter", "all"]
 

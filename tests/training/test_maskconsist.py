@@ -133,11 +133,11 @@ def test_score_order_lets_a_pseudo_label_scored_above_the_transferred_mask_win()
     assert res.transferred == [0]  # transferred, but IRN's 1.0 outranks the detector's 0.6
     assert len(res.targets_t2) == 1
     np.testing.assert_array_equal(res.targets_t2.masks[0], partial)
-    with pytest.raises(ValueError, match="iom_rank must be one of fuller, repair, score"):
+    with pytest.raises(ValueError, match="iom_rank must be one of repair, fuller, score"):
         maskconsist_pair(*args, iom_rank="area")
 
 
-def test_by_default_the_transferred_fuller_mask_replaces_a_higher_scored_partial_label():
+def test_by_default_a_transferred_repair_replaces_a_higher_scored_partial_label_inside_it():
     obj_t, obj_t2, partial = box(4, 14, 2, 14), box(4, 14, 5, 17), box(4, 14, 5, 10)
     other = box(15, 19, 20, 29)  # a pseudo-label nothing overlaps is kept
     pred_t, pred_t2 = fm((obj_t, 1, 0.6)), fm((box(4, 14, 6, 17), 1, 0.55))
@@ -159,18 +159,16 @@ def test_by_default_a_fuller_pseudo_label_keeps_out_a_transferred_fragment_insid
     np.testing.assert_array_equal(res.targets_t2.masks[0], whole)  # score 0.2 < 0.9 does not matter
 
 
-def test_repair_rank_keeps_a_complete_label_over_its_looser_transfer_and_still_repairs_a_partial_one():
+def test_by_default_a_complete_label_stays_over_its_looser_transfer_and_a_partial_one_is_repaired():
     obj_t, obj_t2 = box(4, 14, 2, 14), box(4, 14, 5, 17)  # moves 3 px right
     pred_t, pred_t2 = fm((obj_t, 1, 0.9)), fm((box(4, 14, 6, 18), 1, 0.8))  # the transfer's union is 1 px wider
     pseudo_t = fm((obj_t, 1, 1.0))
-    complete = maskconsist_pair(pred_t, pred_t2, pseudo_t, fm((obj_t2, 1, 0.4)), [shift_flow(3)], iom_rank="repair")
+    complete = maskconsist_pair(pred_t, pred_t2, pseudo_t, fm((obj_t2, 1, 0.4)), [shift_flow(3)])
     assert complete.transferred == [0] and len(complete.targets_t2) == 1
     np.testing.assert_array_equal(complete.targets_t2.masks[0], obj_t2)  # the label, not the 13-px-wide union
     fuller = maskconsist_pair(pred_t, pred_t2, pseudo_t, fm((obj_t2, 1, 0.4)), [shift_flow(3)], iom_rank="fuller")
     assert fuller.targets_t2.masks[0].sum() == 10 * 13  # "fuller" swaps the label for the union
-    partial = maskconsist_pair(
-        pred_t, pred_t2, pseudo_t, fm((box(4, 14, 5, 9), 1, 1.0)), [shift_flow(3)], iom_rank="repair"
-    )
+    partial = maskconsist_pair(pred_t, pred_t2, pseudo_t, fm((box(4, 14, 5, 9), 1, 1.0)), [shift_flow(3)])
     assert len(partial.targets_t2) == 1 and partial.targets_t2.masks[0].sum() == 10 * 13  # a third of it: repaired
 
 

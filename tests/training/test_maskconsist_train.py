@@ -348,6 +348,6 @@ def test_train_maskcon_first_reaches_the_step_two_run_and_its_saved_config(prepa
     assert main(["train", str(prepared / "data/tags.json"), *args, "--iom-rank", "score"]) == 0
     saved = json.loads((run / "config.json").read_text())
     assert saved["maskcon_first"] is True and saved["iom"] is True and saved["iom_rank"] == "score"
-    assert DetectionTrainConfig().maskcon_first is False and DetectionTrainConfig().iom_rank == "fuller"
-    with pytest.raises(InputError, match="--iom-rank must be one of fuller, repair, score"):
+    assert DetectionTrainConfig().maskcon_first is False and DetectionTrainConfig().iom_rank == "repair"
+    with pytest.raises(InputError, match="--iom-rank must be one of repair, fuller, score"):
         DetectionTrainConfig(iom_rank="area")

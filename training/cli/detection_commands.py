@@ -63,9 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-intra", action="store_true", help="MaskConsist without intra-frame expansion")
     p.add_argument("--no-inter", action="store_true", help="MaskConsist without inter-frame matching")
     p.add_argument("--no-iom", action="store_true", help="MaskConsist without IoM-NMS of the targets")
-    p.add_argument("--iom-rank", choices=("fuller", "repair", "score"), default="fuller",
-                   help="which of two overlapping MaskConsist targets IoM-NMS keeps: the larger; the larger unless "
-                   "the two have the same extent (then the pseudo-label); or the higher score (IRN's and the "
+    p.add_argument("--iom-rank", choices=("repair", "fuller", "score"), default="repair",
+                   help="which of two overlapping MaskConsist targets IoM-NMS keeps: the larger unless the two "
+                   "have the same extent (then the pseudo-label); the larger; or the higher score (IRN's and the "
                    "detector's scores are not comparable)")  # fmt: skip
     p.add_argument("--maskcon-first", action="store_true",
                    help="IoM-NMS keeps transferred masks before pseudo-labels (overrides --iom-rank)")  # fmt: skip

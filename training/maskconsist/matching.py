@@ -20,7 +20,7 @@ INSIDE = 0.5  # a prediction is "mostly inside" a pseudo-label when this share o
 MATCH_IOU = 0.5  # inter-frame matches need at least this warped IoU (not published)
 QUALITY_IOU = 0.5  # a matched prediction is high quality above this IoU with a pseudo-label (paper: 0.5)
 IOM_THRESHOLD = 0.5
-IOM_RANKS = ("fuller", "repair", "score")  # how the targets' IoM-NMS orders masks, see maskconsist_pair
+IOM_RANKS = ("repair", "fuller", "score")  # how the targets' IoM-NMS orders masks, see maskconsist_pair
 
 
 def expand_predictions(predictions: FrameMasks, pseudo: FrameMasks, inside: float = INSIDE) -> FrameMasks:
@@ -141,7 +141,7 @@ def maskconsist_pair(
     inter: bool = True,
     iom: bool = True,
     maskcon_first: bool = False,
-    iom_rank: str = "fuller",
+    iom_rank: str = "repair",
     match_iou: float = MATCH_IOU,
     quality_iou: float = QUALITY_IOU,
     iom_threshold: float = IOM_THRESHOLD,
@@ -156,19 +156,21 @@ def maskconsist_pair(
        warped mask merged (union) with its match forms P_maskCon^{t+δ}.
     4. Targets: P_maskCon^{t+δ} ∪ P_fIRN^{t+δ}, de-duplicated by IoM-NMS
        (``iom``). The two sources' scores are not comparable (flowIRN scores
-       a frame's best pseudo-label 1.0, the detector its own confidence), so
-       by default (``iom_rank="fuller"``, :func:`~training.maskconsist.iom_nms.iom_nms_fuller`)
-       of two masks that mostly overlap the larger is kept, and scores only
-       order masks of one source: a transferred repair replaces the partial
+       a frame's best pseudo-label 1.0, the detector its own confidence).
+       ``iom_rank="fuller"`` (:func:`~training.maskconsist.iom_nms.iom_nms_fuller`)
+       keeps the larger of two masks that mostly overlap, and uses scores only
+       to order masks of one source: a transferred repair replaces the partial
        pseudo-label inside it, a pseudo-label keeps out a smaller transferred
-       fragment. ``iom_rank="repair"`` does the same except that a
-       transferred mask of the same extent as a pseudo-label (each mostly
-       inside the other, :func:`~training.maskconsist.iom_nms.duplicates_of`)
-       leaves the label: a transfer then adds a missed object or extends a
-       partial label, and never swaps a complete label for the looser union
-       of a warped and a predicted mask. ``iom_rank="score"`` is the earlier rule, one score order over
-       both sources: on the CRF pseudo-labels of benchmarks/RESULTS.md it kept
-       6 masks out of 903 transfers, because IRN's 1.0 outranks the detector.
+       fragment. ``iom_rank="repair"`` (the default) does the same except
+       that a transferred mask of the same extent as a pseudo-label (each
+       mostly inside the other, :func:`~training.maskconsist.iom_nms.duplicates_of`)
+       leaves the label: a transfer adds a missed object or extends a partial
+       label, and never swaps a complete label for the looser union of a
+       warped and a predicted mask ("fuller" did, and lost 12 points of
+       AP75, benchmarks/RESULTS.md 2026-12-06). ``iom_rank="score"`` is the
+       earlier rule, one score order over both sources: on the CRF
+       pseudo-labels of benchmarks/RESULTS.md it kept 6 masks out of 903
+       transfers, because IRN's 1.0 outranks the detector.
        ``maskcon_first`` (overrides ``iom_rank``) ranks every P_maskCon mask
        above every pseudo-label (the paper does not say which wins; measured
        in benchmarks/RESULTS.md, 2026-12-01 and 2026-12-03).
@@ -184,7 +186,7 @@ def maskconsist_pair(
         negative (t+δ before t: the same matching with time reversed).
     intra, inter, iom, maskcon_first : bool
         The switches of steps 1-4.
-    iom_rank : {"fuller", "repair", "score"}
+    iom_rank : {"repair", "fuller", "score"}
         Which of two overlapping targets IoM-NMS keeps (step 4).
 
     Returns

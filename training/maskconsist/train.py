@@ -129,13 +129,14 @@ class DetectionTrainConfig:
     intra, inter, iom : bool
         MaskConsist switches (paper Table 5): intra-frame expansion,
         inter-frame matching, IoM-NMS of the targets.
-    iom_rank : {"fuller", "repair", "score"}
-        Which of two overlapping targets the IoM-NMS keeps: "fuller" (the
-        larger; scores ordered only within a source, since IRN's and the
-        detector's are not comparable), "repair" (the larger, but a pseudo-label
-        over a transferred mask of the same extent) or "score" (one score order
-        over both sources, the rule before 2026-12: it dropped nearly every
-        transferred repair). See :func:`~training.maskconsist.matching.maskconsist_pair`.
+    iom_rank : {"repair", "fuller", "score"}
+        Which of two overlapping targets the IoM-NMS keeps: "repair" (the
+        larger, but a pseudo-label over a transferred mask of the same
+        extent; scores ordered only within a source, since IRN's and the
+        detector's are not comparable), "fuller" (the larger) or "score" (one
+        score order over both sources, the rule before 2026-12: it dropped
+        nearly every transferred repair). See
+        :func:`~training.maskconsist.matching.maskconsist_pair`.
     maskcon_first : bool
         IoM-NMS ranks transferred masks above every pseudo-label instead
         (overrides ``iom_rank``; not in the paper; off by default, see RESULTS.md).
@@ -168,7 +169,7 @@ class DetectionTrainConfig:
     intra: bool = True
     inter: bool = True
     iom: bool = True
-    iom_rank: str = "fuller"
+    iom_rank: str = "repair"
     maskcon_first: bool = False
     delta_max: int = 5
     score_threshold: float = 0.5
@@ -326,7 +327,7 @@ def pair_matches(
     inter: bool = True,
     iom: bool = True,
     maskcon_first: bool = False,
-    iom_rank: str = "fuller",
+    iom_rank: str = "repair",
 ) -> tuple[FrameMasks, dict[str, Any]]:
     """MaskConsist on frames (t, t2): targets of t2 and the viewer's summary.
 
@@ -337,7 +338,7 @@ def pair_matches(
     flows : |t2 - t| arrays (H, W, 2), ``VideoFlow.carry(t, t2)``
     t, t2 : int, the frames (t2 before or after t)
     intra, inter, iom, maskcon_first : bool, the MaskConsist switches (see ``maskconsist_pair``)
-    iom_rank : {"fuller", "score"}, the order of the targets' IoM-NMS (see ``maskconsist_pair``)
+    iom_rank : {"repair", "fuller", "score"}, the order of the targets' IoM-NMS (see ``maskconsist_pair``)
 
     Returns
     -------
