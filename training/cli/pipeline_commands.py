@@ -20,6 +20,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "irn": {"epochs": 3, "batch_size": 8, "crop": 192, "radius": 10},
         "detector": {"backbone": "efficientnet_lite0", "epochs": 2, "batch_size": 2, "min_size": 160,
                      "max_size": 240, "proposals": 300, "rois": 128},  # fmt: skip
+        # step 2 trains on frame pairs (t, t+δ), δ ≤ 5: 2 epochs of them were 2,160 iterations here
+        "maskconsist": {"iterations": 200},
     },
     "default": {
         "cam": {"arch": "resnet50", "epochs": 10, "batch_size": 8, "crop": 224},
@@ -139,7 +141,7 @@ def pipeline_stages(args: argparse.Namespace) -> list[tuple[str, Any]]:
 
             stages.insert(0, ("flow", lambda: compute_flow(tags, flow, frames=args.frames)))  # MaskConsist warps
         step1 = DetectionTrainConfig(step=1, **preset["detector"], **common, weights=detector_weights(args, cam.arch))
-        step2 = DetectionTrainConfig(step=2, **preset["detector"], **common)
+        step2 = DetectionTrainConfig(step=2, **{**preset["detector"], **preset.get("maskconsist", {})}, **common)
         pseudo = run / "pseudo"
         stages += [
             ("train (Mask R-CNN)", lambda: train_detector(step1, tags, pseudo, run / "maskrcnn", flow, resume=True)),
