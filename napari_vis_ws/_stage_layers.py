@@ -81,7 +81,6 @@ STAGES = ("flow", "cams", "pseudo-labels")  # layer.metadata[META_KEY]["stage"] 
 SHOWN_STAGES = (*STAGES, "predictions", "matches")  # and shows the outputs of these too
 RESULTS = "results.json"  # RUN/results.json: `vis-ws pipeline` / `vis-ws predict --out RUN/results.json`
 PREDICTIONS_DIR = "predictions"  # RUN/predictions/<key>.json: one video predicted from the Training dock
-DETECTOR_RUNS = (".", "maskconsist", "maskrcnn")  # where a run folder or a project keeps its detector
 DISAGREEMENT_SCORE = 0.5  # predictions below it are left out of the disagreement (as in MaskConsist's matching)
 
 
@@ -458,12 +457,16 @@ def run_prediction_layers(
 
 
 def detector_checkpoint(run: str | os.PathLike) -> Path | None:
-    """The trained detector of a run folder or project (``checkpoint.pt`` in it, its maskconsist/ or maskrcnn/)."""
-    for sub in DETECTOR_RUNS:
-        path = Path(run) / sub / "checkpoint.pt"
-        if path.is_file():
-            return path.parent
-    return None
+    """The folder of a run's or project's trained detector (itself, its maskconsist/ or maskrcnn/), or None."""
+    from training.detection.runs import detector_checkpoint as checkpoint_of
+    from training.errors import InputError
+
+    if Path(run).is_file():
+        return None
+    try:
+        return checkpoint_of(run).parent
+    except InputError:
+        return None
 
 
 def matches_path(run: str | os.PathLike, key: str) -> Path | None:

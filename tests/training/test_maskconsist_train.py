@@ -162,7 +162,7 @@ def test_predict_takes_a_pipeline_run_folder_its_maskconsist_detector_first(prep
     # issue 17: `vis-ws predict --model RUN` refused the pipeline's own run folder
     import shutil
 
-    from training.detection.model import detector_checkpoint
+    from training.detection.runs import detector_checkpoint
 
     run = tmp_path / "run"
     shutil.copytree(prepared / "step1", run / "maskrcnn")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +28,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from training.backbones import LITE0, is_lite0_package_state, lite0_features, load_by_position
 from training.checkpoint import load_checkpoint, load_strict, tensor_state
+from training.detection.runs import detector_checkpoint
 from training.errors import InputError
 
 BACKBONES = (LITE0, "resnet50", "resnet18", "mobilenet_v3")
@@ -217,35 +217,6 @@ def label_to_category(labels: np.ndarray, category_ids: list[int]) -> np.ndarray
     """Network labels (N,) int in 1..K → category ids (N,) int64."""
     table = np.asarray([0, *category_ids], dtype=np.int64)
     return table[np.asarray(labels, dtype=np.int64)]
-
-
-PIPELINE_DETECTORS = ("maskconsist", "maskrcnn")
-"""Sub-folders of a ``vis-ws pipeline`` run holding a detector, the one to prefer first."""
-
-
-def detector_checkpoint(path: str | os.PathLike) -> Path:
-    """The detector checkpoint a ``--model`` path names.
-
-    Parameters
-    ----------
-    path : path
-        A checkpoint file, a ``vis-ws train`` run folder, or a ``vis-ws
-        pipeline`` run folder (its :data:`PIPELINE_DETECTORS`, in that order).
-
-    Raises
-    ------
-    InputError
-        Naming ``path``: no detector checkpoint there.
-    """
-    path = Path(path)
-    if path.is_file():
-        return path
-    for folder in (path, *(path / name for name in PIPELINE_DETECTORS)):
-        if (folder / "checkpoint.pt").is_file():
-            return folder / "checkpoint.pt"
-    raise InputError(
-        path, "no detector checkpoint here: pass a 'vis-ws train --out' folder or a 'vis-ws pipeline --out' folder"
-    )
 
 
 def load_detector(

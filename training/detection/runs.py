@@ -1,0 +1,40 @@
+"""Where a trained detector lives: a ``vis-ws train`` run folder, or a ``vis-ws pipeline`` run's sub-folder.
+
+No torch here: the plugin asks this on its main thread (is there a detector to
+predict with?) before anything is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from training.errors import InputError
+
+PIPELINE_DETECTORS = ("maskconsist", "maskrcnn")
+"""Sub-folders of a ``vis-ws pipeline`` run holding a detector, the one to prefer first."""
+
+
+def detector_checkpoint(path: str | os.PathLike) -> Path:
+    """The detector checkpoint a ``--model`` path names.
+
+    Parameters
+    ----------
+    path : path
+        A checkpoint file, a ``vis-ws train`` run folder, or a ``vis-ws
+        pipeline`` run folder (its :data:`PIPELINE_DETECTORS`, in that order).
+
+    Raises
+    ------
+    InputError
+        Naming ``path``: no detector checkpoint there.
+    """
+    path = Path(path)
+    if path.is_file():
+        return path
+    for folder in (path, *(path / name for name in PIPELINE_DETECTORS)):
+        if (folder / "checkpoint.pt").is_file():
+            return folder / "checkpoint.pt"
+    raise InputError(
+        path, "no detector checkpoint here: pass a 'vis-ws train --out' folder or a 'vis-ws pipeline --out' folder"
+    )
