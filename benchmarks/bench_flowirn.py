@@ -38,6 +38,7 @@ from training.flow.video import compute_flow  # noqa: E402
 from training.irn.pseudo_labels import make_pseudo_labels  # noqa: E402
 from training.irn.train import VARIANTS, IRNTrainConfig, train_irn  # noqa: E402
 from training.progress import Progress  # noqa: E402
+from training.working_scale import WORKING_SIZE  # noqa: E402
 
 CAM_EVAL_BG = 0.15
 
@@ -103,7 +104,11 @@ def main() -> None:
     ap.add_argument("--suffix", default="", help="appended to the irn-*/pseudo-* folders (other settings, same --work)")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--work", type=Path, default=None, help="keep intermediates here (default: a temp folder)")
+    ap.add_argument(
+        "--working-size", type=int, default=WORKING_SIZE, help="short side frames are upsampled to (0: frame size)"
+    )
     args = ap.parse_args()
+    ws = f"-ws{args.working_size}" if args.working_size else ""  # runs at another working scale sit beside
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_flowirn_"))
     data = work / "data"
     t_start = time.perf_counter()
@@ -138,24 +143,32 @@ def main() -> None:
         crop=args.cam_crop,
         scale_range=tuple(args.cam_scale),
         seed=0,
+        working_size=args.working_size,
     )
-    cam_run = args.cam_run or work / "cam"
+    cam_run = args.cam_run or work / f"cam{ws}"
     if args.cam_run is None:
         _, t = run(train_cam(cam_cfg, tags, cam_run, resume=True), "train-cam")
         print(f"train-cam: {t:.0f} s")
-    _, t = run(write_cams(tags, cam_run, work / "cams", work / "flow"), "cams")
+    cams = work / f"cams{ws}"
+    _, t = run(write_cams(tags, cam_run, cams, work / "flow"), "cams")
     print(f"cams: {t:.0f} s ({n_frames / max(t, 1e-9):.2f} frames/s incl. f-CAMs)")
-    rows: dict[str, dict[str, float]] = {"CAM only": evaluate_frames(gt, cam_only_results(tags, work / "cams"))}
+    rows: dict[str, dict[str, float]] = {"CAM only": evaluate_frames(gt, cam_only_results(tags, cams))}
     for variant in args.variants.split(","):
         irn_cfg = IRNTrainConfig(
-            variant=variant, epochs=args.irn_epochs, batch_size=8, crop=args.irn_crop, crf=args.crf, seed=0
+            variant=variant,
+            epochs=args.irn_epochs,
+            batch_size=8,
+            crop=args.irn_crop,
+            crf=args.crf,
+            seed=0,
+            working_size=args.working_size,
         )
-        run_dir = work / f"irn-{variant}{args.suffix}"
-        _, t_train = run(train_irn(irn_cfg, tags, cam_run, work / "cams", run_dir, work / "flow", resume=True), variant)
+        run_dir = work / f"irn-{variant}{ws}{args.suffix}"
+        _, t_train = run(train_irn(irn_cfg, tags, cam_run, cams, run_dir, work / "flow", resume=True), variant)
         bg = f"-bg{args.instance_bg:g}" if args.instance_bg != 0.25 else ""
-        pseudo = work / f"pseudo-{variant}{args.suffix}{bg}"
+        pseudo = work / f"pseudo-{variant}{ws}{args.suffix}{bg}"
         labels = make_pseudo_labels(
-            tags, run_dir, work / "cams", pseudo, use_fcams=irn_cfg.uses_fcams, bg_threshold=args.instance_bg
+            tags, run_dir, cams, pseudo, use_fcams=irn_cfg.uses_fcams, bg_threshold=args.instance_bg
         )
         _, t_pl = run(labels, variant)
         res = json.loads((pseudo / "pseudo_labels.json").read_text())

@@ -65,3 +65,13 @@ def test_full_resolution_and_grid_maps_agree(model, rng):
     out = make_cams(model, image, [0, 1, 2], scales=(1.0, 0.5))
     pooled = out["high_res"].reshape(3, 16, 4, 24, 4).mean((2, 4))
     assert np.abs(pooled - out["cams"]).max() < 0.05
+
+
+def test_cams_made_at_a_working_scale_come_back_on_the_frames_grid(model, image):
+    # a 61x83 frame seen 3x larger by the network (METHOD §9): the maps a user sees still fit the frame
+    frame = make_cams(model, image, [0, 1], scales=(1.0,))
+    work = make_cams(model, image, [0, 1], scales=(1.0,), working_scale=3.0)
+    assert work["cams"].shape == frame["cams"].shape == (2, 16, 21)
+    assert work["high_res"].shape == frame["high_res"].shape == (2, 61, 83)
+    assert np.allclose(work["high_res"].reshape(2, -1).max(1), 1, atol=0.05)  # max-normalised at frame size
+    assert not np.allclose(work["high_res"], frame["high_res"], atol=0.05)  # the network did see another image

@@ -110,12 +110,15 @@ def test_trained_irn_subtracts_the_mean_displacement_of_its_training_frames(prep
     # IRN measures the mean of D over the frames once trained; an EMA from 0 with momentum 0.01 left 89 %
     # of the offset after 12 steps
     from training.cam.data import normalize
+    from training.working_scale import recorded_working_size
 
     _train(prepared, tmp_path / "run", epochs=1)
     model, _ = load_irn_run(tmp_path / "run")
-    ds = RelationFrames(prepared / "data/tags.json", prepared / "cams", use_fcams=True, crop=64)
+    size = recorded_working_size(tmp_path / "run")  # the mean is of the frames as IRN sees them: upsampled
+    ds = RelationFrames(prepared / "data/tags.json", prepared / "cams", use_fcams=True, crop=64, working_size=size)
+    assert size == 360 and ds.image(0).shape[0] == 360 > ds.frames.image(0).shape[0]
     with torch.no_grad():
-        means = [model(normalize(ds.frames.image(i))[None])[1].mean(dim=(0, 2, 3)) for i in range(len(ds))]
+        means = [model(normalize(ds.image(i))[None])[1].mean(dim=(0, 2, 3)) for i in range(len(ds))]
     assert model.mean_shift.running_mean.abs().max() > 1e-3
     assert torch.stack(means).mean(0).abs().max() < 1e-4
 
@@ -352,3 +355,32 @@ def test_pseudo_labels_nproc_2_write_what_a_single_process_writes(prepared, tmp_
             assert a.files == b.files
             for k in a.files:
                 assert np.array_equal(a[k], b[k]), (npz, k)
+
+
+def test_relation_frames_at_a_working_scale_see_the_frame_3x_larger(prepared):
+    # 64x80 frames at working size 192: image, labels and flow all at 3x, the flow in that grid's pixels
+    tags, cams, flow = prepared / "data/tags.json", prepared / "cams", prepared / "flow"
+    at_frame = RelationFrames(tags, cams, flow, use_fcams=True, crop=64, working_size=0)
+    at_work = RelationFrames(tags, cams, flow, use_fcams=True, crop=64, working_size=192)
+    assert at_frame.image(0).shape == (64, 80, 3) and at_work.image(0).shape == (192, 240, 3)
+    assert at_frame.labels(0).shape == (16, 20) and at_work.labels(0).shape == (48, 60)
+    assert set(np.unique(at_work.labels(0))) <= set(np.unique(at_frame.labels(0))) | {255}
+    small, large = at_frame.flow(0, (16, 20)), at_work.flow(0, (48, 60))
+    assert abs(large[:2].mean(axis=(1, 2)) - 3 * small[:2].mean(axis=(1, 2))).max() < 0.05 + 0.05 * abs(small).max()
+    x, lab, _ = at_work[0]
+    assert x.shape == (3, 64, 64) and lab.shape == (16, 16)  # the crop is in pixels of the working scale
+
+
+def test_pseudo_labels_made_at_the_working_scale_are_frame_sized(prepared, tmp_path):
+    from training.working_scale import recorded_working_size
+
+    _train(prepared, tmp_path / "irn", epochs=1, working_size=192)
+    assert recorded_working_size(tmp_path / "irn") == 192
+    tags, out = prepared / "data/tags.json", tmp_path / "pseudo"
+    list(make_pseudo_labels(tags, tmp_path / "irn", prepared / "cams", out, video_ids=[1]))
+    volume = load_labels(out / "synth_0000" / "pseudo.npz")
+    assert volume.labels.shape == (4, 64, 80)  # the frames' size, not 192x240
+    with np.load(out / "synth_0000" / "irn.npz") as z:  # the viewer's maps: on the frame's stride-4 grid
+        assert z["boundary"].shape == (4, 16, 20) and z["displacement"].shape == (4, 2, 16, 20)
+        points = z["centroids"]
+    assert len(points) and (points[:, 1] < 64).all() and (points[:, 2] < 80).all()

@@ -24,6 +24,7 @@ from training.data.tags import load_tags, tag_matrix
 from training.data.video import FrameReader
 from training.data.ytvis import dataset_video_frames
 from training.errors import InputError
+from training.working_scale import working_scale
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -148,6 +149,10 @@ class TagFrames(torch.utils.data.Dataset):
         Seed of the augmentation (with the epoch and the frame index).
     channel_shuffle : float
         Probability of permuting a frame's RGB channels.
+    working_size : int
+        Short side, in pixels, each frame is first upsampled to
+        (:mod:`training.working_scale`; 0: frame size). The random rescale and
+        the crop apply at that scale.
 
     Attributes
     ----------
@@ -176,8 +181,10 @@ class TagFrames(torch.utils.data.Dataset):
         scale_range: tuple[float, float] = (0.7, 1.3),
         seed: int = 0,
         channel_shuffle: float = 0.0,
+        working_size: int = 0,
     ) -> None:
         self.path = Path(tags_path)
+        self.working_size = working_size
         tags = load_tags(self.path)
         self.categories = [{"id": c["id"], "name": c["name"]} for c in tags["categories"]]
         self.category_ids = [c["id"] for c in self.categories]
@@ -221,7 +228,10 @@ class TagFrames(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(3, crop, crop) float32 augmented frame and (K,) float32 tag vector."""
         gen = seeded_generator(self.seed, self.epoch, index)
-        x = augment(self.image(index), self.crop, self.scale_range, gen, self.channel_shuffle)
+        image = self.image(index)
+        s = working_scale(image.shape, self.working_size)
+        lo, hi = self.scale_range
+        x = augment(image, self.crop, (lo * s, hi * s), gen, self.channel_shuffle)
         return x, torch.from_numpy(self.items[index].target)
 
 

@@ -27,6 +27,7 @@ def make_cams(
     class_indices: Sequence[int],
     scales: Sequence[float] = SCALES,
     flip: bool = True,
+    working_scale: float = 1.0,
 ) -> dict[str, np.ndarray]:
     """Class activation maps of one frame for the given classes.
 
@@ -46,6 +47,10 @@ def make_cams(
         Rescale factors of the frame (IRN: 1.0, 0.5, 1.5, 2.0).
     flip : bool
         Also run the mirrored frame.
+    working_scale : float
+        The frame is first upsampled by this factor (:mod:`training.working_scale`);
+        the maps are made there and brought back to the frame's grid and size
+        (area average).
 
     Returns
     -------
@@ -64,20 +69,25 @@ def make_cams(
         return {"cams": np.zeros((0, *grid), np.float32), "high_res": np.zeros((0, h, w), np.float32)}
     model.eval()
     device = next(model.parameters()).device
-    x = normalize(image).to(device)
+    x = rescale(normalize(image).to(device), float(working_scale))
+    wh, ww = x.shape[-2:]
+    work_grid = strided_size(wh, ww)
     weight = model.classifier.weight[idx]
     # IRN upsamples to the next multiple of 16 and crops, so a CAM pixel maps to the same image area at every scale.
-    up = (-(-h // 16) * 16, -(-w // 16) * 16)
-    strided = torch.zeros(k, *grid, device=device)
+    up = (-(-wh // 16) * 16, -(-ww // 16) * 16)
+    strided = torch.zeros(k, *work_grid, device=device)
     high = torch.zeros(k, *up, device=device)
     for s in scales:
         xs = rescale(x, float(s))
         batch = torch.stack([xs, xs.flip(-1)]) if flip else xs[None]
         cam = F.relu(F.conv2d(model.features(batch), weight))
         cam = cam[0] + cam[1].flip(-1) if flip else cam[0]
-        strided += F.interpolate(cam[None], grid, mode="bilinear", align_corners=False)[0]
+        strided += F.interpolate(cam[None], work_grid, mode="bilinear", align_corners=False)[0]
         high += F.interpolate(cam[None], up, mode="bilinear", align_corners=False)[0]
-    high = high[:, :h, :w]
+    high = high[:, :wh, :ww]
+    if (wh, ww) != (h, w):  # back from the working scale
+        strided = F.interpolate(strided[None], grid, mode="area")[0]
+        high = F.interpolate(high[None], (h, w), mode="area")[0]
     strided /= strided.flatten(1).amax(1).view(k, 1, 1) + 1e-5
     high /= high.flatten(1).amax(1).view(k, 1, 1) + 1e-5
     return {"cams": strided.float().cpu().numpy(), "high_res": high.float().cpu().numpy()}

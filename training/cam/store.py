@@ -36,6 +36,7 @@ from training.data.sources import iter_videos
 from training.data.tags import load_tags, tag_matrix
 from training.errors import InputError
 from training.progress import Progress
+from training.working_scale import recorded_working_size, working_scale
 
 RECORD = "cams.json"
 _FRAME = re.compile(r"^\d{5,}\.npz$")
@@ -207,7 +208,8 @@ def write_cams(
     frames : path, optional
     device : str
     scales, flip
-        CAM inference (METHOD.md §2).
+        CAM inference (METHOD.md §2), at the classifier's recorded working
+        scale (:mod:`training.working_scale`); the maps are stored at frame size.
     video_ids : list of int, optional
         Only these videos of the tags file (the viewer works on one video).
 
@@ -233,6 +235,7 @@ def write_cams(
     fcam(np.zeros((1, 1, 1), np.float32), np.zeros((1, 1, 2), np.float32), amplification, threshold)
     dev = resolve_device(device)
     model, categories, ckpt = load_run(run, dev)
+    working_size = recorded_working_size(run)
     columns = _class_columns(tags, tags_path, categories, run)
     cat_ids = [c["id"] for c in tags["categories"]]
     sources = list(iter_videos(tags_path, frames, video_ids))
@@ -264,11 +267,14 @@ def write_cams(
             "flow": {"dir": str(flow_root), **flows[src.key].meta} if flows else None,
             "frame_keys": frame_keys,
         }
+        if working_size:  # records of frame-size CAMs, written before the working scale, stay valid
+            record["working_size"] = working_size
+        scale = working_scale(src.reader.frame_shape, working_size)
         written = prepare_video(out, src.key, record)
         for t in range(len(src.reader)):
             if t not in written:
                 idx = [columns[j] for j in np.flatnonzero(matrix[t])]
-                maps = frame_maps(model, src.reader.read(t), idx, frame_keys[t], scales, flip)
+                maps = frame_maps(model, src.reader.read(t), idx, frame_keys[t], scales, flip, scale)
                 if flows:
                     motion = flows[src.key].motion(t)
                     maps.fcams = fcam(maps.cams, motion, amplification, threshold)
@@ -285,7 +291,8 @@ def frame_maps(
     keys: Sequence[int],
     scales: Sequence[float],
     flip: bool,
+    scale: float = 1.0,
 ) -> FrameCAMs:
-    """CAMs of one frame as a :class:`FrameCAMs` (without f-CAMs)."""
-    res = make_cams(model, image, class_indices, scales, flip)
+    """CAMs of one frame as a :class:`FrameCAMs` (without f-CAMs), made at the working ``scale``, kept at frame size."""
+    res = make_cams(model, image, class_indices, scales, flip, scale)
     return FrameCAMs(np.asarray(keys, np.int32), res["cams"], res["high_res"])

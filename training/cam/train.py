@@ -50,6 +50,7 @@ from training.loop import (
     write_run_files,
 )
 from training.progress import Progress
+from training.working_scale import WORKING_SIZE, check_working_size
 
 CATEGORIES = "categories.json"
 STAGE = "train-cam"
@@ -127,6 +128,11 @@ class CAMTrainConfig:
         kept for runs written before ``freeze``.
     workers : int
         DataLoader worker processes (0: decode in the training process).
+    working_size : int
+        Short side, in pixels, frames are upsampled to before the rescale and
+        the crop (:mod:`training.working_scale`, METHOD.md §9); ``vis-ws cams``
+        makes the CAMs at the same scale. 0: frame size (runs written before
+        this field).
     """
 
     arch: str = LITE0
@@ -147,6 +153,7 @@ class CAMTrainConfig:
     freeze: str = "auto"
     freeze_stem: bool = False
     workers: int = 0
+    working_size: int = WORKING_SIZE
 
     def __post_init__(self) -> None:
         def need(ok: bool, what: str) -> None:
@@ -173,6 +180,7 @@ class CAMTrainConfig:
         need(0 <= self.channel_shuffle <= 1, f"channel_shuffle must be in [0, 1], got {self.channel_shuffle}")
         need(self.seed >= 0, f"--seed must be non-negative, got {self.seed}")
         need(self.workers >= 0, f"workers must be >= 0, got {self.workers}")
+        check_working_size(self.working_size, STAGE)
 
     @property
     def backbone_freeze(self) -> str:
@@ -283,7 +291,13 @@ def train_cam(
     weights_file(config.weights or NO_WEIGHTS, config.arch)  # a missing ImageNet file fails before anything is written
     resumed = prepare_run(run, resume)
     dataset = TagFrames(
-        tags_path, frames, config.crop, config.scale_range, config.seed, channel_shuffle=config.channel_shuffle
+        tags_path,
+        frames,
+        config.crop,
+        config.scale_range,
+        config.seed,
+        channel_shuffle=config.channel_shuffle,
+        working_size=config.working_size,
     )
     device = rank_device(resolve_device(config.device))
     check_split(STAGE, min(len(dataset), config.batch_size))

@@ -20,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from training.cam.network import FREEZE
     from training.cam.train import CAMTrainConfig
     from training.cli import formatter
+    from training.cli.irn_commands import add_working_size_argument
     from training.distributed import add_nproc_argument
 
     d = CAMTrainConfig()
@@ -78,6 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "BatchNorm statistics fixed",
     )
     p.add_argument("--workers", type=int, default=d.workers, help="data loader processes")
+    add_working_size_argument(p, d.working_size)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--frames", type=Path, default=None, help="frames folder (default: JPEGImages/ beside TAGS)")
     p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar or JSON lines")
@@ -128,6 +130,7 @@ def run_train_cam(args: argparse.Namespace) -> int:
         channel_shuffle=args.channel_shuffle,
         pooling=args.pooling,
         workers=args.workers,
+        working_size=args.working_size,
     )  # options checked once, before any process is started
 
     def body() -> int:

@@ -11,6 +11,7 @@ VARIANTS = ("irn", "irn+fbound", "irn+fcam", "flowirn")
 ARCHS = ("efficientnet_lite0", "resnet50", "resnet18")  # training.backbones.ARCHS, without importing torch
 IRN_BACKBONES = (*ARCHS, "classifier")  # training.irn.train.BACKBONES
 INSTANCE_BG = 0.25  # training.irn.inference.INSTANCE_BG, without importing torch to build the parser
+WORKING_SIZE = 360  # training.working_scale.WORKING_SIZE
 
 
 def _add_irn_options(p: argparse.ArgumentParser) -> None:
@@ -33,10 +34,23 @@ def _add_irn_options(p: argparse.ArgumentParser) -> None:
         default=True,
         help="refine the relation labels with IRN's dense CRF (pydensecrf2)",
     )
+    add_working_size_argument(p)
     p.add_argument("--seed", type=int, default=0, help="seed of init, batch order and augmentation")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--frames", type=Path, default=None, help="frames folder (default: JPEGImages/ beside TAGS)")
     p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar or JSON lines")
+
+
+def add_working_size_argument(p: argparse.ArgumentParser, default: int | None = WORKING_SIZE) -> None:
+    """``--working-size PX`` (METHOD.md §9, :mod:`training.working_scale`)."""
+    p.add_argument(
+        "--working-size",
+        type=int,
+        default=default,
+        metavar="PX",
+        help="short side, in pixels, that smaller frames are upsampled to for the classifier, its CAMs and IRN "
+        "(IRN's constants assume objects of 100-300 px; labels come back at frame size); 0: frame size",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -116,6 +130,7 @@ def _irn_config(args: argparse.Namespace) -> Any:
         crf=args.crf,
         seed=args.seed,
         device=args.device,
+        working_size=args.working_size,
     )
 
 
@@ -234,6 +249,7 @@ def run_pseudo_labels(args: argparse.Namespace) -> int:
         crop=args.cam_crop,
         seed=args.seed,
         device=args.device,
+        working_size=args.working_size,
     )
     irn = _irn_config(args)
 

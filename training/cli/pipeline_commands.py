@@ -11,6 +11,7 @@ from typing import Any
 # "default" is the paper's setup (ResNet-50 everywhere), sized for a GPU.
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
+        "working_size": 0,  # frame size: seconds, not quality
         "cam": {"arch": "resnet18", "epochs": 2, "batch_size": 4, "crop": 64},
         "irn": {"epochs": 1, "batch_size": 4, "crop": 64, "radius": 5},
         "detector": {"backbone": "resnet18", "iterations": 2, "batch_size": 2, "min_size": 64, "max_size": 96},
@@ -18,8 +19,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {  # ImageNet EfficientNet-Lite0 everywhere: the classifier and IRN on frozen features
         "cam": {"arch": "efficientnet_lite0", "epochs": 8, "batch_size": 16, "crop": 160},
         "irn": {"epochs": 3, "batch_size": 8, "crop": 192, "radius": 10},
-        "detector": {"backbone": "efficientnet_lite0", "epochs": 2, "batch_size": 2, "min_size": 160,
-                     "max_size": 240, "proposals": 300, "rois": 128},  # fmt: skip
+        "detector": {
+            "backbone": "efficientnet_lite0",
+            "epochs": 2,
+            "batch_size": 2,
+            "min_size": 160,
+            "max_size": 240,
+            "proposals": 300,
+            "rois": 128,
+        },  # fmt: skip
         # step 2 trains on frame pairs (t, t+δ), δ ≤ 5: 2 epochs of them were 2,160 iterations here
         "maskconsist": {"iterations": 200},
     },
@@ -34,6 +42,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``pipeline`` to ``vis-ws``."""
     from training.cli import formatter
+    from training.cli.irn_commands import add_working_size_argument
 
     p = sub.add_parser(
         "pipeline",
@@ -68,6 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="where the classifier and Mask R-CNN start: imagenet, none (random init) or a local ImageNet state dict "
         "of the preset's backbone; default: imagenet for efficientnet_lite0, none for a ResNet",
     )
+    add_working_size_argument(p, None)
     p.add_argument("--seed", type=int, default=0, help="seed of every stage")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--frames", type=Path, default=None, help="frames folder (default: JPEGImages/ beside TAGS)")
@@ -119,6 +129,15 @@ def detector_weights(args: argparse.Namespace, cam_arch: str) -> str:
     return ""
 
 
+def working_size(args: argparse.Namespace) -> int:
+    """``--working-size``, else the preset's (METHOD.md §9; 360 px unless the preset says otherwise)."""
+    from training.working_scale import WORKING_SIZE
+
+    if args.working_size is not None:
+        return int(args.working_size)
+    return int(PRESETS[args.preset].get("working_size", WORKING_SIZE))
+
+
 def pipeline_stages(args: argparse.Namespace) -> list[tuple[str, Any]]:
     """Every stage of ``vis-ws pipeline`` as (name, start) pairs."""
     from training.cam.train import CAMTrainConfig
@@ -130,8 +149,9 @@ def pipeline_stages(args: argparse.Namespace) -> list[tuple[str, Any]]:
     preset = PRESETS[args.preset]
     run, tags, common = args.out, args.tags, {"seed": args.seed, "device": args.device}
     weights = weights_argument(args)
-    cam = CAMTrainConfig(**preset["cam"], **common, weights=weights)
-    irn = IRNTrainConfig(variant=args.variant, **preset["irn"], **common)
+    working = {"working_size": working_size(args)}
+    cam = CAMTrainConfig(**preset["cam"], **common, **working, weights=weights)
+    irn = IRNTrainConfig(variant=args.variant, **preset["irn"], **common, **working)
     flow = run / "flow"
     stages: list[tuple[str, Any]] = []
     if args.supervision == "weak":

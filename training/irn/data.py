@@ -35,6 +35,7 @@ from training.cam.store import read_frame_cams
 from training.errors import InputError
 from training.flow.storage import VideoFlow, read_video_flow
 from training.irn.ir_labels import CONF_BG, CONF_FG, ir_labels
+from training.working_scale import resize_maps, upsample_frame, working_scale, working_shape
 
 IGNORE = 255
 STRIDE = 4
@@ -91,6 +92,11 @@ class RelationFrames(torch.utils.data.Dataset):
     frames : path, optional
         Frames folder of the tags file.
     seed : int
+    working_size : int
+        Short side, in pixels, each frame is upsampled to first
+        (:mod:`training.working_scale`; 0: frame size): the image, its
+        relation labels (from the CAMs brought to that scale) and its flow
+        (in the working grid's pixels) are all at the working scale.
 
     Raises
     ------
@@ -112,6 +118,7 @@ class RelationFrames(torch.utils.data.Dataset):
         crf: bool = False,
         frames: str | os.PathLike | None = None,
         seed: int = 0,
+        working_size: int = 0,
     ) -> None:
         if crop % STRIDE:
             raise ValueError(f"crop must be a multiple of {STRIDE}, got {crop}")
@@ -125,6 +132,7 @@ class RelationFrames(torch.utils.data.Dataset):
         self.scales = (float(scales[0]), float(scales[1]))
         self.conf_fg, self.conf_bg, self.crf = conf_fg, conf_bg, crf
         self.seed = seed
+        self.working_size = working_size
         self.epoch = 0
         self.column = {c: i for i, c in enumerate(self.frames.category_ids)}
         self.flows: list[VideoFlow | None] = [None] * len(self.frames.readers)
@@ -145,13 +153,22 @@ class RelationFrames(torch.utils.data.Dataset):
         """Select the augmentation stream of ``epoch``."""
         self.epoch = epoch
 
+    def scale(self, index: int) -> float:
+        """The working scale of item ``index``'s frame (1: its own size)."""
+        reader = self.frames.readers[self.frames.items[index].video]
+        return working_scale(reader.frame_shape, self.working_size)
+
+    def image(self, index: int) -> np.ndarray:
+        """The frame of item ``index`` at the working scale, (H', W', 3) uint8, not augmented."""
+        return upsample_frame(self.frames.image(index), self.scale(index))
+
     def labels(self, index: int) -> np.ndarray:
-        """Relation labels of item ``index`` at the frame's stride-4 grid, (h, w) uint8 (cached)."""
+        """Relation labels of item ``index`` at the stride-4 grid of the working scale, (h, w) uint8 (cached)."""
         if index not in self._labels:
             it = self.frames.items[index]
             key = self.frames.keys[it.video]
             maps = read_frame_cams(self.cams_dir, key, it.frame)
-            # with the CRF, IRN refines at frame size (its CRF settings are in image pixels), then samples the grid
+            # with the CRF, IRN refines at image size (its CRF settings are in image pixels), then samples the grid
             if self.crf:
                 cams = maps.fcams_high_res if self.use_fcams else maps.high_res
             else:
@@ -161,7 +178,9 @@ class RelationFrames(torch.utils.data.Dataset):
                     self.cams_dir, f"video {key!r} frame {it.frame} has no f-CAMs: run 'vis-ws cams' with --flow"
                 )
             cols = [self.column[int(k)] for k in maps.keys]
-            image = self.frames.image(index) if self.crf else None
+            shape = working_shape(self.frames.readers[it.video].frame_shape, self.scale(index))
+            image = self.image(index) if self.crf else None
+            cams = resize_maps(cams, shape if self.crf else grid_size(*shape))
             labels = ir_labels(cams, cols, image, self.conf_fg, self.conf_bg, crf=self.crf)
             self._labels[index] = np.ascontiguousarray(labels[::STRIDE, ::STRIDE]) if self.crf else labels
         return self._labels[index]
@@ -177,7 +196,7 @@ class RelationFrames(torch.utils.data.Dataset):
         flow = self.flows[it.video]
         if flow is None:
             return np.zeros((3, *grid), np.float32)
-        motion = flow.motion(it.frame)
+        motion = flow.motion(it.frame) * np.float32(self.scale(index))  # in pixels of the working scale
         known = np.ones(motion.shape[:2], np.float32)
         if it.frame < flow.n_frames - 1:  # the last frame's motion (a negated backward flow) has no occlusion map
             known = (~flow.occlusion(it.frame)).astype(np.float32)
@@ -187,7 +206,7 @@ class RelationFrames(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(3, c, c) float32 image, (c/4, c/4) uint8 labels, (3, c/4, c/4) float32 flow + known mask (c = crop)."""
-        image = self.frames.image(index)
+        image = self.image(index)
         labels = self.labels(index)
         flow = self.flow(index, labels.shape)
         x = normalize(image)

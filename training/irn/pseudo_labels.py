@@ -2,7 +2,9 @@
 
 For each video of a tags file, every frame goes through the trained IRN
 (boundary B and displacement D), then :func:`~training.irn.inference.instance_pseudo_labels`
-on its stored (f-)CAMs. Written per video under ``OUT/<video key>/``:
+on its stored (f-)CAMs, at the working scale the IRN run was trained at
+(:mod:`training.working_scale`: small frames upsampled, masks brought back).
+Written per video under ``OUT/<video key>/``, at frame size:
 
 - ``pseudo.npz``: the label volume (T, H, W) int32 with a category and a
   score per instance id (ids are unique within the video; pseudo-labels are
@@ -45,6 +47,7 @@ from training.errors import InputError
 from training.export import LabelVolume, labels_to_coco, labels_to_ytvis, load_labels, save_labels
 from training.irn.inference import INSTANCE_BG, Instance, cluster_centroids, find_centroids, instance_pseudo_labels
 from training.progress import Progress
+from training.working_scale import mask_to_frame, recorded_working_size, resize_maps, upsample_frame, working_scale
 
 STAGE = "pseudo-labels"
 STRIDE = 4
@@ -73,10 +76,16 @@ def paint_instances(instances: list[Instance], shape: tuple[int, int], first_id:
     return labels, ids
 
 
-def centroid_points(displacement: np.ndarray, t: int) -> np.ndarray:
-    """One (t, y, x) point in image pixels per instance group of a frame's displacement field.
+def centroid_points(displacement: np.ndarray, t: int, scale: float = 1.0) -> np.ndarray:
+    """One (t, y, x) point in frame pixels per instance group of a frame's displacement field.
 
     The point is the mean landing position of the group's pixels (their centroid).
+
+    Parameters
+    ----------
+    displacement : (2, h, w) float, IRN's field on the stride-4 grid of the working scale
+    t : int, the frame
+    scale : float, the working scale the field was made at
 
     Returns
     -------
@@ -84,7 +93,8 @@ def centroid_points(displacement: np.ndarray, t: int) -> np.ndarray:
     """
     landing = np.asarray(find_centroids(displacement), np.float32)
     groups = np.asarray(cluster_centroids(find_centroids(displacement), displacement))
-    pts = [(t, float(landing[0][g].mean()) * STRIDE, float(landing[1][g].mean()) * STRIDE) for g in groups if g.any()]
+    px = STRIDE / scale
+    pts = [(t, float(landing[0][g].mean()) * px, float(landing[1][g].mean()) * px) for g in groups if g.any()]
     return np.asarray(pts, np.float32).reshape(-1, 3)
 
 
@@ -95,29 +105,39 @@ def frame_pseudo_labels(
     keys: np.ndarray,
     device: torch.device,
     bg_threshold: float = INSTANCE_BG,
+    scale: float = 1.0,
 ) -> tuple[list[Instance], np.ndarray, np.ndarray]:
-    """IRN on one frame.
+    """IRN on one frame, at the working scale; the masks come back at frame size.
 
     Parameters
     ----------
     model : IRNet in eval mode
     image : (H, W, 3) uint8
-    cams : (K, h, w) float32, the frame's (f-)CAMs at the stride-4 grid
+    cams : (K, h, w) float32, the frame's (f-)CAMs at the frame's stride-4 grid
     keys : (K,) int, category id of each CAM row
     bg_threshold : float
         Background score of the instance argmax (IRN's ``ins_seg_bg_thres``, 0.25).
+    scale : float
+        Working scale (:mod:`training.working_scale`): the frame is upsampled
+        by it, the CAMs brought to its grid, and each mask brought back
+        (an instance with no pixel left at frame size is dropped).
 
     Returns
     -------
     instances : list of Instance (category id, score, (H, W) bool mask)
-    boundary : (h, w) float32 in [0, 1]
-    displacement : (2, h, w) float32 (dy, dx)
+    boundary : (h', w') float32 in [0, 1], on the working scale's stride-4 grid
+    displacement : (2, h', w') float32 (dy, dx) in that grid's pixels
     """
-    x = normalize(image)[None].to(device)
+    work = upsample_frame(image, scale)
+    x = normalize(work)[None].to(device)
     b, d = model.infer(x)
     boundary = b[0].float().cpu().numpy()
     displacement = d[0].float().cpu().numpy()
-    instances = instance_pseudo_labels(cams, keys, boundary, displacement, image.shape[:2], bg_threshold=bg_threshold)
+    cams = resize_maps(cams, boundary.shape)
+    instances = instance_pseudo_labels(cams, keys, boundary, displacement, work.shape[:2], bg_threshold=bg_threshold)
+    if scale != 1.0:
+        back = [Instance(i.key, i.score, mask_to_frame(np.asarray(i.mask), image.shape)) for i in instances]
+        instances = [i for i in back if i.mask.any()]
     return instances, boundary, displacement
 
 
@@ -223,6 +243,7 @@ def make_pseudo_labels(
     rank, world = rank_world()
     dev = rank_device(resolve_device(device))
     model, categories = load_irn_run(irn_run, dev)
+    working_size = recorded_working_size(irn_run)
     record = _record(irn_run, use_fcams, bg_threshold)
     if rank == 0:
         write_json(out / SETTINGS, {"instance_bg": bg_threshold})
@@ -236,6 +257,7 @@ def make_pseudo_labels(
             yield Progress(STAGE, done, total, "frame", message=f"{src.key}: already done, skipped")
             continue
         h, w = src.reader.frame_shape
+        scale = working_scale((h, w), working_size)
         gh, gw = (h - 1) // STRIDE + 1, (w - 1) // STRIDE + 1
         labels = np.zeros((n, h, w), np.int32)
         boundary = np.zeros((n, gh, gw), np.float16)
@@ -245,13 +267,15 @@ def make_pseudo_labels(
         for t in range(n):
             maps = read_frame_cams(cams_dir, src.key, t)
             cams = maps.fcams if use_fcams and maps.fcams is not None else maps.cams
-            instances, b, d = frame_pseudo_labels(model, src.reader.read(t), cams, maps.keys, dev, bg_threshold)
+            image = src.reader.read(t)
+            instances, b, d = frame_pseudo_labels(model, image, cams, maps.keys, dev, bg_threshold, scale)
             labels[t], ids = paint_instances(instances, (h, w), next_id)
             for k, inst in zip(ids, instances, strict=True):
                 cats[k], scores[k] = int(inst.key), float(inst.score)
             next_id += len(instances)
-            boundary[t], displacement[t] = b, d
-            points.append(centroid_points(d, t))
+            boundary[t] = resize_maps(b[None], (gh, gw))[0]  # the viewer's maps: on the frame's grid
+            displacement[t] = resize_maps(d, (gh, gw)) / scale
+            points.append(centroid_points(d, t, scale))
             done += 1
             yield Progress(STAGE, done, total, "frame", {"instances": float(len(instances))})
         volume = LabelVolume(labels, cats, scores, dict(src.video))

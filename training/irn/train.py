@@ -55,6 +55,7 @@ from training.loop import (
     write_run_files,
 )
 from training.progress import Progress
+from training.working_scale import WORKING_SIZE, check_working_size
 
 STAGE = "train-irn"
 CATEGORIES = "categories.json"
@@ -113,6 +114,11 @@ class IRNTrainConfig:
         ResNet's ImageNet file comes from the torch hub cache), not the
         classifier (METHOD.md §5); ``classifier`` reads the ``train-cam``
         network instead (what runs did before this field).
+    working_size : int
+        Short side, in pixels, frames are upsampled to (:mod:`training.working_scale`,
+        METHOD.md §9); the crop, the radius and the CRF apply at that scale, and
+        ``vis-ws pseudo-labels`` labels at the same scale. 0: frame size
+        (runs written before this field).
     """
 
     variant: str = "flowirn"
@@ -136,6 +142,7 @@ class IRNTrainConfig:
     device: str = "auto"
     amp: bool = True
     workers: int = 0
+    working_size: int = WORKING_SIZE
 
     def __post_init__(self) -> None:
         def need(ok: bool, what: str) -> None:
@@ -157,6 +164,7 @@ class IRNTrainConfig:
         need(0 <= self.conf_bg <= self.conf_fg <= 1, "need 0 <= conf_bg <= conf_fg <= 1")
         need(self.flow_weight >= 0 and self.flow_lambda >= 0, "flow_weight and flow_lambda must be >= 0")
         need(self.seed >= 0 and self.workers >= 0, "seed and workers must be >= 0")
+        check_working_size(self.working_size, STAGE)
 
     @property
     def uses_fcams(self) -> bool:
@@ -241,6 +249,7 @@ def train_irn(
         crf=config.crf,
         frames=frames,
         seed=config.seed,
+        working_size=config.working_size,
     )
     device = rank_device(resolve_device(config.device))
     check_split(STAGE, min(len(dataset), config.batch_size))
@@ -342,7 +351,7 @@ def train_irn(
 
 
 def mean_displacement(model: IRNet, dataset: RelationFrames, device: torch.device) -> torch.Tensor:
-    """Mean (dy, dx) of the displacement field over every training frame, whole and unflipped (IRN).
+    """Mean (dy, dx) of the displacement field over every training frame, whole, unflipped, at the working scale (IRN).
 
     The losses constrain only differences ``D(i) − D(j)``, so the field carries
     a free constant offset; IRN measures it after training and subtracts it.
@@ -356,7 +365,7 @@ def mean_displacement(model: IRNet, dataset: RelationFrames, device: torch.devic
     total = torch.zeros(2, device=device)
     with torch.no_grad():
         for index in range(len(dataset)):
-            x = normalize(dataset.frames.image(index))[None].to(device)
+            x = normalize(dataset.image(index))[None].to(device)
             _, disp = model.forward(x)
             total += disp.float().mean(dim=(0, 2, 3)) + model.mean_shift.running_mean
     return total / max(1, len(dataset))
