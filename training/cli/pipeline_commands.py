@@ -149,9 +149,9 @@ def pipeline_stages(args: argparse.Namespace) -> list[tuple[str, Any]]:
     preset = PRESETS[args.preset]
     run, tags, common = args.out, args.tags, {"seed": args.seed, "device": args.device}
     weights = weights_argument(args)
-    working = {"working_size": working_size(args)}
-    cam = CAMTrainConfig(**preset["cam"], **common, **working, weights=weights)
-    irn = IRNTrainConfig(variant=args.variant, **preset["irn"], **common, **working)
+    size = working_size(args)
+    cam = CAMTrainConfig(**preset["cam"], **common, weights=weights, working_size=size)
+    irn = IRNTrainConfig(variant=args.variant, **preset["irn"], **common, working_size=size)
     flow = run / "flow"
     stages: list[tuple[str, Any]] = []
     if args.supervision == "weak":
