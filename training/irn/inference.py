@@ -123,16 +123,24 @@ def find_centroids(displacement: ArrayT, iterations: int = CENTROID_ITERATIONS) 
     """
     disp = _displacement(displacement, None, "find_centroids")
     _, h, w = disp.shape
-    cy, cx = (g.astype(np.float32) for g in np.meshgrid(np.arange(h), np.arange(w), indexing="ij"))
+    flat = np.ascontiguousarray(disp.reshape(2, -1))
+    cy, cx = (g.astype(np.float64).ravel() for g in np.meshgrid(np.arange(h), np.arange(w), indexing="ij"))
     for _ in range(int(iterations)):
-        y0, x0 = np.floor(cy).astype(np.int64), np.floor(cx).astype(np.int64)
-        y1, x1 = np.ceil(cy).astype(np.int64), np.ceil(cx).astype(np.int64)
+        y0, x0 = np.floor(cy), np.floor(cx)
         fy, fx = cy - y0, cx - x0
+        # the next row / column; its weight is 0 where the position is whole (IRN's ceil), so clipping it is exact
+        i00 = y0.astype(np.int64) * w + x0.astype(np.int64)
+        dy, dx = np.where(y0 < h - 1, w, 0), np.where(x0 < w - 1, 1, 0)
         w00, w01, w10, w11 = (1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx
-        step = disp[:, y0, x0] * w00 + disp[:, y0, x1] * w01 + disp[:, y1, x0] * w10 + disp[:, y1, x1] * w11
+        step = (
+            flat.take(i00, axis=1) * w00
+            + flat.take(i00 + dx, axis=1) * w01
+            + flat.take(i00 + dy, axis=1) * w10
+            + flat.take(i00 + dy + dx, axis=1) * w11
+        )
         cy = np.clip(cy + step[0], 0, h - 1)
         cx = np.clip(cx + step[1], 0, w - 1)
-    centroids = np.stack([np.round(cy), np.round(cx)]).astype(np.int64)
+    centroids = np.stack([np.round(cy), np.round(cx)]).reshape(2, h, w).astype(np.int64)
     return _like(centroids, displacement)
 
 
@@ -194,6 +202,7 @@ def instance_pseudo_labels(
     min_fragment: float = MIN_FRAGMENT,
     stride: int = STRIDE,
     keep_fragments: bool = False,
+    centroids: np.ndarray | torch.Tensor | None = None,
 ) -> list[Instance]:
     """Instance pseudo-labels of one frame (IRN's ``make_ins_seg_labels``; METHOD.md §6).
 
@@ -225,6 +234,9 @@ def instance_pseudo_labels(
     keep_fragments : bool
         IRN keeps fragments as detections of score 0; by default they are
         dropped from the list instead.
+    centroids : (2, h, w) int, optional
+        :func:`find_centroids` of ``displacement`` when the caller has it
+        already (it is most of the cost); None computes it.
 
     Returns
     -------
@@ -241,7 +253,11 @@ def instance_pseudo_labels(
     big_h, big_w = _image_size(image_size, (h, w), stride, "instance_pseudo_labels")
     if cams_t.shape[0] == 0:
         return []
-    instances = cluster_centroids(find_centroids(disp, centroid_iterations), disp, cluster_threshold)
+    if centroids is None:
+        cen = find_centroids(disp, centroid_iterations)
+    else:
+        cen = _tensor(centroids, "centroids").cpu().numpy()
+    instances = cluster_centroids(cen, disp, cluster_threshold)
     n = instances.shape[0]
     inst_t = torch.from_numpy(instances).to(device=cams_t.device, dtype=cams_t.dtype)
     inst_cams = (cams_t[:, None] * inst_t[None]).reshape(-1, h, w)  # class-major: channel c·N + k

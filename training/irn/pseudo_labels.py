@@ -76,7 +76,9 @@ def paint_instances(instances: list[Instance], shape: tuple[int, int], first_id:
     return labels, ids
 
 
-def centroid_points(displacement: np.ndarray, t: int, scale: float = 1.0) -> np.ndarray:
+def centroid_points(
+    displacement: np.ndarray, t: int, scale: float = 1.0, centroids: np.ndarray | None = None
+) -> np.ndarray:
     """One (t, y, x) point in frame pixels per instance group of a frame's displacement field.
 
     The point is the mean landing position of the group's pixels (their centroid).
@@ -86,13 +88,16 @@ def centroid_points(displacement: np.ndarray, t: int, scale: float = 1.0) -> np.
     displacement : (2, h, w) float, IRN's field on the stride-4 grid of the working scale
     t : int, the frame
     scale : float, the working scale the field was made at
+    centroids : (2, h, w) int, optional, ``find_centroids(displacement)`` when already made
 
     Returns
     -------
     (M, 3) float32
     """
-    landing = np.asarray(find_centroids(displacement), np.float32)
-    groups = np.asarray(cluster_centroids(find_centroids(displacement), displacement))
+    if centroids is None:
+        centroids = find_centroids(displacement)
+    landing = np.asarray(centroids, np.float32)
+    groups = np.asarray(cluster_centroids(centroids, displacement))
     px = STRIDE / scale
     pts = [(t, float(landing[0][g].mean()) * px, float(landing[1][g].mean()) * px) for g in groups if g.any()]
     return np.asarray(pts, np.float32).reshape(-1, 3)
@@ -106,7 +111,7 @@ def frame_pseudo_labels(
     device: torch.device,
     bg_threshold: float = INSTANCE_BG,
     scale: float = 1.0,
-) -> tuple[list[Instance], np.ndarray, np.ndarray]:
+) -> tuple[list[Instance], np.ndarray, np.ndarray, np.ndarray]:
     """IRN on one frame, at the working scale; the masks come back at frame size.
 
     Parameters
@@ -127,6 +132,7 @@ def frame_pseudo_labels(
     instances : list of Instance (category id, score, (H, W) bool mask)
     boundary : (h', w') float32 in [0, 1], on the working scale's stride-4 grid
     displacement : (2, h', w') float32 (dy, dx) in that grid's pixels
+    centroids : (2, h', w') int64, where each cell's displacement chain ends (:func:`find_centroids`)
     """
     work = upsample_frame(image, scale)
     x = normalize(work)[None].to(device)
@@ -134,11 +140,14 @@ def frame_pseudo_labels(
     boundary = b[0].float().cpu().numpy()
     displacement = d[0].float().cpu().numpy()
     cams = resize_maps(cams, boundary.shape)
-    instances = instance_pseudo_labels(cams, keys, boundary, displacement, work.shape[:2], bg_threshold=bg_threshold)
+    centroids = find_centroids(displacement)
+    instances = instance_pseudo_labels(
+        cams, keys, boundary, displacement, work.shape[:2], bg_threshold=bg_threshold, centroids=centroids
+    )
     if scale != 1.0:
         back = [Instance(i.key, i.score, mask_to_frame(np.asarray(i.mask), image.shape)) for i in instances]
         instances = [i for i in back if i.mask.any()]
-    return instances, boundary, displacement
+    return instances, boundary, displacement, centroids
 
 
 def check_instance_bg(bg_threshold: float) -> None:
@@ -268,14 +277,14 @@ def make_pseudo_labels(
             maps = read_frame_cams(cams_dir, src.key, t)
             cams = maps.fcams if use_fcams and maps.fcams is not None else maps.cams
             image = src.reader.read(t)
-            instances, b, d = frame_pseudo_labels(model, image, cams, maps.keys, dev, bg_threshold, scale)
+            instances, b, d, centroids = frame_pseudo_labels(model, image, cams, maps.keys, dev, bg_threshold, scale)
             labels[t], ids = paint_instances(instances, (h, w), next_id)
             for k, inst in zip(ids, instances, strict=True):
                 cats[k], scores[k] = int(inst.key), float(inst.score)
             next_id += len(instances)
             boundary[t] = resize_maps(b[None], (gh, gw))[0]  # the viewer's maps: on the frame's grid
             displacement[t] = resize_maps(d, (gh, gw)) / scale
-            points.append(centroid_points(d, t, scale))
+            points.append(centroid_points(d, t, scale, centroids))
             done += 1
             yield Progress(STAGE, done, total, "frame", {"instances": float(len(instances))})
         volume = LabelVolume(labels, cats, scores, dict(src.video))
