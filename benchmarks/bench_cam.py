@@ -234,6 +234,7 @@ def main() -> None:
                 lr=args.lr,
                 channel_shuffle=args.channel_shuffle,
                 device="cpu",
+                working_size=0,  # scored at frame size below (make_cams, frame_scores), as this benchmark always was
             )
             results["quality"] = quality(work, args.videos, args.frames, config, args.seed)
         q = results["quality"]

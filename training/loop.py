@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import torch
 
 from training.atomic import remove_stale_temp_files, write_json
-from training.config import config_to_dict
+from training.config import absent_values, config_to_dict
 from training.data.json_io import read_json
 from training.distributed import all_reduce_mean, average_buffers, dump_rank_state, is_main, rank_world, shard
 from training.errors import InputError, TrainingStopped
@@ -76,6 +76,7 @@ def check_resumable(run: Path, config: Any, free: Sequence[str], what: str) -> N
     # a field the saved config lacks was added later: the run used its default
     defaults = {f.name: list(f.default) if isinstance(f.default, tuple) else f.default
                 for f in fields(config) if f.default is not MISSING}  # fmt: skip
+    defaults.update(absent_values(type(config)))
     for k, v in now.items():
         was = saved.get(k, defaults.get(k)) if isinstance(saved, dict) else v
         if k not in free and was != v:

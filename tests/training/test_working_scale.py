@@ -65,3 +65,23 @@ def test_runs_from_before_the_working_scale_worked_at_frame_size(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"working_size": -3}))
     with pytest.raises(InputError, match="config.json: run config: --working-size"):
         recorded_working_size(tmp_path)
+
+
+def test_a_run_from_before_the_working_scale_resumes_at_frame_size_and_refuses_another(tmp_path):
+    # its config.json has no working_size: it trained on frames at their size, so resuming it at 360 would mix scales
+    from training.cam.train import CAMTrainConfig, train_cam
+    from training.irn.train import IRNTrainConfig
+
+    assert main(["sample", "--out", str(tmp_path / "data"), "--videos", "1", "--frames", "2", "--height", "64",
+                 "--width", "80"]) == 0  # fmt: skip
+    tags, run = tmp_path / "data" / "tags.json", tmp_path / "cam"
+    old = {"arch": "resnet18", "epochs": 1, "batch_size": 2, "crop": 32, "weights": "none", "working_size": 0}
+    list(train_cam(CAMTrainConfig(**old), tags, run))
+    config = json.loads((run / "config.json").read_text())
+    del config["working_size"]
+    (run / "config.json").write_text(json.dumps(config))
+    assert CAMTrainConfig.from_dict(config).working_size == 0 and recorded_working_size(run) == 0
+    assert IRNTrainConfig.ABSENT == {"working_size": 0}
+    list(train_cam(CAMTrainConfig(**old), tags, run, resume=True))  # the same options: resumes (nothing left)
+    with pytest.raises(InputError, match="started with working_size=0, now working_size=360"):
+        list(train_cam(CAMTrainConfig(**{**old, "working_size": 360}), tags, run, resume=True))

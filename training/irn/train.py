@@ -23,7 +23,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -143,6 +143,9 @@ class IRNTrainConfig:
     amp: bool = True
     workers: int = 0
     working_size: int = WORKING_SIZE
+
+    ABSENT: ClassVar[dict[str, Any]] = {"working_size": 0}
+    """Fields runs written before them lack, and what those runs did (:func:`training.config.absent_values`)."""
 
     def __post_init__(self) -> None:
         def need(ok: bool, what: str) -> None:
