@@ -27,6 +27,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
+from training.cam.infer import SCALES  # noqa: E402
 from training.cam.store import read_frame_cams, write_cams  # noqa: E402
 from training.cam.train import CAMTrainConfig, train_cam  # noqa: E402
 from training.data.sources import iter_videos  # noqa: E402
@@ -107,8 +108,10 @@ def main() -> None:
     ap.add_argument(
         "--working-size", type=int, default=WORKING_SIZE, help="short side frames are upsampled to (0: frame size)"
     )
+    ap.add_argument("--cam-scales", type=float, nargs="+", default=list(SCALES), help="CAM inference scales")
     args = ap.parse_args()
     ws = f"-ws{args.working_size}" if args.working_size else ""  # runs at another working scale sit beside
+    tag = ws + ("-scales" + "_".join(f"{s:g}" for s in args.cam_scales) if tuple(args.cam_scales) != SCALES else "")
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_flowirn_"))
     data = work / "data"
     t_start = time.perf_counter()
@@ -149,8 +152,8 @@ def main() -> None:
     if args.cam_run is None:
         _, t = run(train_cam(cam_cfg, tags, cam_run, resume=True), "train-cam")
         print(f"train-cam: {t:.0f} s")
-    cams = work / f"cams{ws}"
-    _, t = run(write_cams(tags, cam_run, cams, work / "flow"), "cams")
+    cams = work / f"cams{tag}"
+    _, t = run(write_cams(tags, cam_run, cams, work / "flow", scales=args.cam_scales), "cams")
     print(f"cams: {t:.0f} s ({n_frames / max(t, 1e-9):.2f} frames/s incl. f-CAMs)")
     rows: dict[str, dict[str, float]] = {"CAM only": evaluate_frames(gt, cam_only_results(tags, cams))}
     for variant in args.variants.split(","):
@@ -163,10 +166,10 @@ def main() -> None:
             seed=0,
             working_size=args.working_size,
         )
-        run_dir = work / f"irn-{variant}{ws}{args.suffix}"
+        run_dir = work / f"irn-{variant}{tag}{args.suffix}"
         _, t_train = run(train_irn(irn_cfg, tags, cam_run, cams, run_dir, work / "flow", resume=True), variant)
         bg = f"-bg{args.instance_bg:g}" if args.instance_bg != 0.25 else ""
-        pseudo = work / f"pseudo-{variant}{ws}{args.suffix}{bg}"
+        pseudo = work / f"pseudo-{variant}{tag}{args.suffix}{bg}"
         labels = make_pseudo_labels(
             tags, run_dir, cams, pseudo, use_fcams=irn_cfg.uses_fcams, bg_threshold=args.instance_bg
         )
