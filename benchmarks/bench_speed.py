@@ -31,13 +31,13 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
-import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from bench_flow import seconds_per_call  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 from training.backbones import ARCHS, StageBackbone  # noqa: E402
 from training.cam.data import normalize  # noqa: E402
@@ -65,14 +65,8 @@ Figures = dict[str, dict[str, dict[str, float]]]  # part → arch → figure →
 
 
 def rate(fn: Callable[[], object], repeats: int) -> float:
-    """1 / the median seconds of ``repeats`` calls of ``fn``, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1.0 / float(np.median(times))
+    """Calls per second: 1 / the median time of ``repeats`` calls of ``fn``, after one warm-up call."""
+    return 1.0 / seconds_per_call(fn, repeats)
 
 
 def frame(rng: np.random.Generator) -> np.ndarray:
