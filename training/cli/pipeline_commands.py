@@ -68,9 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--preset",
         choices=sorted(PRESETS),
         default=None,
-        help="model sizes and training lengths: tiny (a smoke test), cpu (ImageNet EfficientNet-Lite0, about 15 min "
-        "for 300 frames of 120x160 on 2 cores), default (the paper's ResNet-50 GPU setup); default: cpu without a "
-        "GPU, default with one",
+        help="model sizes and training lengths: tiny (a smoke test), cpu (ImageNet EfficientNet-Lite0, about 22 min "
+        "for 300 frames of 120x160 on 2 cores, seen at 360x480), default (the paper's ResNet-50 GPU setup); "
+        "default: cpu without a GPU, default with one",
     )
     p.add_argument("--variant", default="flowirn", help="first-module variant (irn, irn+fbound, irn+fcam, flowirn)")
     p.add_argument("--supervision", choices=("weak", "full"), default="weak", help="weak: tags only; full: GT masks")
