@@ -127,7 +127,6 @@ def pseudo_labels_stage(tags: Path, project: Path, video_id: int) -> Iterator[An
     from training.cam.store import RECORD
     from training.data.json_io import read_json
     from training.errors import InputError
-    from training.irn.inference import INSTANCE_BG
     from training.irn.pseudo_labels import make_pseudo_labels, recorded_settings
     from training.irn.train import IRNTrainConfig
 
@@ -140,8 +139,9 @@ def pseudo_labels_stage(tags: Path, project: Path, video_id: int) -> Iterator[An
     config = read_json(run / "config.json")
     variant = config.get("variant", "flowirn") if isinstance(config, dict) else "flowirn"
     use_fcams = IRNTrainConfig(variant=variant).uses_fcams  # as the run was trained (`vis-ws pseudo-labels`)
-    # the other videos' pseudo-labels were made with these (`vis-ws pseudo-labels --instance-bg`): keep them
-    bg = recorded_settings(project / "pseudo").get("instance_bg", INSTANCE_BG)
+    # the other videos' pseudo-labels were made with these (`vis-ws pseudo-labels --instance-bg`): keep them;
+    # none yet: the same default as the CLI (None: from the classifier, training.irn.pseudo_labels)
+    bg = recorded_settings(project / "pseudo").get("instance_bg")
     yield from make_pseudo_labels(
         tags, run, project / "cams", project / "pseudo", use_fcams, video_ids=[video_id], bg_threshold=bg
     )

@@ -296,11 +296,22 @@ def test_pseudo_labels_command_refuses_an_instance_background_outside_0_1(prepar
     assert err.count("\n") == 1 and "--instance-bg must lie in (0, 1)" in err and not run.exists()
 
 
-def test_the_command_default_instance_background_is_irns():
-    from training.cli.irn_commands import INSTANCE_BG as CLI_DEFAULT
+def test_the_default_instance_background_is_irns_unless_the_classifier_was_frozen(tmp_path):
+    # a frozen ImageNet classifier (the default) has diffuse CAMs: 0.85 (chosen on a validation set), else IRN's 0.25
+    from training.cli import irn_commands as cli
     from training.irn.inference import INSTANCE_BG
+    from training.irn.pseudo_labels import FROZEN_CLASSIFIER_BG, default_instance_bg
 
-    assert CLI_DEFAULT == INSTANCE_BG == 0.25
+    assert (cli.INSTANCE_BG, cli.FROZEN_CLASSIFIER_BG) == (INSTANCE_BG, FROZEN_CLASSIFIER_BG) == (0.25, 0.85)
+    for arch, freeze, expected in [("efficientnet_lite0", "auto", 0.85), ("resnet18", "auto", 0.25),
+                                   ("efficientnet_lite0", "none", 0.25)]:  # fmt: skip
+        project = tmp_path / f"{arch}-{freeze}"
+        (project / "cam").mkdir(parents=True)
+        (project / "irn").mkdir()
+        (project / "cam" / "config.json").write_text(json.dumps({"arch": arch, "freeze": freeze}))
+        (project / "irn" / "config.json").write_text(json.dumps({"cam_run": "cam"}))  # relative: the project's
+        assert default_instance_bg(project / "irn") == expected
+    assert default_instance_bg(tmp_path / "nowhere") == INSTANCE_BG
 
 
 def test_pseudo_labels_of_one_video_keep_the_others_in_the_set_json(prepared, tmp_path):

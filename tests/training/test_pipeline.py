@@ -72,18 +72,16 @@ def test_without_a_preset_the_pipeline_runs_the_cpu_preset_on_a_cpu_and_says_so(
     assert code == 2 and "==> preset cpu (no --preset: no GPU here)" in capsys.readouterr().out
 
 
-def test_presets_choose_the_working_size_and_instance_background_and_the_flags_override_them(tmp_path, capsys):
+def test_presets_choose_the_working_size_and_a_bad_instance_background_is_refused(tmp_path, capsys):
     import argparse
 
-    from training.cli.pipeline_commands import INSTANCE_BG_CPU, instance_bg, working_size
+    from training.cli.pipeline_commands import working_size
 
     def args(preset: str, **kw) -> argparse.Namespace:
-        return argparse.Namespace(preset=preset, **{"working_size": None, "instance_bg": None, **kw})
+        return argparse.Namespace(preset=preset, **{"working_size": None, **kw})
 
     assert working_size(args("cpu")) == working_size(args("default")) == 360  # METHOD §9
     assert working_size(args("tiny")) == 0 and working_size(args("cpu", working_size=0)) == 0
-    assert instance_bg(args("cpu")) == INSTANCE_BG_CPU and 0.25 < INSTANCE_BG_CPU < 1
-    assert instance_bg(args("default")) == 0.25 and instance_bg(args("cpu", instance_bg=0.4)) == 0.4
     assert main(["sample", "--out", str(tmp_path / "d"), "--videos", "1", "--frames", "2"]) == 0
     capsys.readouterr()
     code = main(["pipeline", str(tmp_path / "d/tags.json"), "--out", str(tmp_path / "r"), "--instance-bg", "1.5"])

@@ -11,6 +11,7 @@ VARIANTS = ("irn", "irn+fbound", "irn+fcam", "flowirn")
 ARCHS = ("efficientnet_lite0", "resnet50", "resnet18")  # training.backbones.ARCHS, without importing torch
 IRN_BACKBONES = (*ARCHS, "classifier")  # training.irn.train.BACKBONES
 INSTANCE_BG = 0.25  # training.irn.inference.INSTANCE_BG, without importing torch to build the parser
+FROZEN_CLASSIFIER_BG = 0.85  # training.irn.pseudo_labels.FROZEN_CLASSIFIER_BG
 WORKING_SIZE = 360  # training.working_scale.WORKING_SIZE
 
 
@@ -108,8 +109,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--instance-bg",
         type=float,
-        default=INSTANCE_BG,
-        help="background score of the instance argmax (IRN's ins_seg_bg_thres); higher: tighter masks, fewer instances",
+        default=None,
+        help="background score of the instance argmax (IRN's ins_seg_bg_thres); higher: tighter masks, fewer "
+        f"instances; default: {FROZEN_CLASSIFIER_BG} for a frozen classifier (the default), else IRN's {INSTANCE_BG}",
     )
     _add_irn_options(p)
     add_nproc_argument(p, "flow, CAMs and pseudo-labels sharded by video, DDP training")
@@ -177,7 +179,7 @@ def first_module_stages(
     flow_method: str = "dis",
     frames: Path | None = None,
     device: str = "auto",
-    instance_bg: float = INSTANCE_BG,
+    instance_bg: float | None = None,
 ) -> list[tuple[str, Any]]:
     """The paper's first module as (name, start) pairs; ``start()`` returns the stage's progress generator.
 
@@ -240,7 +242,8 @@ def run_pseudo_labels(args: argparse.Namespace) -> int:
     from training.irn.pseudo_labels import check_instance_bg
 
     load_tags(args.tags)  # bad tags fail before anything is written
-    check_instance_bg(args.instance_bg)
+    if args.instance_bg is not None:
+        check_instance_bg(args.instance_bg)
     cam = CAMTrainConfig(
         arch=args.arch,
         weights=args.weights,

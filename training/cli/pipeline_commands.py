@@ -7,8 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-INSTANCE_BG_CPU = 0.85
-
 # Settings per preset. "tiny" runs a small synthetic set on a 2-core CPU in minutes (CI runs it);
 # "default" is the paper's setup (ResNet-50 everywhere), sized for a GPU.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -32,9 +30,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         },  # fmt: skip
         # step 2 trains on frame pairs (t, t+δ), δ ≤ 5: 2 epochs of them were 2,160 iterations here
         "maskconsist": {"iterations": 200},
-        # the frozen classifier's CAMs are diffuse: the instance argmax keeps only the strongest part of each
-        # propagated CAM; chosen on a validation set (bench_flowirn seed 7), not on the benchmark it is reported on
-        "pseudo": {"instance_bg": INSTANCE_BG_CPU},
     },
     "default": {
         "cam": {"arch": "resnet50", "epochs": 10, "batch_size": 8, "crop": 224},
@@ -88,7 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         help="background score of the instance argmax (IRN's ins_seg_bg_thres; higher: tighter masks, fewer "
-        f"instances); default: the preset's ({INSTANCE_BG_CPU} for cpu), else IRN's 0.25",
+        "instances); default: 0.85 for a frozen classifier (the cpu preset's), else IRN's 0.25",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of every stage")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -141,15 +136,6 @@ def detector_weights(args: argparse.Namespace, cam_arch: str) -> str:
     return ""
 
 
-def instance_bg(args: argparse.Namespace) -> float:
-    """``--instance-bg``, else the preset's, else IRN's 0.25."""
-    from training.cli.irn_commands import INSTANCE_BG
-
-    if args.instance_bg is not None:
-        return float(args.instance_bg)
-    return float(PRESETS[args.preset].get("pseudo", {}).get("instance_bg", INSTANCE_BG))
-
-
 def working_size(args: argparse.Namespace) -> int:
     """``--working-size``, else the preset's (METHOD.md §9; 360 px unless the preset says otherwise)."""
     from training.working_scale import WORKING_SIZE
@@ -176,7 +162,7 @@ def pipeline_stages(args: argparse.Namespace) -> list[tuple[str, Any]]:
     flow = run / "flow"
     stages: list[tuple[str, Any]] = []
     if args.supervision == "weak":
-        bg = instance_bg(args)
+        bg = args.instance_bg  # None: from the classifier, as `pseudo-labels` (pseudo_labels.default_instance_bg)
         stages += first_module_stages(tags, run, cam, irn, frames=args.frames, device=args.device, instance_bg=bg)
         if not (irn.uses_flow_loss or irn.uses_fcams):
             from training.flow.video import compute_flow
@@ -226,7 +212,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
 
     load_tags(args.tags)  # bad input fails before anything is written
     args.preset, reason = choose_preset(args.preset, args.device)
-    check_instance_bg(instance_bg(args))
+    if args.instance_bg is not None:
+        check_instance_bg(args.instance_bg)
     print(f"==> {reason}", flush=True)
     if args.weights not in (None, "imagenet", "none") and not Path(args.weights).is_file():
         raise InputError(args.weights, "no such weights file (--weights takes imagenet, none or a local state dict)")

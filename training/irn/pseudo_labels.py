@@ -150,6 +150,41 @@ def frame_pseudo_labels(
     return instances, boundary, displacement, centroids
 
 
+FROZEN_CLASSIFIER_BG = 0.85
+"""Instance background score for CAMs of a frozen ImageNet classifier (the default, Lite0).
+
+Its CAMs are diffuse and their propagation spreads over the background and
+neighbouring objects; keeping only the strongest part of each map cut both.
+Chosen on a validation set (``bench_flowirn.py --seed 7``, not the benchmark
+it is reported on): flowIRN frame AP50 18.5 % at IRN's 0.25, 34.9 % at 0.85,
+32.0 % at 0.92 (benchmarks/RESULTS.md)."""
+
+
+def default_instance_bg(irn_run: str | os.PathLike) -> float:
+    """The instance background score for pseudo-labels of ``irn_run`` when none is given.
+
+    :data:`FROZEN_CLASSIFIER_BG` when the run's CAMs come from a classifier
+    whose whole backbone was frozen, else IRN's 0.25 (also when the
+    classifier cannot be found). The CLI and the plugin both use this, so
+    labels made from either agree.
+    """
+    from training.cam.train import CAMTrainConfig
+
+    irn_run = Path(irn_run)
+    try:
+        config = read_json(irn_run / "config.json")
+        recorded = config.get("cam_run") if isinstance(config, dict) else None
+        candidates = [Path(recorded)] if recorded else []
+        candidates.append(irn_run.parent / "cam")  # the project layout, when the recorded path was relative
+        cam_run = next((c for c in candidates if (c / "config.json").is_file()), None)
+        if cam_run is None:
+            return INSTANCE_BG
+        cam = CAMTrainConfig.from_dict(read_json(cam_run / "config.json"), cam_run / "config.json")
+    except InputError:
+        return INSTANCE_BG
+    return FROZEN_CLASSIFIER_BG if cam.backbone_freeze == "backbone" else INSTANCE_BG
+
+
 def check_instance_bg(bg_threshold: float) -> None:
     """Refuse an instance background score outside (0, 1) (:class:`InputError`, one line)."""
     if not 0.0 < bg_threshold < 1.0:
@@ -208,7 +243,7 @@ def make_pseudo_labels(
     frames: str | os.PathLike | None = None,
     device: str = "auto",
     video_ids: list[int] | None = None,
-    bg_threshold: float = INSTANCE_BG,
+    bg_threshold: float | None = None,
 ) -> Iterator[Progress]:
     """Write the instance pseudo-labels of every frame of a tags file; a generator of progress events.
 
@@ -228,10 +263,10 @@ def make_pseudo_labels(
     device : str
     video_ids : list of int, optional
         Only these videos; the set-wide JSON files list every video done so far.
-    bg_threshold : float
+    bg_threshold : float or None
         Background score of the instance argmax, in (0, 1) (IRN's ``ins_seg_bg_thres``, 0.25). A
         higher one keeps only the strongest part of each propagated CAM: tighter masks, fewer
-        instances. Videos done at another value are redone.
+        instances. Videos done at another value are redone. None: :func:`default_instance_bg`.
 
     Yields
     ------
@@ -245,6 +280,8 @@ def make_pseudo_labels(
     """
     from training.irn.train import load_irn_run
 
+    if bg_threshold is None:
+        bg_threshold = default_instance_bg(irn_run)
     check_instance_bg(bg_threshold)
 
     tags = load_tags(tags_path)
