@@ -45,8 +45,8 @@ def one_scale_cams(monkeypatch) -> None:
 
     real = store.frame_maps
 
-    def frame_maps(model, image, class_indices, keys, scales, flip):
-        return real(model, image, class_indices, keys, (1.0,), False)
+    def frame_maps(model, image, class_indices, keys, scales, flip, scale=1.0):
+        return real(model, image, class_indices, keys, (1.0,), False, scale)
 
     monkeypatch.setattr(store, "frame_maps", frame_maps)
 
