@@ -11,7 +11,7 @@ samples ``/proc/self/status`` every ``--every`` frames:
     every frame is read through its dask array, as napari does when one
     scrubs through the video.
 ``flow``
-    What the Pipeline dock runs for Run Flow: ``pipeline.flow_stage`` (DIS,
+    What the Pipeline dock runs for Run Flow: ``_stages.flow_stage`` (DIS,
     forward + backward + occlusion into ``project/flow``) wrapped in
     ``with_layers``, which builds the ``flow`` and ``flow vectors`` layers at
     the end; one frame of the lazy ``flow`` layer is then computed.
@@ -169,8 +169,9 @@ def open_stage(mp4: Path) -> Iterator[tuple[int, int] | str]:
 def flow_stage(tags: Path, project: Path) -> Iterator[tuple[int, int] | str]:
     """The Pipeline dock's Run Flow, layers included. Yields (pairs done, total), then "layers" once built."""
     from napari_vis_ws._stage_layers import project_layers
-    from napari_vis_ws._widgets.pipeline import flow_stage as dock_flow_stage
-    from napari_vis_ws._widgets.pipeline import video_shape, video_source, with_layers
+    from napari_vis_ws._stages import flow_stage as dock_flow_stage
+    from napari_vis_ws._stages import video_shape, video_source
+    from napari_vis_ws._widgets.pipeline import with_layers
     from training.progress import Progress
 
     shape = video_shape(video_source(tags, 1))
@@ -191,7 +192,8 @@ def cams_stage(
 ) -> Iterator[tuple[int, int] | str]:
     """The Pipeline dock's Run CAMs (f-CAMs, layers refreshed) at ``scales``/``flip``. Yields (done, total)."""
     from napari_vis_ws._stage_layers import project_layers
-    from napari_vis_ws._widgets.pipeline import REFRESH_S, video_shape, video_source, with_layers
+    from napari_vis_ws._stages import video_shape, video_source
+    from napari_vis_ws._widgets.pipeline import REFRESH_S, with_layers
     from training.cam.store import write_cams
     from training.progress import Progress
 

@@ -69,7 +69,7 @@ def prediction_work(
         predictions_path,
         run_prediction_layers,
     )
-    from napari_vis_ws._widgets.pipeline import video_source
+    from napari_vis_ws._stages import video_source
     from training.data.json_io import read_json
     from training.errors import InputError
     from training.flow.storage import flow_paths

@@ -50,139 +50,33 @@ from qtpy.QtWidgets import (
 )
 
 from napari_vis_ws._layers import FRAMES, META_KEY, dataset_layers
-from napari_vis_ws._predictions import LoadedPredictions, prediction_work
+from napari_vis_ws._predictions import LoadedPredictions
 from napari_vis_ws._stage_layers import (
     PREDICTIONS,
     PSEUDO_LABELS,
-    RESULTS,
     SHOWN_STAGES,
     STAGES,
     attach_disagreement,
     describe_matches,
-    detector_checkpoint,
     labels_snapshot,
     layer_rank,
     matches_path,
     newest_result,
-    predictions_path,
     project_layers,
 )
+from napari_vis_ws._stages import STAGE_WORK, predictions_stage, video_shape, video_source
 from napari_vis_ws._tasks import register_task, update_task, wait_for_workers
 from napari_vis_ws._workers import start_generator_worker, start_worker
 
 if TYPE_CHECKING:
     import napari
 
-    from training.data.sources import VideoSource
 
 PROJECT_DIR = "project"  # default project folder, beside the tags file
 REFRESH_S = 0.5  # how often the layers of a running stage are rebuilt
 STOP_WAIT_S = 60.0  # closing the window waits this long for a stage to stop after its current frame
-MODEL_HINT = "train it from the Training dock or with `vis-ws pseudo-labels`"
-DETECTOR_HINT = "train one with `vis-ws pipeline {tags} --out {project}` or the Training dock (Mask R-CNN, MaskConsist)"
 DOCK_STAGES = (*STAGES, PREDICTIONS)  # one row each, in this order
 TITLES = {"flow": "Flow", "cams": "CAMs", "pseudo-labels": "Pseudo-labels", PREDICTIONS: "Predictions"}
-
-
-# -- stages: user action → backend generator (no Qt, run in the worker) -------
-def video_source(tags: Path, video_id: int) -> VideoSource:
-    """The video ``video_id`` of a dataset or tags JSON."""
-    from training.data.sources import iter_videos
-    from training.errors import InputError
-
-    for source in iter_videos(tags, video_ids=[video_id]):
-        return source
-    raise InputError(tags, f"no video with id {video_id}")
-
-
-def video_shape(source: VideoSource) -> tuple[int, int, int]:
-    """(T, H, W) of a video."""
-    return (len(source.reader), *source.reader.frame_shape)
-
-
-def flow_stage(tags: Path, project: Path, video_id: int) -> Iterator[Any]:
-    """Optical flow of the video into ``project/flow`` (skipped when already there)."""
-    from training.flow import compute_video_flow
-
-    yield from compute_video_flow(video_source(tags, video_id), project / "flow", method="dis")
-
-
-def cams_stage(tags: Path, project: Path, video_id: int) -> Iterator[Any]:
-    """CAMs and f-CAMs of the video into ``project/cams`` with the classifier of ``project/cam``."""
-    from training.cam.store import write_cams
-    from training.errors import InputError
-    from training.flow.storage import flow_paths
-
-    run = project / "cam"
-    if not (run / "checkpoint.pt").is_file():
-        raise InputError(None, f"no trained classifier in {run}: {MODEL_HINT}")
-    source = video_source(tags, video_id)
-    if not all(p.is_file() for p in flow_paths(project / "flow", source.key)):
-        raise InputError(None, f"no optical flow of video {source.key} in {project / 'flow'}: run Flow first")
-    yield from write_cams(tags, run, project / "cams", project / "flow", video_ids=[video_id])
-
-
-def pseudo_labels_stage(tags: Path, project: Path, video_id: int) -> Iterator[Any]:
-    """flowIRN pseudo-labels of the video into ``project/pseudo`` with the IRN of ``project/irn``."""
-    from training.cam.store import RECORD
-    from training.data.json_io import read_json
-    from training.errors import InputError
-    from training.irn.pseudo_labels import make_pseudo_labels, recorded_settings
-    from training.irn.train import IRNTrainConfig
-
-    run = project / "irn"
-    if not (run / "checkpoint.pt").is_file():
-        raise InputError(None, f"no trained IRN in {run}: {MODEL_HINT}")
-    source = video_source(tags, video_id)
-    if not (project / "cams" / source.key / RECORD).is_file():
-        raise InputError(None, f"no CAMs of video {source.key} in {project / 'cams'}: run CAMs first")
-    config = read_json(run / "config.json")
-    variant = config.get("variant", "flowirn") if isinstance(config, dict) else "flowirn"
-    use_fcams = IRNTrainConfig(variant=variant).uses_fcams  # as the run was trained (`vis-ws pseudo-labels`)
-    # the other videos' pseudo-labels were made with these (`vis-ws pseudo-labels --instance-bg`): keep them;
-    # none yet: the same default as the CLI (None: from the classifier, training.irn.pseudo_labels)
-    bg = recorded_settings(project / "pseudo").get("instance_bg")
-    yield from make_pseudo_labels(
-        tags, run, project / "cams", project / "pseudo", use_fcams, video_ids=[video_id], bg_threshold=bg
-    )
-
-
-def predictions_stage(
-    tags: Path,
-    project: Path,
-    video_id: int,
-    categories: list[dict[str, Any]],
-    pseudo: tuple[np.ndarray, dict[str, list], str | None] | None = None,
-) -> Iterator[Any]:
-    """MaskConsist predictions of the video with the project's detector, kept in ``project/predictions/<video>.json``.
-
-    Progress events (one per frame predicted), then a
-    :class:`~napari_vis_ws._predictions.LoadedPredictions` (``predictions``,
-    and ``matches`` when the project has the video's). Predictions already
-    stored (``RUN/results.json``, ``RUN/predictions/<video>.json``) are read
-    back, not made again. The detector is ``maskconsist/`` when trained, else
-    ``maskrcnn/``; tubes are linked along ``project/flow`` when it holds the video.
-
-    Parameters
-    ----------
-    pseudo : ((T, H, W) int, features, video key or None), optional
-        The pseudo-labels shown, for their MaskConsist disagreement with the predictions.
-    """
-    from training.errors import InputError
-
-    key = video_source(tags, video_id).key
-    stored = (project / RESULTS).is_file() or predictions_path(project, key).is_file()
-    if not stored and detector_checkpoint(project) is None:
-        where = f"{project / 'maskconsist'} or {project / 'maskrcnn'}"
-        raise InputError(None, f"no trained detector in {where}: {DETECTOR_HINT.format(tags=tags, project=project)}")
-    yield from prediction_work(tags, video_id, project, categories, "auto", (project / "flow",), pseudo)
-
-
-STAGE_WORK: dict[str, Callable[[Path, Path, int], Iterator[Any]]] = {
-    "flow": flow_stage,
-    "cams": cams_stage,
-    "pseudo-labels": pseudo_labels_stage,
-}
 
 
 def with_layers(

@@ -332,7 +332,7 @@ def test_opening_a_project_removes_temp_files_of_writes_killed_long_ago(dock, qt
 
 def test_dock_labels_a_video_with_the_projects_recorded_instance_background(project, tmp_path):
     # issue 17 §3: the dock dropped `--instance-bg`, so a dock run redid at 0.25 the labels made at another value
-    from napari_vis_ws._widgets.pipeline import pseudo_labels_stage
+    from napari_vis_ws._stages import pseudo_labels_stage
     from training.irn.pseudo_labels import make_pseudo_labels
 
     run = tmp_path / "run"

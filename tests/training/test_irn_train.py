@@ -303,6 +303,9 @@ def test_the_default_instance_background_is_irns_unless_the_classifier_was_froze
     from training.irn.pseudo_labels import FROZEN_CLASSIFIER_BG, default_instance_bg
 
     assert (cli.INSTANCE_BG, cli.FROZEN_CLASSIFIER_BG) == (INSTANCE_BG, FROZEN_CLASSIFIER_BG) == (0.25, 0.85)
+    from training.working_scale import WORKING_SIZE
+
+    assert cli.WORKING_SIZE == WORKING_SIZE  # the parser's copy, kept without importing the backend
     for arch, freeze, expected in [("efficientnet_lite0", "auto", 0.85), ("resnet18", "auto", 0.25),
                                    ("efficientnet_lite0", "none", 0.25)]:  # fmt: skip
         project = tmp_path / f"{arch}-{freeze}"
