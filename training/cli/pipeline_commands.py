@@ -19,15 +19,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu": {  # ImageNet EfficientNet-Lite0 everywhere: the classifier and IRN on frozen features
         "cam": {"arch": "efficientnet_lite0", "epochs": 8, "batch_size": 16, "crop": 160},
         "irn": {"epochs": 3, "batch_size": 8, "crop": 192, "radius": 10},
-        "detector": {
-            "backbone": "efficientnet_lite0",
-            "epochs": 2,
-            "batch_size": 2,
-            "min_size": 160,
-            "max_size": 240,
-            "proposals": 300,
-            "rois": 128,
-        },  # fmt: skip
+        "detector": {"backbone": "efficientnet_lite0", "epochs": 2, "batch_size": 2, "min_size": 160,
+                     "max_size": 240, "proposals": 300, "rois": 128},  # fmt: skip
         # step 2 trains on frame pairs (t, t+δ), δ ≤ 5: 2 epochs of them were 2,160 iterations here
         "maskconsist": {"iterations": 200},
     },
@@ -42,7 +35,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``pipeline`` to ``vis-ws``."""
     from training.cli import formatter
-    from training.cli.irn_commands import add_working_size_argument
+    from training.cli.irn_commands import FROZEN_CLASSIFIER_BG, INSTANCE_BG, add_working_size_argument
 
     p = sub.add_parser(
         "pipeline",
@@ -83,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         help="background score of the instance argmax (IRN's ins_seg_bg_thres; higher: tighter masks, fewer "
-        "instances); default: 0.85 for a frozen classifier (the cpu preset's), else IRN's 0.25",
+        f"instances); default: {FROZEN_CLASSIFIER_BG} for a frozen classifier (the default), else IRN's {INSTANCE_BG}",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of every stage")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
