@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QEvent, QObject, QTimer
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -65,7 +65,8 @@ from napari_vis_ws._stage_layers import (
     project_layers,
 )
 from napari_vis_ws._stages import STAGE_WORK, predictions_stage, video_shape, video_source
-from napari_vis_ws._tasks import register_task, update_task, wait_for_workers
+from napari_vis_ws._tasks import register_task, update_task, wait_for_workers, watch_window
+from napari_vis_ws._warm_up import heap_frozen, settle, start_warm_up, thaw
 from napari_vis_ws._workers import start_generator_worker, start_worker
 
 if TYPE_CHECKING:
@@ -114,6 +115,9 @@ def _young_objects_collected() -> Iterator[None]:
     (measured on the 16-frame sample, 2 cores). Frozen objects (``gc.freeze``)
     are skipped by those collections and collected normally afterwards.
     """
+    if heap_frozen():  # frozen for good when the dock opened: collections are short already
+        yield
+        return
     gc.freeze()
     try:
         yield
@@ -218,6 +222,34 @@ class PipelineWidget(QWidget):
         from napari_vis_ws._docking import tabify_when_docked
 
         tabify_when_docked(self)  # into a tab with the plugin's other docks (issue 16)
+        self._watched: Callable[[], Any] = lambda: None  # the window whose Close thaws the heap (weak)
+        self._froze = False  # whether this dock froze the heap (napari_vis_ws._warm_up)
+        # the backend's imports and napari's unit registry, while the user reads the dock (issue 16)
+        self.warm_up = start_warm_up(self._warmed_up, self._notify)
+
+    # -- the session's one-time costs (napari_vis_ws._warm_up) ----------------------
+    def _warmed_up(self, registry: Any) -> None:
+        """Install the unit registry; freeze the heap if the viewer is empty and this dock hears it close."""
+        if not self._closing:
+            self._froze = settle(registry, freeze=not len(self.viewer.layers) and self._watched() is not None)
+
+    def _watch_window(self) -> None:
+        self._watched = watch_window(self, self._watched)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        """The viewer's window closes: thaw the heap this dock froze, so the closed viewer can be collected."""
+        if event.type() == QEvent.Close and watched is self._watched() and self._froze:
+            thaw()
+            self._froze = False
+        return False
+
+    def event(self, event: QEvent) -> bool:
+        """Find the window once docked (napari docks the widget, then the dock in its window)."""
+        if event.type() == QEvent.ParentChange and self.parent() is not None:
+            QTimer.singleShot(0, self._watch_window)
+        elif event.type() == QEvent.Show:
+            self._watch_window()
+        return super().event(event)
 
     # -- choosing -----------------------------------------------------------------
     @property
@@ -414,7 +446,7 @@ class PipelineWidget(QWidget):
 
         A layer that is no longer needed (``cam [dog]`` after switching to a
         video of cats) is renamed and reused for a new one of the same kind:
-        napari takes a long garbage collection to remove a layer. Of the new
+        napari takes a garbage collection to remove a layer. Of the new
         layers only the newest result (:func:`newest_result`) is visible; the
         others are added hidden, and layers already there keep the visibility
         the user gave them.
@@ -436,15 +468,18 @@ class PipelineWidget(QWidget):
                 reuse.name = kwargs["name"]
             self._put_layer(data, kwargs, kind, restyle=reuse is not None, visible=kwargs["name"] == shown)
 
+        def drop(i: int) -> None:  # the stale layers left once the new ones are in (one per step when paced)
+            if i < len(stale) and stale[i] in self.viewer.layers:
+                with _young_objects_collected():
+                    self.viewer.layers.remove(stale[i])
+
         def finish() -> None:
-            with _young_objects_collected():
-                for layer in stale:
-                    self.viewer.layers.remove(layer)
             self._order_layers()
             if then is not None:
                 then()
 
-        steps = [partial(put, *layer) for layer in layers] + [finish]
+        steps = [partial(put, *layer) for layer in layers]
+        steps += [partial(drop, i) for i in range(len(stale))] + [finish]
         if paced is None:
             for step in steps:
                 step()
@@ -466,7 +501,7 @@ class PipelineWidget(QWidget):
             else:
                 self._pacing = False
 
-        run(0)
+        QTimer.singleShot(0, partial(run, 0))  # not in this turn: the caller may have put a layer already
 
     def _order_layers(self) -> None:
         """Stage layers above the others, in the order of :func:`layer_rank` (flow at the bottom, points on top)."""

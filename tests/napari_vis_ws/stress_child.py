@@ -3,10 +3,11 @@
 Run as ``python -X faulthandler stress_child.py TAGS RUN ROUNDS SEED LEDGER``.
 The child opens a real napari viewer with the Pipeline and Corrections docks
 on the project ``RUN`` (autosave every 100 ms), then plays ``ROUNDS`` random
-rounds, each one of: an edit in the Corrections dock (delete an instance in
-one frame, or paint a square with the brush), a switch to the other video (as
-a user can: only while the dock lets them), a stage run from the Pipeline dock
-(not waited for: edits go on while it runs), an autosave tick, or a pause. It
+rounds (once the dock's warm-up has frozen the heap), each one of: an edit in
+the Corrections dock (delete an instance in one frame, or paint a square with
+the brush), a switch to the other video (as a user can: only while the dock
+lets them), a stage run from the Pipeline dock (not waited for: edits go on
+while it runs), an autosave tick, or a pause. It
 records after every edit what the video's labels must be, and at the end
 closes the window as a user does (pending saves are flushed), writes that
 ledger to ``LEDGER`` (``.npz``: one array per video key) and exits 0. A crash
@@ -40,6 +41,15 @@ def main(argv: list[str]) -> None:
     viewer.window.add_dock_widget(pipeline)
     viewer.window.add_dock_widget(corrections)
     corrections.autosave_timer.setInterval(100)
+    from qtpy.QtWidgets import QApplication
+
+    from napari_vis_ws._warm_up import heap_frozen
+
+    while pipeline.warm_up.is_running:  # as a person reads the dock first: the session's heap gets frozen
+        QApplication.processEvents()
+        time.sleep(0.01)
+    QApplication.processEvents()
+    frozen = heap_frozen()
     pipeline.set_tags(tags)
     pipeline.set_project(run)
     ledger: dict[str, np.ndarray] = {}
@@ -102,7 +112,7 @@ def main(argv: list[str]) -> None:
             return
         viewer.window._qt_window.close()  # the window's close button: the Corrections dock flushes
         np.savez(ledger_path, **ledger)
-        print(f"DONE {counts} {time.time():.3f}", flush=True)
+        print(f"DONE {counts} frozen={frozen} {time.time():.3f}", flush=True)
 
     QTimer.singleShot(0, play)
     QTimer.singleShot(600_000, lambda: os._exit(3))  # stuck: fail rather than hang the test run

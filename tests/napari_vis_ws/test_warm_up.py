@@ -1,0 +1,43 @@
+"""The Pipeline dock pays a session's one-time costs in a worker when it opens (issue 16: GUI stalls)."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from napari_vis_ws._warm_up import BACKEND_MODULES, import_paused
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.gui
+def test_opening_the_dock_imports_the_backend_and_freezes_the_heap_until_the_viewer_closes():
+    child = Path(__file__).with_name("warm_up_child.py")
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}  # DISPLAY (Xvfb) and QT_API are inherited
+    out = subprocess.run([sys.executable, str(child)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-4000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert not seen["torch_before"] and seen["torch_after"]  # the first stage run will not import torch
+    assert seen["registry"] == "UnitRegistry"  # napari's first layer will not parse pint's units
+    assert seen["units"] == ["pixel", "pixel", "pixel"]
+    assert seen["gc_enabled"]
+    assert seen["frozen"]  # full collections skip the session's own objects
+    assert not seen["frozen_after_close"]  # a closed viewer is collectable
+    assert not seen["frozen_with_a_layer"]  # the user's layer is never frozen
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_backend_imports_leave_the_collector_as_they_found_it(enabled):
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        import_paused(BACKEND_MODULES)  # every name there is a module the stages use
+        assert gc.isenabled() == enabled
+    finally:
+        (gc.enable if was else gc.disable)()

@@ -1,0 +1,60 @@
+"""The process `test_warm_up.py` runs: a fresh napari session opening the Pipeline dock, as a user does.
+
+Run as ``python warm_up_child.py``; prints one JSON line of what it saw. The
+session's state (pint's application registry, the frozen heap) belongs to a
+process, so a test process that opened viewers before cannot show it.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import sys
+import time
+
+
+def main() -> None:
+    import napari
+    import numpy as np
+    import pint
+    from qtpy.QtWidgets import QApplication
+
+    from napari_vis_ws._warm_up import heap_frozen
+    from napari_vis_ws._widgets.pipeline import PipelineWidget
+
+    seen: dict = {"torch_before": "torch" in sys.modules}
+    viewer = napari.Viewer()
+    dock = PipelineWidget(viewer)
+    viewer.window.add_dock_widget(dock)
+    end = time.monotonic() + 120
+    while dock.warm_up.is_running and time.monotonic() < end:
+        QApplication.processEvents()
+        time.sleep(0.01)
+    for _ in range(5):
+        QApplication.processEvents()
+    seen["torch_after"] = "torch" in sys.modules
+    seen["registry"] = type(pint.get_application_registry().get()).__name__
+    seen["gc_enabled"] = gc.isenabled()
+    seen["frozen"] = heap_frozen() and gc.get_freeze_count() > 0
+    layer = viewer.add_image(np.zeros((4, 8, 8), np.uint8), name="frames")  # napari's units work with the registry
+    seen["units"] = [str(u) for u in layer.units]
+    viewer.close()
+    seen["frozen_after_close"] = heap_frozen() or gc.get_freeze_count() > 0
+
+    # a viewer holding the user's layer: nothing of it may be frozen (it would never be collected once removed)
+    viewer = napari.Viewer()
+    viewer.add_image(np.zeros((4, 8, 8), np.uint8), name="the user's image")
+    dock = PipelineWidget(viewer)
+    viewer.window.add_dock_widget(dock)
+    while dock.warm_up.is_running and time.monotonic() < end:
+        QApplication.processEvents()
+        time.sleep(0.01)
+    for _ in range(5):
+        QApplication.processEvents()
+    seen["frozen_with_a_layer"] = heap_frozen() or gc.get_freeze_count() > 0
+    viewer.close()
+    print(json.dumps(seen))
+
+
+if __name__ == "__main__":
+    main()
