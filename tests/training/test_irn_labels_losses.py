@@ -16,8 +16,9 @@ from training.irn.losses import (
     displacement_loss,
     flow_boundary_loss,
     irn_total_loss,
+    motion_split,
 )
-from training.irn.path_index import pair_affinity, path_index
+from training.irn.path_index import pair_affinity, pair_difference, path_index
 from training.irn.relations import RelationSets, relation_sets
 
 # ---------------------------------------------------------------- relation labels
@@ -331,3 +332,50 @@ def test_flow_scale_is_measured_on_known_pixels_with_a_floor_in_image_pixels():
     still[0] = 0.5  # 0.5 grid pixel = 2 image pixels: under the 4-pixel floor, kept as is
     assert torch.allclose(normalised_flow(still), still)
     assert torch.allclose(normalised_flow(still, min_scale=1.0), still / 0.5)  # a 1-pixel floor: amplified
+
+
+def _touching_objects(radius: int = 3) -> tuple[RelationSets, torch.Tensor, np.ndarray]:
+    """One class, two touching squares (columns 4-11 and 12-19) moving in opposite directions."""
+    labels = np.zeros((1, 12, 24), np.uint8)
+    labels[:, 2:10, 4:20] = 1
+    flow = torch.zeros(1, 2, 12, 24)
+    flow[:, 1, 2:10, 4:12] = 3.0
+    flow[:, 1, 2:10, 12:20] = -3.0
+    return relation_sets(labels, radius), flow, labels
+
+
+def test_motion_split_moves_same_class_pairs_across_a_motion_edge_to_the_negatives():
+    sets, flow, _ = _touching_objects()
+    split = motion_split(sets, flow, 0.5)
+    moved = sets.fg_pos & ~split.fg_pos
+    assert int(moved.sum()) > 0
+    assert torch.equal(split.neg, sets.neg | moved)  # each moved pair becomes a negative, nothing else changes
+    assert torch.equal(split.bg_pos, sets.bg_pos)
+    # the moved pairs are exactly those whose two pixels move differently: their displacement target is dropped
+    jump = pair_difference(flow, sets.index).abs().sum(-3) > 0
+    assert torch.equal(moved, sets.fg_pos & jump)
+
+
+def test_motion_split_is_off_at_zero_and_ignores_pairs_whose_flow_is_unknown():
+    sets, flow, _ = _touching_objects()
+    same = motion_split(sets, flow, 0.0)
+    assert torch.equal(same.fg_pos, sets.fg_pos) and torch.equal(same.neg, sets.neg)
+    valid = torch.ones(1, 12, 24, dtype=torch.bool)
+    valid[:, :, 11:13] = False  # the contact is occluded
+    everywhere = sets.fg_pos & ~motion_split(sets, flow, 0.5).fg_pos
+    known = sets.fg_pos & ~motion_split(sets, flow, 0.5, valid).fg_pos
+    assert int(known.sum()) == 0 < int(everywhere.sum())  # every crossing path goes through the occluded contact
+
+
+def test_with_a_motion_split_the_displacement_field_of_two_touching_objects_is_no_longer_one_field():
+    sets, flow, _ = _touching_objects()
+    # a field pointing each square at its own centre costs nothing once the squares are split, not before
+    yy, xx = torch.meshgrid(torch.arange(12.0), torch.arange(24.0), indexing="ij")
+    disp = torch.zeros(1, 2, 12, 24)
+    for c0, c1 in ((4, 12), (12, 20)):
+        cy, cx = 5.5, (c0 + c1 - 1) / 2
+        disp[0, 0, 2:10, c0:c1] = cy - yy[2:10, c0:c1]
+        disp[0, 1, 2:10, c0:c1] = cx - xx[2:10, c0:c1]
+    joined, _ = displacement_loss(disp, sets)
+    apart, _ = displacement_loss(disp, motion_split(sets, flow, 0.5))
+    assert float(apart) < 1e-6 < float(joined)

@@ -306,6 +306,9 @@ def test_the_default_instance_background_is_irns_unless_the_classifier_was_froze
     from training.working_scale import WORKING_SIZE
 
     assert cli.WORKING_SIZE == WORKING_SIZE  # the parser's copy, kept without importing the backend
+    from training.irn.losses import MOTION_SPLIT
+
+    assert cli.MOTION_SPLIT == MOTION_SPLIT == IRNTrainConfig().motion_split
     for arch, freeze, expected in [("efficientnet_lite0", "auto", 0.85), ("resnet18", "auto", 0.25),
                                    ("efficientnet_lite0", "none", 0.25)]:  # fmt: skip
         project = tmp_path / f"{arch}-{freeze}"

@@ -81,7 +81,7 @@ def test_a_run_from_before_the_working_scale_resumes_at_frame_size_and_refuses_a
     del config["working_size"]
     (run / "config.json").write_text(json.dumps(config))
     assert CAMTrainConfig.from_dict(config).working_size == 0 and recorded_working_size(run) == 0
-    assert IRNTrainConfig.ABSENT == {"working_size": 0}
+    assert IRNTrainConfig.ABSENT == {"working_size": 0, "motion_split": 0.0}  # old IRN runs: no motion split
     list(train_cam(CAMTrainConfig(**old), tags, run, resume=True))  # the same options: resumes (nothing left)
     with pytest.raises(InputError, match="started with working_size=0, now working_size=360"):
         list(train_cam(CAMTrainConfig(**{**old, "working_size": 360}), tags, run, resume=True))

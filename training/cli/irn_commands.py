@@ -13,6 +13,7 @@ IRN_BACKBONES = (*ARCHS, "classifier")  # training.irn.train.BACKBONES
 INSTANCE_BG = 0.25  # training.irn.inference.INSTANCE_BG, without importing torch to build the parser
 FROZEN_CLASSIFIER_BG = 0.85  # training.irn.pseudo_labels.FROZEN_CLASSIFIER_BG
 WORKING_SIZE = 360  # training.working_scale.WORKING_SIZE
+MOTION_SPLIT = 0.5  # training.irn.losses.MOTION_SPLIT
 
 
 def _add_irn_options(p: argparse.ArgumentParser) -> None:
@@ -35,11 +36,25 @@ def _add_irn_options(p: argparse.ArgumentParser) -> None:
         default=True,
         help="refine the relation labels with IRN's dense CRF (pydensecrf2)",
     )
+    add_motion_split_argument(p)
     add_working_size_argument(p)
     p.add_argument("--seed", type=int, default=0, help="seed of init, batch order and augmentation")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--frames", type=Path, default=None, help="frames folder (default: JPEGImages/ beside TAGS)")
     p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar or JSON lines")
+
+
+def add_motion_split_argument(p: argparse.ArgumentParser) -> None:
+    """``--motion-split T`` (:func:`training.irn.losses.motion_split`)."""
+    p.add_argument(
+        "--motion-split",
+        type=float,
+        default=MOTION_SPLIT,
+        metavar="T",
+        help="flowIRN: same-class pixel pairs whose flow differs by T (in units of the frame's 95th-percentile "
+        "motion) are trained as two instances, so touching objects moving apart get their own centroids; "
+        "0: off, as the paper",
+    )
 
 
 def add_working_size_argument(p: argparse.ArgumentParser, default: int | None = WORKING_SIZE) -> None:
@@ -133,6 +148,7 @@ def _irn_config(args: argparse.Namespace) -> Any:
         seed=args.seed,
         device=args.device,
         working_size=args.working_size,
+        motion_split=args.motion_split,
     )
 
 

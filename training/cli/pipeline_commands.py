@@ -35,7 +35,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``pipeline`` to ``vis-ws``."""
     from training.cli import formatter
-    from training.cli.irn_commands import FROZEN_CLASSIFIER_BG, INSTANCE_BG, add_working_size_argument
+    from training.cli.irn_commands import (
+        FROZEN_CLASSIFIER_BG,
+        INSTANCE_BG,
+        add_motion_split_argument,
+        add_working_size_argument,
+    )
 
     p = sub.add_parser(
         "pipeline",
@@ -71,6 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "of the preset's backbone; default: imagenet for efficientnet_lite0, none for a ResNet",
     )
     add_working_size_argument(p, None)
+    add_motion_split_argument(p)
     p.add_argument(
         "--instance-bg",
         type=float,
@@ -151,7 +157,9 @@ def pipeline_stages(args: argparse.Namespace) -> list[tuple[str, Any]]:
     weights = weights_argument(args)
     size = working_size(args)
     cam = CAMTrainConfig(**preset["cam"], **common, weights=weights, working_size=size)
-    irn = IRNTrainConfig(variant=args.variant, **preset["irn"], **common, working_size=size)
+    irn = IRNTrainConfig(
+        variant=args.variant, **preset["irn"], **common, working_size=size, motion_split=args.motion_split
+    )
     flow = run / "flow"
     stages: list[tuple[str, Any]] = []
     if args.supervision == "weak":

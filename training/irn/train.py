@@ -37,7 +37,7 @@ from training.distributed import check_split, describe_world, is_main, rank_devi
 from training.errors import InputError
 from training.irn.data import RelationFrames
 from training.irn.ir_labels import CONF_BG, CONF_FG
-from training.irn.losses import FLOW_LAMBDA, irn_total_loss
+from training.irn.losses import FLOW_LAMBDA, MOTION_SPLIT, irn_total_loss
 from training.irn.network import IRNet
 from training.irn.path_index import pair_affinity
 from training.irn.relations import TRAIN_RADIUS, relation_sets
@@ -119,6 +119,10 @@ class IRNTrainConfig:
         METHOD.md §9); the crop, the radius and the CRF apply at that scale, and
         ``vis-ws pseudo-labels`` labels at the same scale. 0: frame size
         (runs written before this field).
+    motion_split : float
+        flowIRN only: same-class pairs whose normalised flow differs by this
+        much are taken as two instances (:func:`~training.irn.losses.motion_split`);
+        0 is off, as in the paper (runs written before this field).
     """
 
     variant: str = "flowirn"
@@ -143,8 +147,9 @@ class IRNTrainConfig:
     amp: bool = True
     workers: int = 0
     working_size: int = WORKING_SIZE
+    motion_split: float = MOTION_SPLIT
 
-    ABSENT: ClassVar[dict[str, Any]] = {"working_size": 0}
+    ABSENT: ClassVar[dict[str, Any]] = {"working_size": 0, "motion_split": 0.0}
     """Fields runs written before them lack, and what those runs did (:func:`training.config.absent_values`)."""
 
     def __post_init__(self) -> None:
@@ -166,6 +171,7 @@ class IRNTrainConfig:
         )
         need(0 <= self.conf_bg <= self.conf_fg <= 1, "need 0 <= conf_bg <= conf_fg <= 1")
         need(self.flow_weight >= 0 and self.flow_lambda >= 0, "flow_weight and flow_lambda must be >= 0")
+        need(math.isfinite(self.motion_split) and self.motion_split >= 0, "--motion-split must be >= 0")
         need(self.seed >= 0 and self.workers >= 0, "seed and workers must be >= 0")
         check_working_size(self.working_size, STAGE)
 
@@ -308,6 +314,7 @@ def train_irn(
             flow=flow if config.uses_flow_loss else None,
             flow_weight=config.flow_weight,
             lam=config.flow_lambda,
+            split=config.motion_split,
         )
         loss = backward_step(terms.total, optimizer)
         parts = (terms.boundary_pos, terms.boundary_neg, terms.displacement_fg, terms.displacement_bg)
