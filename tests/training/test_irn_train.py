@@ -296,6 +296,14 @@ def test_pseudo_labels_command_refuses_an_instance_background_outside_0_1(prepar
     assert err.count("\n") == 1 and "--instance-bg must lie in (0, 1)" in err and not run.exists()
 
 
+@pytest.mark.parametrize("command", ["pseudo-labels", "pipeline"])
+def test_a_negative_motion_split_is_refused_in_one_line_before_anything_is_written(prepared, tmp_path, capsys, command):
+    run = tmp_path / "run"
+    assert main([command, str(prepared / "data/tags.json"), "--out", str(run), "--motion-split", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--motion-split must be >= 0" in err and not run.exists()
+
+
 def test_the_default_instance_background_is_irns_unless_the_classifier_was_frozen(tmp_path):
     # a frozen ImageNet classifier (the default) has diffuse CAMs: 0.85 (chosen on a validation set), else IRN's 0.25
     from training.cli import irn_commands as cli
