@@ -3,5 +3,5 @@
 ``model`` builds the network and loads a trained run, ``data`` turns
 per-frame :class:`~training.maskconsist.masks.FrameMasks` into torchvision
 targets, ``predict`` runs a video through the model (IoM-NMS per frame) and
-``tubes`` links frames into YouTube-VIS tubes.
+links its frames into YouTube-VIS tubes with :mod:`training.link`.
 """
