@@ -13,7 +13,7 @@ IRN_BACKBONES = (*ARCHS, "classifier")  # training.irn.train.BACKBONES
 INSTANCE_BG = 0.25  # training.irn.inference.INSTANCE_BG, without importing torch to build the parser
 FROZEN_CLASSIFIER_BG = 0.85  # training.irn.pseudo_labels.FROZEN_CLASSIFIER_BG
 WORKING_SIZE = 360  # training.working_scale.WORKING_SIZE
-MOTION_SPLIT = 0.5  # training.irn.losses.MOTION_SPLIT
+MOTION_SPLIT = 0.0  # training.irn.losses.MOTION_SPLIT
 
 
 def _add_irn_options(p: argparse.ArgumentParser) -> None:
@@ -51,9 +51,9 @@ def add_motion_split_argument(p: argparse.ArgumentParser) -> None:
         type=float,
         default=MOTION_SPLIT,
         metavar="T",
-        help="flowIRN: same-class pixel pairs whose flow differs by T (in units of the frame's 95th-percentile "
-        "motion) are trained as two instances, so touching objects moving apart get their own centroids; "
-        "0: off, as the paper",
+        help="flowIRN, experimental: same-class pixel pairs whose flow differs by T (in units of the frame's "
+        "95th-percentile motion) are trained as two instances, for touching objects moving apart; 0 (the "
+        "default): off, as the paper (no reliable gain measured: benchmarks/RESULTS.md)",
     )
 
 

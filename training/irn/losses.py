@@ -22,10 +22,12 @@ FLOW_LAMBDA = 0.1
 """λ of the flow-boundary loss (not published; METHOD.md §5's starting value)."""
 FLOW_MIN_SCALE = 4.0
 """Floor of the per-frame flow scale, in image pixels: the sub-pixel noise of a still frame is not amplified."""
-MOTION_SPLIT = 0.5
-"""flowIRN's default :func:`motion_split` threshold (0: off, as the paper). Chosen on a validation set
-(``bench_flowirn`` seed 7, not the benchmark it is reported on): pseudo-label frame AP50 34.9 % off,
-38.7 % at 0.5 (benchmarks/RESULTS.md)."""
+MOTION_SPLIT = 0.0
+"""flowIRN's default :func:`motion_split` threshold: off, as the paper. Measured (benchmarks/RESULTS.md):
+on the validation set (``bench_flowirn`` seed 7) pseudo-label frame AP50 34.9 % off, 37.7 / 38.7 / 34.2 %
+at 0.25 / 0.5 / 1.0; on the pipeline benchmark at 0.5, 40.0 → 35.1 % (seed 0) and 27.2 → 27.9 % (seed 1),
+and touching same-class objects still shared one centroid group (42 of 48 pairs, against 47): no reliable
+gain, so it stays an option."""
 GRID_STRIDE = 4
 """Image pixels per grid cell of the flow the losses get (the stride-4 grid)."""
 
