@@ -232,6 +232,8 @@ class PipelineWidget(QWidget):
         """Install the unit registry; freeze the heap if the viewer is empty and this dock hears it close."""
         if not self._closing:
             self._froze = settle(registry, freeze=not len(self.viewer.layers) and self._watched() is not None)
+            if self._froze:  # a dock deleted before its window closes thaws the heap too
+                self.destroyed.connect(lambda *_: thaw())
 
     def _watch_window(self) -> None:
         self._watched = watch_window(self, self._watched)

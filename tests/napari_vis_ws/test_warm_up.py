@@ -30,6 +30,7 @@ def test_opening_the_dock_imports_the_backend_and_freezes_the_heap_until_the_vie
     assert seen["frozen"]  # full collections skip the session's own objects
     assert not seen["frozen_after_close"]  # a closed viewer is collectable
     assert not seen["frozen_with_a_layer"]  # the user's layer is never frozen
+    assert seen["frozen_again"] and not seen["frozen_after_dock_deleted"]  # the dock's deletion thaws it too
 
 
 @pytest.mark.parametrize("enabled", [True, False])

@@ -53,6 +53,24 @@ def main() -> None:
         QApplication.processEvents()
     seen["frozen_with_a_layer"] = heap_frozen() or gc.get_freeze_count() > 0
     viewer.close()
+
+    # a dock deleted while its window stays open thaws the heap it froze
+    from qtpy.QtCore import QEvent
+
+    viewer = napari.Viewer()
+    dock = PipelineWidget(viewer)
+    viewer.window.add_dock_widget(dock)
+    while dock.warm_up.is_running and time.monotonic() < end:
+        QApplication.processEvents()
+        time.sleep(0.01)
+    for _ in range(5):
+        QApplication.processEvents()
+    seen["frozen_again"] = heap_frozen()
+    dock.deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+    QApplication.processEvents()
+    seen["frozen_after_dock_deleted"] = heap_frozen() or gc.get_freeze_count() > 0
+    viewer.close()
     print(json.dumps(seen))
 
 
