@@ -13,17 +13,12 @@ import sys
 import time
 
 
-def main() -> None:
-    import napari
-    import numpy as np
-    import pint
+def dock_warmed_up(viewer):
+    """Dock the Pipeline widget in ``viewer`` and wait, as a person reading it would, for its warm-up to end."""
     from qtpy.QtWidgets import QApplication
 
-    from napari_vis_ws._warm_up import heap_frozen
     from napari_vis_ws._widgets.pipeline import PipelineWidget
 
-    seen: dict = {"torch_before": "torch" in sys.modules}
-    viewer = napari.Viewer()
     dock = PipelineWidget(viewer)
     viewer.window.add_dock_widget(dock)
     end = time.monotonic() + 120
@@ -32,6 +27,24 @@ def main() -> None:
         time.sleep(0.01)
     for _ in range(5):
         QApplication.processEvents()
+    return dock
+
+
+def main() -> None:
+    import napari
+    import numpy as np
+    import pint
+    from qtpy.QtCore import QEvent
+    from qtpy.QtWidgets import QApplication
+
+    from napari_vis_ws._warm_up import heap_frozen
+
+    def frozen() -> bool:
+        return heap_frozen() or gc.get_freeze_count() > 0
+
+    seen: dict = {"torch_before": "torch" in sys.modules}
+    viewer = napari.Viewer()
+    dock_warmed_up(viewer)
     seen["torch_after"] = "torch" in sys.modules
     seen["registry"] = type(pint.get_application_registry().get()).__name__
     seen["gc_enabled"] = gc.isenabled()
@@ -39,37 +52,23 @@ def main() -> None:
     layer = viewer.add_image(np.zeros((4, 8, 8), np.uint8), name="frames")  # napari's units work with the registry
     seen["units"] = [str(u) for u in layer.units]
     viewer.close()
-    seen["frozen_after_close"] = heap_frozen() or gc.get_freeze_count() > 0
+    seen["frozen_after_close"] = frozen()
 
     # a viewer holding the user's layer: nothing of it may be frozen (it would never be collected once removed)
     viewer = napari.Viewer()
     viewer.add_image(np.zeros((4, 8, 8), np.uint8), name="the user's image")
-    dock = PipelineWidget(viewer)
-    viewer.window.add_dock_widget(dock)
-    while dock.warm_up.is_running and time.monotonic() < end:
-        QApplication.processEvents()
-        time.sleep(0.01)
-    for _ in range(5):
-        QApplication.processEvents()
-    seen["frozen_with_a_layer"] = heap_frozen() or gc.get_freeze_count() > 0
+    dock_warmed_up(viewer)
+    seen["frozen_with_a_layer"] = frozen()
     viewer.close()
 
     # a dock deleted while its window stays open thaws the heap it froze
-    from qtpy.QtCore import QEvent
-
     viewer = napari.Viewer()
-    dock = PipelineWidget(viewer)
-    viewer.window.add_dock_widget(dock)
-    while dock.warm_up.is_running and time.monotonic() < end:
-        QApplication.processEvents()
-        time.sleep(0.01)
-    for _ in range(5):
-        QApplication.processEvents()
+    dock = dock_warmed_up(viewer)
     seen["frozen_again"] = heap_frozen()
     dock.deleteLater()
     QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
     QApplication.processEvents()
-    seen["frozen_after_dock_deleted"] = heap_frozen() or gc.get_freeze_count() > 0
+    seen["frozen_after_dock_deleted"] = frozen()
     viewer.close()
     print(json.dumps(seen))
 
