@@ -18,7 +18,8 @@ itself live as long as the process, and collections then scan only what was
 made afterwards (0.02-0.07 s). The heap is frozen only while the viewer holds
 no layer (a frozen layer would never be collected once removed: its data
 would leak) and only by a dock that hears its window close, where it thaws
-the heap again (:func:`thaw`): a closed viewer must be collectable.
+the heap again (:func:`thaw`, also when the dock is deleted first): a closed
+viewer must be collectable.
 
 What is left: the C part of ``import torch`` holds the GIL about 0.2 s, once.
 """
@@ -32,7 +33,7 @@ from typing import Any
 
 from napari_vis_ws._workers import start_worker
 
-_frozen = False  # whether settle() froze the heap: a mirror of the process's own state, set once
+_owner: object | None = None  # the token of the settle() that froze the heap (a mirror of the process's state)
 
 # what the Pipeline dock's stages and layers import (the heaviest first)
 BACKEND_MODULES = (
@@ -82,40 +83,41 @@ def unit_registry() -> Any:
     return pint.UnitRegistry()
 
 
-def settle(registry: Any, freeze: bool) -> bool:
+def settle(registry: Any, freeze: bool) -> object | None:
     """On the main thread after the warm-up: install ``registry``; freeze the heap when ``freeze``.
 
     The registry becomes pint's application registry (napari's) only while
     that is still the lazy one nobody has used: swapping a registry in use
     would mix units of two registries. The heap is frozen at most once at a
     time; the caller passes ``freeze`` only when the viewer holds no layer
-    and it will :func:`thaw` the heap when the viewer closes. Returns whether
-    it froze.
+    and it will :func:`thaw` the heap when the viewer closes. Returns the
+    token that thaws this freeze, or None when it did not freeze.
     """
     import pint
 
-    global _frozen
+    global _owner
     application = pint.get_application_registry()
     if isinstance(application.get(), pint.LazyRegistry):
         pint.set_application_registry(registry)
-    if not freeze or _frozen or gc.get_freeze_count():
-        return False
+    if not freeze or _owner is not None or gc.get_freeze_count():
+        return None
     gc.freeze()
-    _frozen = True
-    return True
+    _owner = object()
+    return _owner
 
 
-def thaw() -> None:
-    """Undo :func:`settle`'s freeze (the viewer closes: its objects must be collectable again)."""
-    global _frozen
-    if _frozen:
+def thaw(token: object | None) -> None:
+    """Undo the freeze of :func:`settle` that returned ``token`` (the viewer closes: its objects must be
+    collectable again); a token whose freeze is undone already, or None, does nothing."""
+    global _owner
+    if token is not None and token is _owner:
         gc.unfreeze()
-        _frozen = False
+        _owner = None
 
 
 def heap_frozen() -> bool:
     """Whether :func:`settle` froze the heap (cheap: ``gc.get_freeze_count`` walks every frozen object)."""
-    return _frozen
+    return _owner is not None
 
 
 def start_warm_up(on_ready: Callable[[Any], None], on_error: Callable[[str], None]) -> Any:

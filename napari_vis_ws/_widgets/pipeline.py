@@ -223,7 +223,7 @@ class PipelineWidget(QWidget):
 
         tabify_when_docked(self)  # into a tab with the plugin's other docks (issue 16)
         self._watched: Callable[[], Any] = lambda: None  # the window whose Close thaws the heap (weak)
-        self._froze = False  # whether this dock froze the heap (napari_vis_ws._warm_up)
+        self._freeze: object | None = None  # the token of the heap freeze this dock made (napari_vis_ws._warm_up)
         # the backend's imports and napari's unit registry, while the user reads the dock (issue 16)
         self.warm_up = start_warm_up(self._warmed_up, self._notify)
 
@@ -231,18 +231,18 @@ class PipelineWidget(QWidget):
     def _warmed_up(self, registry: Any) -> None:
         """Install the unit registry; freeze the heap if the viewer is empty and this dock hears it close."""
         if not self._closing:
-            self._froze = settle(registry, freeze=not len(self.viewer.layers) and self._watched() is not None)
-            if self._froze:  # a dock deleted before its window closes thaws the heap too
-                self.destroyed.connect(lambda *_: thaw())
+            token = settle(registry, freeze=not len(self.viewer.layers) and self._watched() is not None)
+            if token is not None:  # a dock deleted before its window closes thaws the heap too
+                self._freeze = token
+                self.destroyed.connect(lambda *_: thaw(token))
 
     def _watch_window(self) -> None:
         self._watched = watch_window(self, self._watched)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
         """The viewer's window closes: thaw the heap this dock froze, so the closed viewer can be collected."""
-        if event.type() == QEvent.Close and watched is self._watched() and self._froze:
-            thaw()
-            self._froze = False
+        if event.type() == QEvent.Close and watched is self._watched():
+            thaw(self._freeze)
         return False
 
     def event(self, event: QEvent) -> bool:

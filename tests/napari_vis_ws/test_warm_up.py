@@ -43,3 +43,28 @@ def test_backend_imports_leave_the_collector_as_they_found_it(enabled):
         assert import_paused(("training.no_such_stage",)) == ["training.no_such_stage"]  # skipped, not raised
     finally:
         (gc.enable if was else gc.disable)()
+
+
+def test_only_the_freeze_a_token_made_is_thawed_by_it():
+    # a dock closed after its window (thawed already) must not thaw the freeze a newer dock made
+    import pint
+
+    from napari_vis_ws._warm_up import heap_frozen, settle, thaw
+
+    registry = pint.get_application_registry().get()  # installing it again changes nothing
+    first = settle(registry, freeze=True)
+    if first is None:
+        pytest.skip("the heap of this test process is frozen already")
+    second = None
+    try:
+        assert settle(registry, freeze=True) is None  # one freeze at a time
+        thaw(first)
+        second = settle(registry, freeze=True)
+        assert second is not None and heap_frozen()
+        thaw(first)  # stale: the newer freeze stays
+        assert heap_frozen() and gc.get_freeze_count() > 0
+        thaw(second)
+        assert not heap_frozen() and gc.get_freeze_count() == 0
+    finally:
+        thaw(first)
+        thaw(second)
