@@ -21,6 +21,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
+import re  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -46,40 +47,63 @@ def make_project(root: Path, frames: int) -> Path:
     return root
 
 
+def parse_tracebacks(text: str) -> dict[int, list[tuple[str, str, int]]]:
+    """Stacks of a :func:`faulthandler.dump_traceback` text: thread id → [(function, file, line)], innermost first."""
+    stacks: dict[int, list[tuple[str, str, int]]] = {}
+    current: list[tuple[str, str, int]] | None = None
+    for line in text.splitlines():
+        head = re.match(r"(?:Current thread|Thread) (0x[0-9a-f]+)", line)
+        frame = re.match(r'\s+File "(.*)", line (\d+) in (\S+)', line)
+        if head:
+            current = stacks.setdefault(int(head.group(1), 16), [])
+        elif frame and current is not None:
+            current.append((frame.group(3), Path(frame.group(1)).name, int(frame.group(2))))
+    return stacks
+
+
 def start_sampler(samples: list[tuple[float, str]]) -> None:
     """Record the innermost frames of the main thread every 10 ms (a daemon thread).
 
     When the main thread sits in the benchmark's own loop (Qt's C++ work, or
     waiting for the GIL), the busiest other thread's stack is recorded too,
-    marked ``[thread name]``: a worker holding the GIL stalls the event loop.
+    marked ``[thread id]``: a worker holding the GIL stalls the event loop.
+
+    The stacks are read with :func:`faulthandler.dump_traceback`, which walks
+    them in C. Reading them with ``sys._current_frames()`` (frame objects of
+    the running main thread, made in this thread) crashed napari in 7 of 10
+    runs, in mesa's ``glDrawArrays``; a thread as busy without it, in none of 5.
     """
+    import faulthandler
+    import tempfile
     import threading
-    import traceback
 
     main_id = threading.main_thread().ident
     idle = {"wait", "sleep", "select", "_wait_for_tstate_lock", "get", "run", "poll", "_recv", "accept"}
 
-    def text_of(frame: Any) -> str:
-        stack = traceback.extract_stack(frame)[-8:]
-        return " <- ".join(f"{f.name}@{Path(f.filename).name}:{f.lineno}" for f in reversed(stack))
+    def text_of(stack: list[tuple[str, str, int]]) -> str:
+        return " <- ".join(f"{name}@{file}:{line}" for name, file, line in stack[:8])
 
     def run() -> None:
         me = threading.get_ident()
-        while True:
-            frames = sys._current_frames()
-            frame = frames.get(main_id)
-            if frame is not None:
-                text = text_of(frame)
-                if text.startswith("serve@"):
-                    names = {t.ident: t.name for t in threading.enumerate()}
-                    busy = [
-                        f"[{names.get(ident, ident)}] {text_of(f)}"
-                        for ident, f in frames.items()
-                        if ident not in (main_id, me) and f.f_code.co_name not in idle
-                    ]
-                    text = busy[0] if busy else text
-                samples.append((time.monotonic(), text))
-            time.sleep(0.01)
+        with tempfile.TemporaryFile("w+") as dump:
+            while True:
+                dump.seek(0)
+                dump.truncate()
+                faulthandler.dump_traceback(dump, all_threads=True)
+                dump.seek(0)
+                stacks = parse_tracebacks(dump.read())
+                stack = stacks.get(main_id or 0)
+                if stack:
+                    text = text_of(stack)
+                    if text.startswith("serve@"):
+                        busy = [
+                            f"[{ident:#x}] {text_of(st)}"
+                            for ident, st in stacks.items()
+                            if ident not in (main_id, me) and st and st[0][0] not in idle
+                        ]
+                        text = busy[0] if busy else text
+                    samples.append((time.monotonic(), text))
+                time.sleep(0.01)
 
     threading.Thread(target=run, daemon=True, name="stack sampler").start()
 
