@@ -70,6 +70,7 @@ def prediction_work(
         run_prediction_layers,
     )
     from napari_vis_ws._stages import video_source
+    from training import run_folder
     from training.data.json_io import read_json
     from training.errors import InputError
     from training.flow.storage import flow_paths
@@ -78,8 +79,8 @@ def prediction_work(
         raise InputError(run, "no such run folder: choose the output folder of a Mask R-CNN or MaskConsist training")
     source = video_source(dataset_json, video_id)
     model = detector_checkpoint(run)
-    if model is not None and (model / "categories.json").is_file():
-        categories = list(read_json(model / "categories.json"))
+    if model is not None and run_folder.categories(model).is_file():
+        categories = list(read_json(run_folder.categories(model)))
     layers = run_prediction_layers(run, source.video, source.key, categories)
     predicted = ""
     if not layers:

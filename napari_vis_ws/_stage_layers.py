@@ -63,6 +63,7 @@ from typing import Any
 import numpy as np
 
 from napari_vis_ws._layers import META_KEY, labels_layer
+from training.run_folder import Project
 
 FLOW = "flow"
 FLOW_VECTORS = "flow vectors"
@@ -79,8 +80,6 @@ DISPLACEMENT_STEP = 2  # displacement vectors every 2 grid pixels (8 image pixel
 STRIDE = 4  # IRN's grid: grid pixel (i, j) is image pixel (4i, 4j)
 STAGES = ("flow", "cams", "pseudo-labels")  # layer.metadata[META_KEY]["stage"] of the first module's layers
 SHOWN_STAGES = (*STAGES, "predictions", "matches")  # and shows the outputs of these too
-RESULTS = "results.json"  # RUN/results.json: `vis-ws pipeline` / `vis-ws predict --out RUN/results.json`
-PREDICTIONS_DIR = "predictions"  # RUN/predictions/<key>.json: one video predicted from the Training dock
 DISAGREEMENT_SCORE = 0.5  # predictions below it are left out of the disagreement (as in MaskConsist's matching)
 
 
@@ -433,7 +432,7 @@ def prediction_layers(
 
 def predictions_path(run: str | os.PathLike, key: str) -> Path:
     """Where predicting one video from the Training dock writes it: ``RUN/predictions/<key>.json``."""
-    return Path(run) / PREDICTIONS_DIR / f"{key}.json"
+    return Project(run).predictions / f"{key}.json"
 
 
 def run_prediction_layers(
@@ -444,7 +443,7 @@ def run_prediction_layers(
     Read from ``RUN/results.json`` when it holds the video, else from
     ``RUN/predictions/<key>.json``.
     """
-    results = Path(run) / RESULTS
+    results = Project(run).results
     mine = _video_results(results, video["id"])
     if not mine:
         results = predictions_path(run, key)
@@ -471,11 +470,7 @@ def detector_checkpoint(run: str | os.PathLike) -> Path | None:
 
 def matches_path(run: str | os.PathLike, key: str) -> Path | None:
     """MaskConsist's matches of a video in a run folder (``matches/``) or project (``maskconsist/matches/``)."""
-    for sub in (".", "maskconsist"):
-        path = Path(run) / sub / "matches" / f"{key}.json"
-        if path.is_file():
-            return path
-    return None
+    return next((path for path in Project(run).matches(key) if path.is_file()), None)
 
 
 def has_predictions(run: str | os.PathLike) -> bool:
@@ -483,7 +478,8 @@ def has_predictions(run: str | os.PathLike) -> bool:
     run = Path(run)
     if not run.is_dir():
         return False
-    return (run / RESULTS).is_file() or (run / PREDICTIONS_DIR).is_dir() or detector_checkpoint(run) is not None
+    project = Project(run)
+    return project.results.is_file() or project.predictions.is_dir() or detector_checkpoint(run) is not None
 
 
 def _table(features: Any) -> dict[str, list]:
@@ -676,14 +672,15 @@ def project_layers(
     Each layer's ``metadata["vis_ws"]`` names its ``stage``, ``video_key`` and ``project``.
     """
     run = Path(project)
+    folders = Project(run)
     layers: list[tuple] = []
     if "flow" in stages:
-        layers += flow_layers(run / "flow", key)
+        layers += flow_layers(folders.flow, key)
     if "cams" in stages:
-        layers += cam_layers(run / "cams", key, categories, shape)
+        layers += cam_layers(folders.cams, key, categories, shape)
     if "pseudo-labels" in stages:
-        irn = irn_layers(run / "pseudo", key, shape)
-        labels = pseudo_label_layers(run / "pseudo", key, categories, run / "flow")
+        irn = irn_layers(folders.pseudo, key, shape)
+        labels = pseudo_label_layers(folders.pseudo, key, categories, folders.flow)
         if labels:
             labels = corrected_labels(run, key, categories, labels[0])
         layers += irn[:1] + labels + irn[1:]  # boundary under the labels, vectors and points above

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from napari_vis_ws._predictions import prediction_work
-from napari_vis_ws._stage_layers import RESULTS, detector_checkpoint, predictions_path
+from napari_vis_ws._stage_layers import detector_checkpoint, predictions_path
+from training import run_folder
+from training.run_folder import Project
 
 if TYPE_CHECKING:
     from training.data.sources import VideoSource
@@ -44,7 +46,7 @@ def flow_stage(tags: Path, project: Path, video_id: int) -> Iterator[Any]:
     """Optical flow of the video into ``project/flow`` (skipped when already there)."""
     from training.flow import compute_video_flow
 
-    yield from compute_video_flow(video_source(tags, video_id), project / "flow", method="dis")
+    yield from compute_video_flow(video_source(tags, video_id), Project(project).flow, method="dis")
 
 
 def cams_stage(tags: Path, project: Path, video_id: int) -> Iterator[Any]:
@@ -53,13 +55,14 @@ def cams_stage(tags: Path, project: Path, video_id: int) -> Iterator[Any]:
     from training.errors import InputError
     from training.flow.storage import flow_paths
 
-    run = project / "cam"
-    if not (run / "checkpoint.pt").is_file():
+    folders = Project(project)
+    run = folders.cam
+    if not run_folder.checkpoint(run).is_file():
         raise InputError(None, f"no trained classifier in {run}: {MODEL_HINT}")
     source = video_source(tags, video_id)
-    if not all(p.is_file() for p in flow_paths(project / "flow", source.key)):
-        raise InputError(None, f"no optical flow of video {source.key} in {project / 'flow'}: run Flow first")
-    yield from write_cams(tags, run, project / "cams", project / "flow", video_ids=[video_id])
+    if not all(p.is_file() for p in flow_paths(folders.flow, source.key)):
+        raise InputError(None, f"no optical flow of video {source.key} in {folders.flow}: run Flow first")
+    yield from write_cams(tags, run, folders.cams, folders.flow, video_ids=[video_id])
 
 
 def pseudo_labels_stage(tags: Path, project: Path, video_id: int) -> Iterator[Any]:
@@ -70,20 +73,21 @@ def pseudo_labels_stage(tags: Path, project: Path, video_id: int) -> Iterator[An
     from training.irn.pseudo_labels import make_pseudo_labels, recorded_settings
     from training.irn.train import IRNTrainConfig
 
-    run = project / "irn"
-    if not (run / "checkpoint.pt").is_file():
+    folders = Project(project)
+    run = folders.irn
+    if not run_folder.checkpoint(run).is_file():
         raise InputError(None, f"no trained IRN in {run}: {MODEL_HINT}")
     source = video_source(tags, video_id)
-    if not (project / "cams" / source.key / RECORD).is_file():
-        raise InputError(None, f"no CAMs of video {source.key} in {project / 'cams'}: run CAMs first")
-    config = read_json(run / "config.json")
+    if not (folders.cams / source.key / RECORD).is_file():
+        raise InputError(None, f"no CAMs of video {source.key} in {folders.cams}: run CAMs first")
+    config = read_json(run_folder.config(run))
     variant = config.get("variant", "flowirn") if isinstance(config, dict) else "flowirn"
     use_fcams = IRNTrainConfig(variant=variant).uses_fcams  # as the run was trained (`vis-ws pseudo-labels`)
     # the other videos' pseudo-labels were made with these (`vis-ws pseudo-labels --instance-bg`): keep them;
     # none yet: the same default as the CLI (None: from the classifier, training.irn.pseudo_labels)
-    bg = recorded_settings(project / "pseudo").get("instance_bg")
+    bg = recorded_settings(folders.pseudo).get("instance_bg")
     yield from make_pseudo_labels(
-        tags, run, project / "cams", project / "pseudo", use_fcams, video_ids=[video_id], bg_threshold=bg
+        tags, run, folders.cams, folders.pseudo, use_fcams, video_ids=[video_id], bg_threshold=bg
     )
 
 
@@ -111,11 +115,12 @@ def predictions_stage(
     from training.errors import InputError
 
     key = video_source(tags, video_id).key
-    stored = (project / RESULTS).is_file() or predictions_path(project, key).is_file()
+    folders = Project(project)
+    stored = folders.results.is_file() or predictions_path(project, key).is_file()
     if not stored and detector_checkpoint(project) is None:
-        where = f"{project / 'maskconsist'} or {project / 'maskrcnn'}"
+        where = " or ".join(str(p) for p in folders.detectors)
         raise InputError(None, f"no trained detector in {where}: {DETECTOR_HINT.format(tags=tags, project=project)}")
-    yield from prediction_work(tags, video_id, project, categories, "auto", (project / "flow",), pseudo)
+    yield from prediction_work(tags, video_id, project, categories, "auto", (folders.flow,), pseudo)
 
 
 STAGE_WORK: dict[str, Callable[[Path, Path, int], Iterator[Any]]] = {

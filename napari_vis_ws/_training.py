@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from training.progress import Progress
+from training.run_folder import Project
 
-# stage → (title, output folder in the project); the folders follow `vis-ws pseudo-labels --out RUN`
+# stage → (title, its run folder in the project: a training.run_folder.Project attribute)
 STAGES: dict[str, tuple[str, str]] = {
     "classifier": ("Classifier (train-cam)", "cam"),
     "flowirn": ("flowIRN (train-irn)", "irn"),
@@ -60,7 +61,7 @@ def stage_name(stage: str) -> str:
 
 def output_folder(stage: str, project: str | Path) -> Path:
     """Default run folder of ``stage`` in a project."""
-    return Path(project) / STAGES[stage][1]
+    return Path(getattr(Project(project), STAGES[stage][1]))
 
 
 def build_command(
@@ -108,14 +109,15 @@ def build_command(
         if epochs:
             args += ["--epochs", str(epochs)]
     elif stage == "flowirn":
-        args = ["train-irn", str(tags), "--cam-model", str(project / "cam"), "--cams", str(project / "cams")]
-        args += ["--flow", str(project / "flow"), "--out", str(out)]
+        folders = Project(project)
+        args = ["train-irn", str(tags), "--cam-model", str(folders.cam), "--cams", str(folders.cams)]
+        args += ["--flow", str(folders.flow), "--out", str(out)]
         if epochs:
             args += ["--irn-epochs", str(epochs)]
     else:
         step = 1 if stage == "maskrcnn" else 2
-        pseudo = options.get("pseudo") or project / "pseudo"
-        args = ["train", str(tags), "--pseudo", str(pseudo), "--flow", str(project / "flow")]
+        pseudo = options.get("pseudo") or Project(project).pseudo
+        args = ["train", str(tags), "--pseudo", str(pseudo), "--flow", str(Project(project).flow)]
         args += ["--out", str(out), "--step", str(step)]
         if step == 2:
             args += ["--init", str(options.get("init") or output_folder("maskrcnn", project))]

@@ -32,9 +32,7 @@ from training.data.json_io import read_json
 from training.distributed import all_reduce_mean, average_buffers, dump_rank_state, is_main, rank_world, shard
 from training.errors import InputError, TrainingStopped
 from training.progress import Progress
-
-CHECKPOINT = "checkpoint.pt"
-CONFIG = "config.json"
+from training.run_folder import CHECKPOINT, CONFIG
 
 C = TypeVar("C")
 

@@ -44,8 +44,8 @@ from training.data.json_io import read_json
 from training.errors import InputError
 from training.export import LabelVolume, load_labels, save_labels, write_coco, write_ytvis
 from training.export.labels import Form, labels_to_ytvis
+from training.run_folder import Project
 
-CORRECTIONS = "corrections"
 STATE_VERSION = 1
 # training.atomic's temporary file of one of them: mkstemp(prefix=".<name>.", suffix=".tmp")
 TEMP_FILE = re.compile(r"^\.(?:labels\.npz|pseudo\.npz|state\.json)\.[A-Za-z0-9_]+\.tmp$")
@@ -81,12 +81,12 @@ class ProjectState:
 
 def video_dir(project: str | os.PathLike, key: str) -> Path:
     """``PROJECT/corrections/<key>``."""
-    return Path(project) / CORRECTIONS / key
+    return Project(project).corrections / key
 
 
 def project_videos(project: str | os.PathLike) -> list[str]:
     """Keys of the videos with saved corrections, sorted."""
-    root = Path(project) / CORRECTIONS
+    root = Project(project).corrections
     if not root.is_dir():
         return []
     return sorted(d.name for d in root.iterdir() if (d / "labels.npz").is_file())
@@ -106,7 +106,7 @@ def remove_stale_temp_files(project: str | os.PathLike, older_than: float = STAL
     """
     from training import atomic
 
-    root = Path(project) / CORRECTIONS
+    root = Project(project).corrections
     if not root.is_dir():
         return []
     removed: list[Path] = []
@@ -362,7 +362,7 @@ def write_training_targets(
     """
     keys = project_videos(project) if keys is None else list(keys)
     if not keys:
-        raise InputError(Path(project) / CORRECTIONS, "no saved corrections to make training targets from")
+        raise InputError(Project(project).corrections, "no saved corrections to make training targets from")
     out = Path(out)
     volumes: list[LabelVolume] = []
     record: dict[str, Any] = {"project": str(Path(project).resolve()), "videos": {}}

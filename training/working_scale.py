@@ -18,11 +18,11 @@ the setting existed worked at frame size (0).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import cv2
 import numpy as np
 
+from training import run_folder
 from training.data.json_io import read_json
 from training.errors import InputError
 
@@ -131,7 +131,7 @@ def recorded_working_size(run: str | os.PathLike) -> int:
     InputError
         A ``config.json`` that is not readable JSON, or a bad recorded value.
     """
-    path = Path(run) / "config.json"
+    path = run_folder.config(run)
     if not path.is_file():
         return 0
     config = read_json(path)

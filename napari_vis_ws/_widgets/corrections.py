@@ -83,6 +83,7 @@ from napari_vis_ws._layers import META_KEY, labels_features, labels_layer, volum
 from napari_vis_ws._tasks import watch_window
 from napari_vis_ws._workers import start_worker
 from training import corrections as corr
+from training.run_folder import Project
 
 if TYPE_CHECKING:
     import napari
@@ -199,7 +200,7 @@ def run_folder_of(layer: Any) -> Path | None:
     if meta.get("project"):
         return Path(meta["project"])
     path = meta.get("path")
-    if path and Path(path).parent.parent.name == "pseudo":
+    if path and Path(path).parent.parent.name == Project("").pseudo.name:
         return Path(path).parent.parent.parent
     return None
 
@@ -504,8 +505,8 @@ class CorrectionsWidget(QWidget):
         self._rescan()
         self._needs_refresh = False
         run = run_folder_of(layer) or project
-        if not self.flow_edit.text() and run is not None and (run / "flow").is_dir():
-            self.flow_edit.setText(str(run / "flow"))
+        if not self.flow_edit.text() and run is not None and Project(run).flow.is_dir():
+            self.flow_edit.setText(str(Project(run).flow))
         self.refresh()
         if run is not None:
             self.set_project(run)

@@ -7,7 +7,6 @@ was written ("wrote 2 videos, 14 instances, 83 masks to X").
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,6 +30,7 @@ from napari_vis_ws._docking import tabify_when_docked
 from napari_vis_ws._layers import volume_from_layer
 from napari_vis_ws._widgets.corrections import PSEUDO_LABELS, run_folder_of
 from napari_vis_ws._workers import start_worker
+from training.run_folder import Project
 
 if TYPE_CHECKING:
     import napari
@@ -250,7 +250,7 @@ class ExportWidget(QWidget):
         if not project:
             self.targets_summary.setText("choose the project folder whose corrections to use")
             return
-        out = self.targets_edit.text().strip() or str(Path(project) / "targets")
+        out = self.targets_edit.text().strip() or str(Project(project).targets)
         self.targets_edit.setText(out)
 
         def work() -> str:

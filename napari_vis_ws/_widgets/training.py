@@ -100,7 +100,6 @@ if TYPE_CHECKING:
 EXIT_INTERRUPTED = 130  # training.cli: stopped by SIGINT, checkpoint saved
 PROJECT_DIR = "project"  # default project folder, beside the tags file (as the Pipeline dock)
 DETECTOR_STAGES = ("maskrcnn", "maskconsist")
-TARGETS_DIR = "targets"  # PROJECT/targets: the corrected training targets (as the Export dock writes them)
 LABELS = {"pseudo": "pseudo-labels", "corrected": "pseudo-labels with my corrections"}
 UNITS = {"it": "iteration"}
 
@@ -451,14 +450,15 @@ class TrainingWidget(QWidget):
     def _write_targets(self, project: Path) -> Path | None:
         """Write the project's corrected training targets to ``PROJECT/targets``; None after saying why not."""
         from training.errors import InputError
-        from training.project import CORRECTIONS, project_videos, write_training_targets
+        from training.project import project_videos, write_training_targets
+        from training.run_folder import Project
 
         if not project_videos(project):
             what = "correct some frames in the Corrections dock first"
-            self._fail(f"no saved corrections in {project / CORRECTIONS}: {what}")
+            self._fail(f"no saved corrections in {Project(project).corrections}: {what}")
             return None
         try:
-            summary = write_training_targets(project, project / TARGETS_DIR)
+            summary = write_training_targets(project, Project(project).targets)
         except (InputError, OSError, ValueError) as exc:
             self._fail(f"could not write the training targets: {exc}")
             return None
@@ -700,7 +700,9 @@ class TrainingWidget(QWidget):
         device = self.device_combo.currentText().strip() or "auto"
         project = self.project_edit.text().strip()
         # the video's flow, to link tubes along it: in the run (a project), beside it (project/maskconsist), the project
-        candidates = [run / "flow", run.parent / "flow", *([Path(project) / "flow"] if project else [])]
+        from training.run_folder import Project
+
+        candidates = [Project(run).flow, Project(run.parent).flow, *([Project(project).flow] if project else [])]
         flow_dirs = tuple(dict.fromkeys(candidates))
 
         def work() -> Iterator[Any]:

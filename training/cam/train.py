@@ -50,9 +50,9 @@ from training.loop import (
     write_run_files,
 )
 from training.progress import Progress
+from training.run_folder import CATEGORIES
 from training.working_scale import WORKING_SIZE, check_working_size
 
-CATEGORIES = "categories.json"
 STAGE = "train-cam"
 # Fields that may differ between a run and its resumption without changing the result.
 _RESUME_FREE = ("device", "workers")

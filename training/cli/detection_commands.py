@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from training import run_folder
+
 BACKBONES = ("efficientnet_lite0", "resnet50", "resnet18", "mobilenet_v3")  # training.detection.model.BACKBONES
 
 
@@ -144,7 +146,7 @@ def run_train(args: argparse.Namespace) -> int:
         )
         distributed.drive_ranks(events, args.progress == "json")  # Ctrl+C stops between steps, checkpoint saved
         if distributed.is_main():
-            print(f"wrote {args.out / 'checkpoint.pt'}")
+            print(f"wrote {run_folder.checkpoint(args.out)}")
         return 0
 
     return distributed.run_command(args, config.device, body, build_parser)

@@ -7,6 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from training import run_folder
+from training.run_folder import Project
+
 VARIANTS = ("irn", "irn+fbound", "irn+fcam", "flowirn")
 ARCHS = ("efficientnet_lite0", "resnet50", "resnet18")  # training.backbones.ARCHS, without importing torch
 IRN_BACKBONES = (*ARCHS, "classifier")  # training.irn.train.BACKBONES
@@ -164,7 +167,7 @@ def run_train_irn(args: argparse.Namespace) -> int:
         events = train_irn(config, args.tags, args.cam_model, args.cams, args.out, args.flow, args.frames, args.resume)
         distributed.drive_ranks(events, args.progress == "json")  # Ctrl+C stops between steps, checkpoint saved
         if distributed.is_main():
-            print(f"wrote {args.out / 'checkpoint.pt'}")
+            print(f"wrote {run_folder.checkpoint(args.out)}")
         return 0
 
     return distributed.run_command(args, config.device, body, build_parser)
@@ -209,26 +212,27 @@ def first_module_stages(
     from training.irn.pseudo_labels import make_pseudo_labels
     from training.irn.train import train_irn
 
-    flow = run / "flow" if irn.uses_flow_loss or irn.uses_fcams else None
+    project = Project(run)
+    flow = project.flow if irn.uses_flow_loss or irn.uses_fcams else None
 
     def cams() -> Iterator[Any]:
         ids = [int(v.video["id"]) for v in _my_videos(tags, frames)]
-        return write_cams(tags, run / "cam", run / "cams", flow, frames=frames, device=device, video_ids=ids)
+        return write_cams(tags, project.cam, project.cams, flow, frames=frames, device=device, video_ids=ids)
 
     stages: list[tuple[str, Any]] = []
     if flow is not None:
         stages.append(("flow", lambda: _flow_of_my_videos(tags, flow, flow_method, frames)))
     return stages + [
-        ("train-cam", lambda: train_cam(cam, tags, run / "cam", frames=frames, resume=True)),
+        ("train-cam", lambda: train_cam(cam, tags, project.cam, frames=frames, resume=True)),
         ("cams", cams),
-        ("train-irn", lambda: train_irn(irn, tags, run / "cam", run / "cams", run / "irn", flow, frames, resume=True)),
+        ("train-irn", lambda: train_irn(irn, tags, project.cam, project.cams, project.irn, flow, frames, resume=True)),
         (
             "pseudo-labels",
             lambda: make_pseudo_labels(
                 tags,
-                run / "irn",
-                run / "cams",
-                run / "pseudo",
+                project.irn,
+                project.cams,
+                project.pseudo,
                 use_fcams=irn.uses_fcams,
                 frames=frames,
                 device=device,
@@ -278,9 +282,8 @@ def run_pseudo_labels(args: argparse.Namespace) -> int:
         )
         run_stages(stages, args.progress == "json")
         if distributed.is_main():
-            print(
-                f"wrote {args.out / 'pseudo' / 'pseudo_labels.json'} (YouTube-VIS results) and per-video label volumes"
-            )
+            labels = Project(args.out).pseudo / "pseudo_labels.json"
+            print(f"wrote {labels} (YouTube-VIS results) and per-video label volumes")
         return 0
 
     return distributed.run_command(args, args.device, body, build_parser)

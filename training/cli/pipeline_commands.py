@@ -7,6 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from training import run_folder
+from training.run_folder import Project
+
 # Settings per preset. "tiny" runs a small synthetic set on a 2-core CPU in minutes (CI runs it);
 # "default" is the paper's setup (ResNet-50 everywhere), sized for a GPU.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -131,7 +134,7 @@ def detector_weights(args: argparse.Namespace, cam_arch: str) -> str:
     if default_weights(backbone) == IMAGENET:
         return IMAGENET
     if backbone == cam_arch:
-        return str((args.out / "cam" / "checkpoint.pt").resolve())
+        return str(run_folder.checkpoint(Project(args.out).cam).resolve())
     return ""
 
 
@@ -160,7 +163,8 @@ def pipeline_stages(args: argparse.Namespace) -> list[tuple[str, Any]]:
     irn = IRNTrainConfig(
         variant=args.variant, **preset["irn"], **common, working_size=size, motion_split=args.motion_split
     )
-    flow = run / "flow"
+    project = Project(run)
+    flow = project.flow
     stages: list[tuple[str, Any]] = []
     if args.supervision == "weak":
         bg = args.instance_bg  # None: from the classifier, as `pseudo-labels` (pseudo_labels.default_instance_bg)
@@ -171,17 +175,17 @@ def pipeline_stages(args: argparse.Namespace) -> list[tuple[str, Any]]:
             stages.insert(0, ("flow", lambda: compute_flow(tags, flow, frames=args.frames)))  # MaskConsist warps
         step1 = DetectionTrainConfig(step=1, **preset["detector"], **common, weights=detector_weights(args, cam.arch))
         step2 = DetectionTrainConfig(step=2, **{**preset["detector"], **preset.get("maskconsist", {})}, **common)
-        pseudo = run / "pseudo"
+        pseudo = project.pseudo
         stages += [
-            ("train (Mask R-CNN)", lambda: train_detector(step1, tags, pseudo, run / "maskrcnn", flow, resume=True)),
+            ("train (Mask R-CNN)", lambda: train_detector(step1, tags, pseudo, project.maskrcnn, flow, resume=True)),
             (
                 "train (MaskConsist)",
                 lambda: train_detector(
-                    step2, tags, pseudo, run / "maskconsist", flow, init=run / "maskrcnn", resume=True
+                    step2, tags, pseudo, project.maskconsist, flow, init=project.maskrcnn, resume=True
                 ),
             ),
         ]
-        model = run / "maskconsist"
+        model = project.maskconsist
     else:
         from training.flow.video import compute_flow
 
@@ -191,12 +195,12 @@ def pipeline_stages(args: argparse.Namespace) -> list[tuple[str, Any]]:
             ("flow", lambda: compute_flow(tags, flow, frames=args.frames)),
             (
                 "train (fully supervised)",
-                lambda: train_detector(full, tags, None, run / "full", flow, None, True, args.gt),
+                lambda: train_detector(full, tags, None, project.full, flow, None, True, args.gt),
             ),
         ]
-        model = run / "full"
+        model = project.full
     stages.append(
-        ("predict", lambda: predict(tags, model, run / "results.json", flow, args.device, frames=args.frames))
+        ("predict", lambda: predict(tags, model, project.results, flow, args.device, frames=args.frames))
     )
     return stages
 
@@ -227,10 +231,10 @@ def run_pipeline(args: argparse.Namespace) -> int:
     if args.supervision == "full" and gt is None:
         raise InputError(None, "--supervision full trains on ground-truth masks: give --gt GT.json")
     run_stages(pipeline_stages(args), args.progress == "json")
-    results = args.out / "results.json"
+    results = Project(args.out).results
     print(f"wrote {results} (YouTube-VIS results)")
     if gt is not None:
         stats = evaluate_ytvis(gt, json.loads(results.read_text()), str(args.gt), str(results))
-        write_json(args.out / "eval.json", stats, indent=1)
+        write_json(Project(args.out).evaluation, stats, indent=1)
         print(format_table(stats))
     return 0

@@ -10,8 +10,9 @@ import os
 from pathlib import Path
 
 from training.errors import InputError
+from training.run_folder import DETECTORS, checkpoint
 
-PIPELINE_DETECTORS = ("maskconsist", "maskrcnn")
+PIPELINE_DETECTORS = DETECTORS
 """Sub-folders of a ``vis-ws pipeline`` run holding a detector, the one to prefer first."""
 
 
@@ -33,8 +34,8 @@ def detector_checkpoint(path: str | os.PathLike) -> Path:
     if path.is_file():
         return path
     for folder in (path, *(path / name for name in PIPELINE_DETECTORS)):
-        if (folder / "checkpoint.pt").is_file():
-            return folder / "checkpoint.pt"
+        if checkpoint(folder).is_file():
+            return checkpoint(folder)
     raise InputError(
         path, "no detector checkpoint here: pass a 'vis-ws train --out' folder or a 'vis-ws pipeline --out' folder"
     )

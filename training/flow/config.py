@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from training.config import config_from_dict
+from training.run_folder import CHECKPOINT, CONFIG
 
 PHOTOMETRIC = ("census", "ssim")
 # the files of a run folder
-CHECKPOINT_NAME = "checkpoint.pt"
-CONFIG_NAME = "config.json"
+CHECKPOINT_NAME = CHECKPOINT
+CONFIG_NAME = CONFIG
 
 
 @dataclass

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from training import run_folder
 from training.atomic import write_json, write_npz
 from training.cam.data import normalize
 from training.cam.store import file_sha256, read_frame_cams
@@ -47,6 +48,7 @@ from training.errors import InputError
 from training.export import LabelVolume, labels_to_coco, labels_to_ytvis, load_labels, save_labels
 from training.irn.inference import INSTANCE_BG, Instance, cluster_centroids, find_centroids, instance_pseudo_labels
 from training.progress import Progress
+from training.run_folder import Project
 from training.working_scale import mask_to_frame, recorded_working_size, resize_maps, upsample_frame, working_scale
 
 STAGE = "pseudo-labels"
@@ -172,14 +174,14 @@ def default_instance_bg(irn_run: str | os.PathLike) -> float:
 
     irn_run = Path(irn_run)
     try:
-        config = read_json(irn_run / "config.json")
+        config = read_json(run_folder.config(irn_run))
         recorded = config.get("cam_run") if isinstance(config, dict) else None
         candidates = [Path(recorded)] if recorded else []
-        candidates.append(irn_run.parent / "cam")  # the project layout, when the recorded path was relative
-        cam_run = next((c for c in candidates if (c / "config.json").is_file()), None)
+        candidates.append(Project(irn_run.parent).cam)  # the project layout, when the recorded path was relative
+        cam_run = next((c for c in candidates if run_folder.config(c).is_file()), None)
         if cam_run is None:
             return INSTANCE_BG
-        cam = CAMTrainConfig.from_dict(read_json(cam_run / "config.json"), cam_run / "config.json")
+        cam = CAMTrainConfig.from_dict(read_json(run_folder.config(cam_run)), run_folder.config(cam_run))
     except InputError:
         return INSTANCE_BG
     return FROZEN_CLASSIFIER_BG if cam.backbone_freeze == "backbone" else INSTANCE_BG
@@ -192,7 +194,8 @@ def check_instance_bg(bg_threshold: float) -> None:
 
 
 def _record(irn_run: Path, use_fcams: bool, bg_threshold: float) -> dict[str, Any]:
-    record: dict[str, Any] = {"irn_checkpoint_sha256": file_sha256(irn_run / "checkpoint.pt"), "use_fcams": use_fcams}
+    sha = file_sha256(run_folder.checkpoint(irn_run))
+    record: dict[str, Any] = {"irn_checkpoint_sha256": sha, "use_fcams": use_fcams}
     if bg_threshold != INSTANCE_BG:  # records written before the option existed stay valid at the default
         record["instance_bg"] = bg_threshold
     return record

@@ -55,10 +55,10 @@ from training.loop import (
     write_run_files,
 )
 from training.progress import Progress
+from training.run_folder import CATEGORIES
 from training.working_scale import WORKING_SIZE, check_working_size
 
 STAGE = "train-irn"
-CATEGORIES = "categories.json"
 VARIANTS = ("irn", "irn+fbound", "irn+fcam", "flowirn")
 CLASSIFIER = "classifier"
 BACKBONES = (*ARCHS, CLASSIFIER)

@@ -69,10 +69,9 @@ from training.loop import (
 from training.maskconsist.masks import FrameMasks
 from training.maskconsist.matching import IOM_RANKS, PairResult, maskconsist_pair
 from training.progress import Progress
+from training.run_folder import CATEGORIES, MATCHES
 
 STAGE = "train"
-CATEGORIES = "categories.json"
-MATCHES = "matches"
 PSEUDO_FILE = "pseudo.npz"
 _RESUME_FREE = ("device", "weights")  # weights only start a new run
 
