@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import torch
 
 from training.errors import InputError
+
+M = TypeVar("M", bound=torch.nn.Module)
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
@@ -43,3 +47,16 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def fast_layout(model: M) -> M:
+    """``model`` (in place) with its 4-D weights in channels-last memory format, the fast layout of convolutions.
+
+    oneDNN on the CPU (and cuDNN with mixed precision) run channels-last
+    convolutions without reordering; results equal the default layout's to
+    float rounding (max difference 3e-6 on CAMs). Measured on this 2-core CPU
+    (benchmarks/RESULTS.md): CAMs of a 360×480 frame at IRN's 4 scales + flip
+    1.35 → 0.80 s, IRN inference 0.19 → 0.13 s.
+    """
+    model.to(memory_format=torch.channels_last)
+    return model

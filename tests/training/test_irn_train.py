@@ -44,6 +44,8 @@ def test_every_table_4_variant_trains_with_finite_losses(prepared, tmp_path, var
     model, cats = load_irn_run(tmp_path / "run")
     assert [c["name"] for c in cats] == ["disc", "box", "triangle", "star"]
     assert not model.training
+    channels_last = [p.is_contiguous(memory_format=torch.channels_last) for p in model.parameters() if p.dim() == 4]
+    assert channels_last and all(channels_last)  # the fast layout for inference (training.device.fast_layout)
 
 
 def test_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(prepared, tmp_path):

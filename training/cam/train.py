@@ -33,7 +33,7 @@ from training.cam.network import ARCHS, FREEZE, POOLINGS, CAMNet, load_weights
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import config_from_dict, config_to_dict
 from training.data.json_io import read_json
-from training.device import describe_device, resolve_device
+from training.device import describe_device, fast_layout, resolve_device
 from training.distributed import check_split, describe_world, rank_device, wrap_ddp
 from training.errors import InputError
 from training.loop import (
@@ -421,7 +421,7 @@ def load_run(run: str | os.PathLike, device: torch.device | str = "cpu") -> tupl
         raise InputError(
             run / CHECKPOINT, f"weights do not fit {config.arch} with {len(categories)} classes ({problem})"
         ) from None
-    return model.to(device).eval(), categories, run / CHECKPOINT
+    return fast_layout(model.to(device).eval()), categories, run / CHECKPOINT
 
 
 def average_precision(scores: np.ndarray, positives: np.ndarray) -> float:

@@ -29,6 +29,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 from training.backbones import LITE0, is_lite0_package_state, lite0_features, load_by_position
 from training.checkpoint import load_checkpoint, load_strict, tensor_state
 from training.detection.runs import detector_checkpoint
+from training.device import fast_layout
 from training.errors import InputError
 
 BACKBONES = (LITE0, "resnet50", "resnet18", "mobilenet_v3")
@@ -258,4 +259,4 @@ def load_detector(
     except RuntimeError as exc:
         problem = " ".join(str(exc).split())[:160]
         raise InputError(path, f"weights do not fit Mask R-CNN on {config.get('backbone')} ({problem})") from None
-    return model.to(device).eval(), category_ids, config
+    return fast_layout(model.to(device).eval()), category_ids, config

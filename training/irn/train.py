@@ -32,7 +32,7 @@ from training.cam.data import epoch_batches
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import config_from_dict, config_to_dict
 from training.data.json_io import read_json
-from training.device import describe_device, resolve_device
+from training.device import describe_device, fast_layout, resolve_device
 from training.distributed import check_split, describe_world, is_main, rank_device, wrap_ddp
 from training.errors import InputError
 from training.irn.data import RelationFrames
@@ -438,4 +438,4 @@ def load_irn_run(run: str | os.PathLike, device: torch.device | str = "cpu") -> 
     except RuntimeError as exc:
         problem = " ".join(str(exc).split())[:160]
         raise InputError(run / CHECKPOINT, f"weights do not fit IRN on {arch} ({problem}; cam run {cam_run})") from None
-    return model.to(device).eval(), categories
+    return fast_layout(model.to(device).eval()), categories
