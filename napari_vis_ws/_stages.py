@@ -83,11 +83,12 @@ def pseudo_labels_stage(tags: Path, project: Path, video_id: int) -> Iterator[An
     config = read_json(run_folder.config(run))
     variant = config.get("variant", "flowirn") if isinstance(config, dict) else "flowirn"
     use_fcams = IRNTrainConfig(variant=variant).uses_fcams  # as the run was trained (`vis-ws pseudo-labels`)
-    # the other videos' pseudo-labels were made with these (`vis-ws pseudo-labels --instance-bg`): keep them;
-    # none yet: the same default as the CLI (None: from the classifier, training.irn.pseudo_labels)
-    bg = recorded_settings(folders.pseudo).get("instance_bg")
+    # the other videos' pseudo-labels were made with these (`vis-ws pseudo-labels --instance-bg/--instance-norm`):
+    # keep them; none yet: the same defaults as the CLI (None: from the classifier, training.irn.pseudo_labels)
+    recorded = recorded_settings(folders.pseudo)
+    bg, norm = recorded.get("instance_bg"), recorded.get("instance_norm")
     yield from make_pseudo_labels(
-        tags, run, folders.cams, folders.pseudo, use_fcams, video_ids=[video_id], bg_threshold=bg
+        tags, run, folders.cams, folders.pseudo, use_fcams, video_ids=[video_id], bg_threshold=bg, instance_norm=norm
     )
 
 

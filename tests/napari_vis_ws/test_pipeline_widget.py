@@ -340,11 +340,15 @@ def test_dock_labels_a_video_with_the_projects_recorded_instance_background(proj
     for name in ("flow", "cam", "cams", "irn"):
         (run / name).symlink_to(project / "run" / name)
     tags = project / "data/tags.json"
-    list(make_pseudo_labels(tags, run / "irn", run / "cams", run / "pseudo", video_ids=[1], bg_threshold=0.6))
+    made = make_pseudo_labels(
+        tags, run / "irn", run / "cams", run / "pseudo", video_ids=[1], bg_threshold=0.6, instance_norm="class"
+    )
+    list(made)
     stamp = (run / "pseudo/synth_0000/pseudo.npz").stat().st_mtime_ns
     events = list(pseudo_labels_stage(tags, run, 1))
     assert any("already done" in (e.message or "") for e in events)
     assert (run / "pseudo/synth_0000/pseudo.npz").stat().st_mtime_ns == stamp
     shutil.rmtree(run / "pseudo/synth_0000")
     list(pseudo_labels_stage(tags, run, 1))  # made by the dock: at the project's 0.6
-    assert json.loads((run / "pseudo/synth_0000/pseudo.json").read_text())["instance_bg"] == 0.6
+    record = json.loads((run / "pseudo/synth_0000/pseudo.json").read_text())
+    assert record["instance_bg"] == 0.6 and record["instance_norm"] == "class"  # and its instance normalisation

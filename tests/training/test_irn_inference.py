@@ -196,6 +196,25 @@ def test_instance_labels_separate_two_touching_blobs_when_the_displacement_says_
     assert len(merged) == 1 and _iou(merged[0].mask, big(left | right)) > 0.9
 
 
+def test_class_normalisation_keeps_a_tagged_class_that_the_frames_maximum_drops():
+    # two separate objects of two tagged classes; the second class's CAM peaks at half the first's
+    cams, boundary, left, right = _touching_scene()
+    boundary[:, 15] = 1.0  # a wall between them: each class's map stays on its object
+    two_classes = np.stack([cams[0] * left, 0.5 * cams[0] * right])
+    disp = _field_to([(11.5, 9.5), (11.5, 21.5)], [left, right], left.shape)
+    by_frame = instance_pseudo_labels(two_classes, [3, 5], boundary, disp, (96, 128), bg_threshold=0.85)
+    by_class = instance_pseudo_labels(
+        two_classes, [3, 5], boundary, disp, (96, 128), bg_threshold=0.85, instance_norm="class"
+    )
+    assert [f.key for f in by_frame] == [3]  # IRN's frame maximum: the weaker class is all background
+    assert sorted(f.key for f in by_class) == [3, 5]  # the tags say class 5 is there: it keeps its object
+    big = lambda m: np.kron(m, np.ones((4, 4), bool))  # noqa: E731  (grid → image)
+    weak = next(f for f in by_class if f.key == 5)
+    assert _iou(weak.mask, big(right)) > 0.5 and weak.score == pytest.approx(0.5, abs=0.05)  # frame-normalised
+    with pytest.raises(ValueError, match="instance_norm"):
+        instance_pseudo_labels(two_classes, [3, 5], boundary, disp, (96, 128), instance_norm="video")
+
+
 def test_instance_labels_drop_fragments_unless_asked_to_keep_them_with_score_zero():
     cams, boundary, left, right = _touching_scene()
     cams[0, 2, 2] = 1.0  # a lone activated cell walled in by the boundary: under 1% of the image once upsampled

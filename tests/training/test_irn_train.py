@@ -16,7 +16,7 @@ from training.cli import main
 from training.errors import InputError, TrainingStopped
 from training.export import load_labels
 from training.irn.data import RelationFrames, crop_origin, flow_at_grid, rescale_item
-from training.irn.pseudo_labels import make_pseudo_labels, paint_instances, recorded_settings
+from training.irn.pseudo_labels import default_instance_norm, make_pseudo_labels, paint_instances, recorded_settings
 from training.irn.train import IRNTrainConfig, load_irn_run, train_irn
 
 FAST = {"epochs": 2, "batch_size": 4, "crop": 64, "radius": 5, "seed": 3}
@@ -285,9 +285,15 @@ def test_a_higher_instance_background_score_gives_tighter_pseudo_labels_and_redo
     assert json.loads((out / "synth_0000" / "pseudo.json").read_text())["instance_bg"] == 0.6
     again = list(make_pseudo_labels(tags, irn, cams, out, video_ids=[1], bg_threshold=0.6))
     assert any("already done" in e.message for e in again)
-    assert recorded_settings(out) == {"instance_bg": 0.6}  # what the Pipeline dock labels its videos with
+    norm = default_instance_norm(irn)
+    assert recorded_settings(out) == {"instance_bg": 0.6, "instance_norm": norm}  # the Pipeline dock labels with these
     (out / "settings.json").unlink()  # a folder from before settings.json: the videos' records tell
-    assert recorded_settings(out) == {"instance_bg": 0.6} and recorded_settings(tmp_path / "none") == {}
+    assert recorded_settings(out) == {"instance_bg": 0.6, "instance_norm": norm}
+    assert recorded_settings(tmp_path / "none") == {}
+    other = "frame" if norm == "class" else "class"
+    events = list(make_pseudo_labels(tags, irn, cams, out, video_ids=[1], bg_threshold=0.6, instance_norm=other))
+    assert not any("already done" in e.message for e in events)  # made with the other normalisation: redone
+    assert recorded_settings(out)["instance_norm"] == other
 
 
 @pytest.mark.parametrize("value", ["0", "1", "-0.2", "nan"])
@@ -309,10 +315,11 @@ def test_a_negative_motion_split_is_refused_in_one_line_before_anything_is_writt
 def test_the_default_instance_background_is_irns_unless_the_classifier_was_frozen(tmp_path):
     # a frozen ImageNet classifier (the default) has diffuse CAMs: 0.85 (chosen on a validation set), else IRN's 0.25
     from training.cli import irn_commands as cli
-    from training.irn.inference import INSTANCE_BG
-    from training.irn.pseudo_labels import FROZEN_CLASSIFIER_BG, default_instance_bg
+    from training.irn.inference import INSTANCE_BG, INSTANCE_NORMS
+    from training.irn.pseudo_labels import FROZEN_CLASSIFIER_BG, FROZEN_CLASSIFIER_NORM, default_instance_bg
 
     assert (cli.INSTANCE_BG, cli.FROZEN_CLASSIFIER_BG) == (INSTANCE_BG, FROZEN_CLASSIFIER_BG) == (0.25, 0.85)
+    assert (cli.INSTANCE_NORMS, cli.FROZEN_CLASSIFIER_NORM) == (INSTANCE_NORMS, FROZEN_CLASSIFIER_NORM)
     from training.working_scale import WORKING_SIZE
 
     assert cli.WORKING_SIZE == WORKING_SIZE  # the parser's copy, kept without importing the backend
@@ -327,7 +334,9 @@ def test_the_default_instance_background_is_irns_unless_the_classifier_was_froze
         (project / "cam" / "config.json").write_text(json.dumps({"arch": arch, "freeze": freeze}))
         (project / "irn" / "config.json").write_text(json.dumps({"cam_run": "cam"}))  # relative: the project's
         assert default_instance_bg(project / "irn") == expected
+        assert default_instance_norm(project / "irn") == ("class" if expected == 0.85 else "frame")  # go together
     assert default_instance_bg(tmp_path / "nowhere") == INSTANCE_BG
+    assert default_instance_norm(tmp_path / "nowhere") == "frame"  # IRN's
 
 
 def test_pseudo_labels_of_one_video_keep_the_others_in_the_set_json(prepared, tmp_path):

@@ -15,6 +15,8 @@ ARCHS = ("efficientnet_lite0", "resnet50", "resnet18")  # training.backbones.ARC
 IRN_BACKBONES = (*ARCHS, "classifier")  # training.irn.train.BACKBONES
 INSTANCE_BG = 0.25  # training.irn.inference.INSTANCE_BG, without importing torch to build the parser
 FROZEN_CLASSIFIER_BG = 0.85  # training.irn.pseudo_labels.FROZEN_CLASSIFIER_BG
+INSTANCE_NORMS = ("frame", "class")  # training.irn.inference.INSTANCE_NORMS
+FROZEN_CLASSIFIER_NORM = "class"  # training.irn.pseudo_labels.FROZEN_CLASSIFIER_NORM
 WORKING_SIZE = 360  # training.working_scale.WORKING_SIZE
 MOTION_SPLIT = 0.0  # training.irn.losses.MOTION_SPLIT
 
@@ -57,6 +59,25 @@ def add_motion_split_argument(p: argparse.ArgumentParser) -> None:
         help="flowIRN, experimental: same-class pixel pairs whose flow differs by T (in units of the frame's "
         "95th-percentile motion) are trained as two instances, for touching objects moving apart; 0 (the "
         "default): off, as the paper (no reliable gain measured: benchmarks/RESULTS.md)",
+    )
+
+
+def add_instance_arguments(p: argparse.ArgumentParser) -> None:
+    """``--instance-bg`` and ``--instance-norm``: how the instance argmax tells objects from background."""
+    p.add_argument(
+        "--instance-bg",
+        type=float,
+        default=None,
+        help="background score of the instance argmax (IRN's ins_seg_bg_thres); higher: tighter masks, fewer "
+        f"instances; default: {FROZEN_CLASSIFIER_BG} for a frozen classifier (the default), else IRN's {INSTANCE_BG}",
+    )
+    p.add_argument(
+        "--instance-norm",
+        choices=INSTANCE_NORMS,
+        default=None,
+        help="what the propagated scores are divided by before that comparison: the frame's maximum (frame, IRN) "
+        "or each tagged class's (class: every tagged class keeps its strongest instance); default: "
+        f"{FROZEN_CLASSIFIER_NORM} for a frozen classifier, else frame",
     )
 
 
@@ -124,13 +145,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cam-epochs", type=int, default=5, help="classifier training epochs")
     p.add_argument("--cam-batch-size", type=int, default=16, help="classifier frames per iteration")
     p.add_argument("--cam-crop", type=int, default=224, help="classifier square crop side")
-    p.add_argument(
-        "--instance-bg",
-        type=float,
-        default=None,
-        help="background score of the instance argmax (IRN's ins_seg_bg_thres); higher: tighter masks, fewer "
-        f"instances; default: {FROZEN_CLASSIFIER_BG} for a frozen classifier (the default), else IRN's {INSTANCE_BG}",
-    )
+    add_instance_arguments(p)
     _add_irn_options(p)
     add_nproc_argument(p, "flow, CAMs and pseudo-labels sharded by video, DDP training")
     p.set_defaults(func=run_pseudo_labels)
@@ -199,6 +214,7 @@ def first_module_stages(
     frames: Path | None = None,
     device: str = "auto",
     instance_bg: float | None = None,
+    instance_norm: str | None = None,
 ) -> list[tuple[str, Any]]:
     """The paper's first module as (name, start) pairs; ``start()`` returns the stage's progress generator.
 
@@ -237,6 +253,7 @@ def first_module_stages(
                 frames=frames,
                 device=device,
                 bg_threshold=instance_bg,
+                instance_norm=instance_norm,
             ),
         ),
     ]
@@ -277,8 +294,9 @@ def run_pseudo_labels(args: argparse.Namespace) -> int:
     irn = _irn_config(args)
 
     def body() -> int:
+        bg, norm = args.instance_bg, args.instance_norm
         stages = first_module_stages(
-            args.tags, args.out, cam, irn, args.flow_method, args.frames, args.device, args.instance_bg
+            args.tags, args.out, cam, irn, args.flow_method, args.frames, args.device, bg, norm
         )
         run_stages(stages, args.progress == "json")
         if distributed.is_main():

@@ -38,12 +38,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``pipeline`` to ``vis-ws``."""
     from training.cli import formatter
-    from training.cli.irn_commands import (
-        FROZEN_CLASSIFIER_BG,
-        INSTANCE_BG,
-        add_motion_split_argument,
-        add_working_size_argument,
-    )
+    from training.cli.irn_commands import add_instance_arguments, add_motion_split_argument, add_working_size_argument
 
     p = sub.add_parser(
         "pipeline",
@@ -80,13 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_working_size_argument(p, None)
     add_motion_split_argument(p)
-    p.add_argument(
-        "--instance-bg",
-        type=float,
-        default=None,
-        help="background score of the instance argmax (IRN's ins_seg_bg_thres; higher: tighter masks, fewer "
-        f"instances); default: {FROZEN_CLASSIFIER_BG} for a frozen classifier (the default), else IRN's {INSTANCE_BG}",
-    )
+    add_instance_arguments(p)
     p.add_argument("--seed", type=int, default=0, help="seed of every stage")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--frames", type=Path, default=None, help="frames folder (default: JPEGImages/ beside TAGS)")
@@ -167,8 +156,11 @@ def pipeline_stages(args: argparse.Namespace) -> list[tuple[str, Any]]:
     flow = project.flow
     stages: list[tuple[str, Any]] = []
     if args.supervision == "weak":
-        bg = args.instance_bg  # None: from the classifier, as `pseudo-labels` (pseudo_labels.default_instance_bg)
-        stages += first_module_stages(tags, run, cam, irn, frames=args.frames, device=args.device, instance_bg=bg)
+        # None: from the classifier, as `pseudo-labels` (pseudo_labels.default_instance_bg / default_instance_norm)
+        bg, norm = args.instance_bg, args.instance_norm
+        stages += first_module_stages(
+            tags, run, cam, irn, frames=args.frames, device=args.device, instance_bg=bg, instance_norm=norm
+        )
         if not (irn.uses_flow_loss or irn.uses_fcams):
             from training.flow.video import compute_flow
 

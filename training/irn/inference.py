@@ -36,6 +36,9 @@ INSTANCE_BG = 0.25
 """IRN's ``ins_seg_bg_thres``: background score of the instance argmax."""
 SEMANTIC_BG = 0.25
 """IRN's ``sem_seg_bg_thres``: background score of the semantic argmax."""
+INSTANCE_NORMS = ("frame", "class")
+"""What the instance argmax divides the propagated scores by before comparing them with the background score:
+``frame``, the frame's global maximum (IRN); ``class``, each tagged class's own maximum."""
 MIN_FRAGMENT = 0.01
 """Segments smaller than this fraction of the image are fragments (IRN: score 0)."""
 STRIDE = 4
@@ -203,6 +206,7 @@ def instance_pseudo_labels(
     stride: int = STRIDE,
     keep_fragments: bool = False,
     centroids: np.ndarray | torch.Tensor | None = None,
+    instance_norm: str = "frame",
 ) -> list[Instance]:
     """Instance pseudo-labels of one frame (IRN's ``make_ins_seg_labels``; METHOD.md §6).
 
@@ -210,7 +214,8 @@ def instance_pseudo_labels(
     2. Instance CAMs M̄_ck = CAM_c · 1(I = k), propagated with the random walk.
     3. Upsampled ×stride (bilinear), cropped to the image, divided by the
        global max; a background channel of ``bg_threshold`` is put in front
-       and each pixel takes the argmax.
+       and each pixel takes the argmax (with ``instance_norm="class"``, of
+       the scores divided by their class's maximum instead).
     4. Every 4-connected segment of each (class, instance) channel is a
        detection scored by the highest normalised score inside it; segments
        under ``min_fragment`` of the image are fragments.
@@ -237,6 +242,13 @@ def instance_pseudo_labels(
     centroids : (2, h, w) int, optional
         :func:`find_centroids` of ``displacement`` when the caller has it
         already (it is most of the cost); None computes it.
+    instance_norm : {"frame", "class"}
+        What the scores are divided by before the background comparison
+        (:data:`INSTANCE_NORMS`). ``frame`` is IRN's. ``class``: the frame's
+        tags say every class in ``cams`` is there, so each keeps its
+        strongest instance even when another class's peak is higher (with a
+        high ``bg_threshold`` the frame's maximum keeps one class per frame).
+        Detection scores are the frame-normalised peaks either way.
 
     Returns
     -------
@@ -264,7 +276,7 @@ def instance_pseudo_labels(
     scores = _upsampled_scores(_propagate(inst_cams, bt, radius, beta, exp_times), (big_h, big_w), stride)
     if scores is None:
         return []
-    winner = _argmax_with_background(scores, bg_threshold)
+    winner = _argmax_with_background(_normalized(scores, n, instance_norm), bg_threshold)
     class_keys = np.repeat(key_arr, n)
     min_size = (big_h * big_w) * min_fragment
     out: list[Instance] = []
@@ -354,6 +366,18 @@ def _upsampled_scores(rw: torch.Tensor, size: tuple[int, int], stride: int) -> n
     if not peak > 0:  # IRN would divide by 0 here; nothing was propagated, so nothing is foreground
         return None
     return (up / peak).cpu().numpy()
+
+
+def _normalized(scores: np.ndarray, n_groups: int, instance_norm: str) -> np.ndarray:
+    """(K·N, H, W) frame-normalised scores (class-major) as the instance argmax compares them: see INSTANCE_NORMS."""
+    if instance_norm == "frame":
+        return scores
+    if instance_norm != "class":
+        raise ValueError(f"instance_norm must be one of {INSTANCE_NORMS}, got {instance_norm!r}")
+    per_class = scores.reshape(-1, n_groups, *scores.shape[1:])
+    peaks = per_class.reshape(per_class.shape[0], -1).max(axis=1)
+    divisor = np.where(peaks > 0, peaks, 1.0).astype(scores.dtype)
+    return (per_class / divisor[:, None, None, None]).reshape(scores.shape)
 
 
 def _argmax_with_background(scores: np.ndarray, background: float) -> np.ndarray:
