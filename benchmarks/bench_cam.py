@@ -113,9 +113,9 @@ def fg_precision_recall(gt: np.ndarray, pred: np.ndarray) -> tuple[int, int, int
 def quality(work: Path, videos: int, frames: int, config: CAMTrainConfig, seed: int) -> dict[str, Any]:
     """Train a ResNet-18 on tags, score its classification and its (f-)CAMs against the ground truth."""
     from training.cam.data import TagFrames
-    from training.data.synthetic import SyntheticConfig, generate_dataset
     from training.data.tags import load_tags, tag_matrix
     from training.data.ytvis import dataset_video_frames, gt_volume, load_ytvis
+    from training.synthetic import SyntheticConfig, generate_dataset
 
     paths = generate_dataset(work / "data", SyntheticConfig(n_videos=videos, n_frames=frames, seed=seed))
     heldout = generate_dataset(work / "heldout", SyntheticConfig(n_videos=16, n_frames=2, seed=seed + 1000))

@@ -31,7 +31,6 @@ from training.cam.infer import SCALES  # noqa: E402
 from training.cam.store import read_frame_cams, write_cams  # noqa: E402
 from training.cam.train import CAMTrainConfig, train_cam  # noqa: E402
 from training.data.sources import iter_videos  # noqa: E402
-from training.data.synthetic import SyntheticConfig, generate_dataset  # noqa: E402
 from training.data.ytvis import load_ytvis  # noqa: E402
 from training.evaluation import evaluate_frames  # noqa: E402
 from training.export import LabelVolume, labels_to_ytvis  # noqa: E402
@@ -39,6 +38,7 @@ from training.flow.video import compute_flow  # noqa: E402
 from training.irn.pseudo_labels import make_pseudo_labels  # noqa: E402
 from training.irn.train import VARIANTS, IRNTrainConfig, train_irn  # noqa: E402
 from training.progress import Progress  # noqa: E402
+from training.synthetic import SyntheticConfig, generate_dataset  # noqa: E402
 from training.working_scale import WORKING_SIZE  # noqa: E402
 
 CAM_EVAL_BG = 0.15

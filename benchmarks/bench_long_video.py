@@ -112,7 +112,7 @@ def write_data(root: Path, n_frames: int, height: int, width: int) -> dict[str, 
     import av
 
     from training.atomic import write_bytes, write_json
-    from training.data.synthetic import encode_jpeg
+    from training.synthetic import encode_jpeg
 
     bg = background(height, width)
     names, frame_tags = [], []

@@ -126,7 +126,7 @@ def held_out_set(tags: Path, n_held: int, work: Path) -> Path:
     background pool and object distribution, different objects and motion).
     """
     from training.config import config_from_dict
-    from training.data.synthetic import SyntheticConfig, generate_dataset
+    from training.synthetic import SyntheticConfig, generate_dataset
 
     config_path = tags.parent / "config.json"
     saved = json.loads(config_path.read_text())
@@ -280,18 +280,18 @@ def faulty_labels(args: argparse.Namespace) -> dict[str, Any]:
     Every instance of every frame of ``--gt-train`` is, independently, missing
     (``--missing``) or cut to 30-70 % of its pixels (``--partial``), scored
     1.0 as IRN scores most of its pseudo-labels
-    (:func:`training.data.label_faults.degrade_labels`, seeded per video). The
+    (:func:`training.synthetic.label_faults.degrade_labels`, seeded per video). The
     result has the layout of ``RUN/pseudo`` (``--out``), so ``--part quality
     --pseudo OUT`` trains step 1 on it and step 2 from that model: whether
     MaskConsist repairs what it is built to repair, with a step-1 detector
     better than its labels, apart from how well the CAMs localise.
     """
-    from training.data.label_faults import degrade_labels
     from training.data.sources import iter_videos
     from training.data.ytvis import gt_volume, load_ytvis
     from training.evaluation import evaluate_frames
     from training.export import LabelVolume, save_labels
     from training.irn.pseudo_labels import write_pseudo_label_json
+    from training.synthetic.label_faults import degrade_labels
 
     gt = load_ytvis(args.gt_train)
     volumes = []

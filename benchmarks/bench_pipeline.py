@@ -33,9 +33,9 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from training.cli import main as vis_ws  # noqa: E402
-from training.data.synthetic import SyntheticConfig, generate_dataset  # noqa: E402
 from training.data.ytvis import load_ytvis  # noqa: E402
 from training.evaluation import evaluate_frames, evaluate_ytvis  # noqa: E402
+from training.synthetic import SyntheticConfig, generate_dataset  # noqa: E402
 
 
 def dataset(root: Path, videos: int, args: argparse.Namespace, seed: int) -> Path:

@@ -22,7 +22,7 @@ def ensure_sample() -> Path:
         return gt
     import os
 
-    from training.data.synthetic import SyntheticConfig, generate_dataset
+    from training.synthetic import SyntheticConfig, generate_dataset
 
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "napari-vis-ws" / "sample_data"
     if not (cache / "gt.json").is_file():

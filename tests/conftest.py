@@ -113,7 +113,7 @@ def slow_down(monkeypatch: pytest.MonkeyPatch, target: str, seconds: float) -> N
 
 def synthetic_tags(root: Path) -> Path:
     """2 synthetic videos x 4 frames of 64x80 written under ``root``; returns tags.json."""
-    from training.data.synthetic import SyntheticConfig, generate_dataset
+    from training.synthetic import SyntheticConfig, generate_dataset
 
     config = SyntheticConfig(
         n_videos=2, n_frames=4, height=64, width=80, size_range=(12.0, 32.0), object_speed=(1.0, 3.0)

@@ -10,7 +10,7 @@ from conftest import SAMPLE
 
 from napari_vis_ws._sample_data import SAMPLE_CONFIG, ensure_sample
 from training.cli import main
-from training.data.synthetic import SyntheticConfig
+from training.synthetic import SyntheticConfig
 
 
 def test_sample_config_is_the_one_the_committed_sample_was_made_with():

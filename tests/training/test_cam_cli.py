@@ -19,7 +19,7 @@ TRAIN = ["--arch", "resnet18", "--epochs", "1", "--batch-size", "8", "--crop", "
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, Path]:
     """A 2-video x 4-frame synthetic set and a 1-epoch run on it: (tags.json, run folder)."""
-    from training.data.synthetic import SyntheticConfig, generate_dataset
+    from training.synthetic import SyntheticConfig, generate_dataset
 
     root = tmp_path_factory.mktemp("synthetic")
     config = SyntheticConfig(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.data.label_faults import cut_mask, degrade_labels
+from training.synthetic.label_faults import cut_mask, degrade_labels
 
 
 def _disc_video(n_frames: int = 40, n_objects: int = 5) -> np.ndarray:

@@ -13,7 +13,7 @@ SUB_FOLDERS = {"flow", "cam", "cams", "irn", "pseudo", "maskrcnn", "maskconsist"
 SUB_FOLDERS |= {"corrections", "targets", "matches"}
 FILE_NAMES = {"checkpoint.pt", "config.json", "categories.json", "results.json", "eval.json"}
 # a data folder, not a run: `vis-ws sample` writes DATA/config.json beside its frames
-OTHER_FOLDERS = {("training/data/synthetic.py", "config.json")}
+OTHER_FOLDERS = {("training/synthetic/dataset.py", "config.json")}
 
 
 def spelled_names(path: Path) -> list[tuple[int, str]]:

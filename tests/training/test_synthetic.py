@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 from conftest import SAMPLE
 
-from training.data.synthetic import (
+from training.data.tags import load_tags
+from training.data.ytvis import frame_paths, frames_root, gt_volume, load_ytvis
+from training.errors import InputError
+from training.synthetic import (
     CATEGORIES,
     SyntheticConfig,
     generate_dataset,
@@ -18,9 +21,6 @@ from training.data.synthetic import (
     object_mask,
     plan_video,
 )
-from training.data.tags import load_tags
-from training.data.ytvis import frame_paths, frames_root, gt_volume, load_ytvis
-from training.errors import InputError
 
 CONFIG = SyntheticConfig()  # the default set: 4 videos x 16 frames at 240x320, seed 0
 K3 = np.ones((3, 3), np.uint8)

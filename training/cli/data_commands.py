@@ -79,7 +79,7 @@ def _progress_bar(total: int, desc: str) -> Any:
 
 def run_sample(args: argparse.Namespace) -> int:
     """``vis-ws sample``."""
-    from training.data.synthetic import SyntheticConfig, generate_dataset
+    from training.synthetic import SyntheticConfig, generate_dataset
 
     for name in ("videos", "frames", "height", "width"):
         if getattr(args, name) < 1:

@@ -1,1 +1,1 @@
-"""Data: video readers, YouTube-VIS datasets, frame tags and the synthetic generator."""
+"""Data: video readers, YouTube-VIS datasets and frame tags (the synthetic generator is training.synthetic)."""
