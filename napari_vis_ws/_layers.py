@@ -132,3 +132,8 @@ def dataset_layers(json_path: str | Path, video_id: int | None = None, frames: s
         volume = gt_volume(data, vid, json_path)
         layers.append(labels_layer(volume, data["categories"], GROUND_TRUTH, {"json": str(json_path)}))
     return layers
+
+
+def stage_meta(stage: str, key: str, **extra: Any) -> dict[str, Any]:
+    """A stage layer's ``metadata``: ``{"vis_ws": {"stage": stage, "video_key": key, ...}}``."""
+    return {META_KEY: {"stage": stage, "video_key": key, **extra}}

@@ -61,7 +61,7 @@ def prediction_work(
     InputError
         No predictions of the video and no trained detector in ``run``; bad files.
     """
-    from napari_vis_ws._stage_layers import (
+    from napari_vis_ws._prediction_layers import (
         detector_checkpoint,
         labels_disagreement,
         match_layers,

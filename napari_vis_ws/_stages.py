@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from napari_vis_ws._prediction_layers import detector_checkpoint, predictions_path
 from napari_vis_ws._predictions import prediction_work
-from napari_vis_ws._stage_layers import detector_checkpoint, predictions_path
 from training import run_folder
 from training.run_folder import Project
 

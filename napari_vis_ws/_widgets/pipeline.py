@@ -50,17 +50,15 @@ from qtpy.QtWidgets import (
 )
 
 from napari_vis_ws._layers import FRAMES, META_KEY, dataset_layers
+from napari_vis_ws._prediction_layers import PREDICTIONS, describe_matches, matches_path
 from napari_vis_ws._predictions import LoadedPredictions
 from napari_vis_ws._stage_layers import (
-    PREDICTIONS,
     PSEUDO_LABELS,
     SHOWN_STAGES,
     STAGES,
     attach_disagreement,
-    describe_matches,
     labels_snapshot,
     layer_rank,
-    matches_path,
     newest_result,
     project_layers,
 )

@@ -67,13 +67,9 @@ from qtpy.QtWidgets import (
 )
 
 from napari_vis_ws._layers import FRAMES, META_KEY
+from napari_vis_ws._prediction_layers import PREDICTIONS, has_predictions
 from napari_vis_ws._predictions import LoadedPredictions, prediction_work
-from napari_vis_ws._stage_layers import (
-    PREDICTIONS,
-    attach_disagreement,
-    has_predictions,
-    labels_snapshot,
-)
+from napari_vis_ws._stage_layers import attach_disagreement, labels_snapshot
 from napari_vis_ws._tasks import register_task, update_task, watch_window
 from napari_vis_ws._training import (
     DEVICES,

@@ -167,7 +167,8 @@ def test_a_project_without_results_gives_no_layers(tmp_path):
 def test_predictions_of_a_video_become_the_predictions_layer(tmp_path):
     from conftest import make_volume
 
-    from napari_vis_ws._stage_layers import prediction_layers, project_layers
+    from napari_vis_ws._prediction_layers import prediction_layers
+    from napari_vis_ws._stage_layers import project_layers
     from training.export import write_ytvis
 
     vol = make_volume()
@@ -186,7 +187,7 @@ def test_predictions_of_a_video_become_the_predictions_layer(tmp_path):
 
 @pytest.mark.gui
 def test_maskconsist_matches_are_drawn_as_lines_coloured_by_iou(make_napari_viewer, tmp_path):
-    from napari_vis_ws._stage_layers import match_layers
+    from napari_vis_ws._prediction_layers import match_layers
 
     box = {"boxes": [[10.0, 20.0, 8.0, 6.0], [40.0, 5.0, 4.0, 4.0]], "classes": [1, 2], "scores": [0.9, 0.4]}
     moved = {"boxes": [[14.0, 20.0, 8.0, 6.0], [41.0, 5.0, 4.0, 4.0]], "classes": [1, 2], "scores": [0.8, 0.3]}
@@ -230,7 +231,7 @@ def test_pseudo_labels_shown_with_predictions_carry_their_disagreement_per_frame
 def test_matches_are_described_and_an_empty_result_says_why(tmp_path):
     import json
 
-    from napari_vis_ws._stage_layers import describe_matches
+    from napari_vis_ws._prediction_layers import describe_matches
 
     box = {"boxes": [[10.0, 20.0, 8.0, 6.0]], "classes": [1], "scores": [0.9]}
     empty = {"boxes": [], "classes": [], "scores": []}
@@ -249,7 +250,7 @@ def test_matches_are_described_and_an_empty_result_says_why(tmp_path):
 
 
 def test_a_detector_that_predicts_nothing_in_the_video_gives_no_disagreement_not_1_on_every_frame():
-    from napari_vis_ws._stage_layers import labels_disagreement
+    from napari_vis_ws._prediction_layers import labels_disagreement
 
     pseudo = np.zeros((3, 8, 8), np.int32)
     pseudo[:, 2:5, 2:5] = 1
