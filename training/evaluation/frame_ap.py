@@ -17,14 +17,8 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from training.evaluation.ytvis_eval import (
-    STAT_NAMES,
-    Tube,
-    category_ids,
-    load_gt_tubes,
-    load_result_tubes,
-    video_sizes,
-)
+from training.evaluation.tubes import Tube, category_ids, load_gt_tubes, load_result_tubes, video_sizes
+from training.evaluation.ytvis_eval import STAT_NAMES
 
 
 def _images(
