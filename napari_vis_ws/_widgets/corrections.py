@@ -83,6 +83,7 @@ from napari_vis_ws._layers import META_KEY, labels_features, labels_layer, volum
 from napari_vis_ws._tasks import watch_window
 from napari_vis_ws._workers import start_worker
 from training import corrections as corr
+from training import review
 from training.run_folder import Project
 
 if TYPE_CHECKING:
@@ -621,7 +622,7 @@ class CorrectionsWidget(QWidget):
             it.setToolTip("why: " + (reason or "nothing stands out"))
             self.queue_list.addItem(it)
 
-    def _suspicion(self) -> corr.Suspicion:
+    def _suspicion(self) -> review.Suspicion:
         """Why each frame may be wrong: scores, instance counts and, when the layer has it, MaskConsist disagreement."""
         assert self.layer is not None
         table = self._table()
@@ -629,21 +630,21 @@ class CorrectionsWidget(QWidget):
         dis = self.layer.metadata.get(META_KEY, {}).get("disagreement")
         if dis is not None and np.size(dis) != self._areas.areas.shape[0]:
             dis = None  # made for another version of the video
-        return corr.suspicion_terms(self._areas, scores, None if dis is None else np.asarray(dis, np.float64))
+        return review.suspicion_terms(self._areas, scores, None if dis is None else np.asarray(dis, np.float64))
 
     def queue_reasons(self, k: int = 20) -> list[tuple[int, str]]:
         """(frame, why) of the unreviewed frames most likely wrong, worst first, e.g. (7, "disagreement 0.80")."""
         if self.layer is None:
             return []
         terms = self._suspicion()
-        return [(f, terms.reason(f)) for f in corr.worst_frames(terms.total, self.reviewed, k)]
+        return [(f, terms.reason(f)) for f in review.worst_frames(terms.total, self.reviewed, k)]
 
     def queue(self, k: int = 20) -> list[int]:
         """Unreviewed frames, most likely wrong first (``metadata[vis_ws][disagreement]`` is used when present).
 
         The rank adds up low scores, instances appearing or vanishing and the
         MaskConsist disagreement that loading predictions or matches stores in
-        the layer's metadata (:func:`training.corrections.suspicion_terms`).
+        the layer's metadata (:func:`training.review.suspicion_terms`).
         """
         return [f for f, _ in self.queue_reasons(k)]
 

@@ -16,16 +16,14 @@ from training.corrections import (
     next_id,
     propagate_mask,
     relabel_class,
-    review_queue,
     split_by_line,
     split_components,
-    suspicion_terms,
     training_targets,
-    worst_frames,
 )
 from training.export import LabelVolume
 from training.flow import read_video_flow
 from training.flow.storage import flow_writer
+from training.review import review_queue, suspicion_terms, worst_frames
 
 
 def _two_blobs() -> np.ndarray:
