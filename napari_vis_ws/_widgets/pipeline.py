@@ -22,11 +22,9 @@ video's stored predictions, or the project's detector run on it and kept in
 
 from __future__ import annotations
 
-import gc
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -50,6 +48,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_vis_ws._layers import FRAMES, META_KEY, dataset_layers
+from napari_vis_ws._placing import LayerPlacer
 from napari_vis_ws._prediction_layers import PREDICTIONS, describe_matches, matches_path
 from napari_vis_ws._predictions import LoadedPredictions
 from napari_vis_ws._stage_layers import (
@@ -58,13 +57,12 @@ from napari_vis_ws._stage_layers import (
     STAGES,
     attach_disagreement,
     labels_snapshot,
-    layer_rank,
     newest_result,
     project_layers,
 )
 from napari_vis_ws._stages import STAGE_WORK, predictions_stage, video_shape, video_source
 from napari_vis_ws._tasks import register_task, update_task, wait_for_workers, watch_window
-from napari_vis_ws._warm_up import heap_frozen, settle, start_warm_up, thaw
+from napari_vis_ws._warm_up import settle, start_warm_up, thaw
 from napari_vis_ws._workers import start_generator_worker, start_worker
 
 if TYPE_CHECKING:
@@ -96,33 +94,6 @@ def with_layers(
 
 
 # -- the dock ---------------------------------------------------------------------
-def _fits(layer: Any, kwargs: dict[str, Any], kind: str) -> bool:
-    """Whether ``layer`` can take the data of a layer-data tuple (same kind, both RGB or neither)."""
-    same = layer.__class__.__name__.lower() == kind and kind != "shapes"  # shapes carry per-shape styles: add anew
-    return same and bool(getattr(layer, "rgb", False)) == bool(kwargs.get("rgb"))
-
-
-@contextmanager
-def _young_objects_collected() -> Iterator[None]:
-    """Let the garbage collections napari runs while removing layers skip the objects that existed before.
-
-    napari calls ``gc.collect()`` for every layer it removes (a workaround for
-    OpenGL drivers on Windows). With torch and napari loaded that is a full
-    collection of about half a million objects, 0.3-0.5 s each: switching to a
-    video with other classes, or starting CAMs, held the event loop 2.7 s
-    (measured on the 16-frame sample, 2 cores). Frozen objects (``gc.freeze``)
-    are skipped by those collections and collected normally afterwards.
-    """
-    if heap_frozen():  # frozen for good when the dock opened: collections are short already
-        yield
-        return
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
 @dataclass
 class StageRow:
     """The controls of one stage."""
@@ -151,8 +122,7 @@ class PipelineWidget(QWidget):
         self._closing = False
         self._opened: set[Path] = set()  # projects whose stale temporary files were removed
         self._showing = 0  # the load whose layers are being put in the viewer
-        self._pace_token = 0  # the latest set of layers being put in the viewer one per event-loop turn
-        self._pacing = False  # whether one is still going in
+        self.placer = LayerPlacer(napari_viewer)  # stage layers into the viewer, paced (napari_vis_ws._placing)
 
         self.tags_edit = QLineEdit()
         self.tags_edit.setPlaceholderText("frame-tags JSON (vis-ws tags)")
@@ -396,122 +366,13 @@ class PipelineWidget(QWidget):
         key, (t, h, w), frames, layers = loaded
         if frames:
             for data, kwargs, kind in frames:
-                self._put_layer(data, kwargs, kind)
+                self.placer.put(data, kwargs, kind)
             self.viewer.layers.move(self.viewer.layers.index(FRAMES), 0)
             self.viewer.dims.set_current_step(0, 0)
         names = ", ".join(kw["name"] for _, kw, _ in layers)
         found = f"results: {names}" if layers else f"no results yet in {self.project}: run the stages below"
         self.info.setText(f"{note}{key}: {t} frames of {w}×{h}; {found}")
-        self._show_layers(layers, SHOWN_STAGES, paced=current, then=ready)
-
-    def _put_layer(
-        self, data: Any, kwargs: dict[str, Any], kind: str, restyle: bool = False, visible: bool = True
-    ) -> None:
-        """Add a layer, or give a same-named layer of the same kind the new data.
-
-        An updated layer keeps its display settings (opacity, visibility,
-        contrast) unless ``restyle``, for a layer reused under a new name; a
-        new one is shown when ``visible``.
-        """
-        name = kwargs["name"]
-        if restyle or name not in self.viewer.layers:
-            kwargs = {**kwargs, "visible": visible}
-        if name in self.viewer.layers:
-            layer = self.viewer.layers[name]
-            if _fits(layer, kwargs, kind):
-                layer.data = data
-                if "features" in kwargs:
-                    layer.features = kwargs["features"]
-                if restyle:
-                    for key in ("colormap", "contrast_limits", "blending", "opacity", "visible"):
-                        if key in kwargs:
-                            setattr(layer, key, kwargs[key])
-                layer.metadata = {**layer.metadata, **kwargs.get("metadata", {})}
-                return
-            self.viewer.layers.remove(name)
-        getattr(self.viewer, f"add_{kind}")(data, **kwargs)
-
-    def _show_layers(
-        self,
-        layers: list[tuple],
-        stages: tuple[str, ...],
-        paced: Callable[[], bool] | None = None,
-        then: Callable[[], None] | None = None,
-    ) -> None:
-        """Show the layers of some stages; drop those stages' layers that are not in the new set.
-
-        With ``paced``, one layer goes in per turn of the event loop, as long
-        as ``paced()`` holds (napari spends 0.1-0.3 s of the main thread on
-        each: eleven at once held it 1.5-2.4 s); ``then()`` follows the last.
-
-        A layer that is no longer needed (``cam [dog]`` after switching to a
-        video of cats) is renamed and reused for a new one of the same kind:
-        napari takes a garbage collection to remove a layer. Of the new
-        layers only the newest result (:func:`newest_result`) is visible; the
-        others are added hidden, and layers already there keep the visibility
-        the user gave them.
-        """
-        keep = {kw["name"] for _, kw, _ in layers}
-        shown = newest_result([kw["name"] for _, kw, _ in layers])
-        stale = [
-            ly
-            for ly in self.viewer.layers
-            if ly.metadata.get(META_KEY, {}).get("stage") in stages and ly.name not in keep
-        ]
-
-        def put(data: Any, kwargs: dict[str, Any], kind: str) -> None:
-            reuse = None
-            if kwargs["name"] not in self.viewer.layers:
-                reuse = next((ly for ly in stale if _fits(ly, kwargs, kind)), None)
-            if reuse is not None:
-                stale.remove(reuse)
-                reuse.name = kwargs["name"]
-            self._put_layer(data, kwargs, kind, restyle=reuse is not None, visible=kwargs["name"] == shown)
-
-        def drop(i: int) -> None:  # the stale layers left once the new ones are in (one per step when paced)
-            if i < len(stale) and stale[i] in self.viewer.layers:
-                with _young_objects_collected():
-                    self.viewer.layers.remove(stale[i])
-
-        def finish() -> None:
-            self._order_layers()
-            if then is not None:
-                then()
-
-        steps = [partial(put, *layer) for layer in layers]
-        steps += [partial(drop, i) for i in range(len(stale))] + [finish]
-        if paced is None:
-            for step in steps:
-                step()
-            return
-
-        self._pace_token += 1
-        token = self._pace_token
-        self._pacing = True
-
-        def run(i: int) -> None:
-            if token != self._pace_token:  # a newer set of layers took over (it holds all of them)
-                return
-            if not paced():  # a newer load (another video) took over, or the viewer is closing
-                self._pacing = False
-                return
-            steps[i]()
-            if i + 1 < len(steps):
-                QTimer.singleShot(0, partial(run, i + 1))
-            else:
-                self._pacing = False
-
-        QTimer.singleShot(0, partial(run, 0))  # not in this turn: the caller may have put a layer already
-
-    def _order_layers(self) -> None:
-        """Stage layers above the others, in the order of :func:`layer_rank` (flow at the bottom, points on top)."""
-        layers = self.viewer.layers
-        managed = [ly for ly in layers if ly.metadata.get(META_KEY, {}).get("stage") in SHOWN_STAGES]
-        ranked = sorted(managed, key=lambda ly: layer_rank(ly.name))  # stable: same-rank layers keep their order
-        if managed == ranked and all(layers.index(ly) >= len(layers) - len(managed) for ly in managed):
-            return
-        for layer in ranked:
-            layers.move(layers.index(layer), len(layers))
+        self.placer.show(layers, SHOWN_STAGES, paced=current, then=ready)
 
     # -- running stages -------------------------------------------------------------
     def run_stage(self, name: str) -> None:
@@ -593,12 +454,12 @@ class PipelineWidget(QWidget):
         elif isinstance(value, LoadedPredictions):
             self._show_predictions(value)
         else:  # paced: the first CAM refresh adds a layer per class, 0.1-0.3 s of the main thread each
-            self._show_layers(value, (name,), paced=lambda: not self._closing)
+            self.placer.show(value, (name,), paced=lambda: not self._closing)
             self._newest = newest_result([kw["name"] for _, kw, _ in value])
 
     def _show_predictions(self, loaded: LoadedPredictions) -> None:
         """Show ``predictions`` (and ``matches``); hand the disagreement to the pseudo-labels layer."""
-        self._show_layers(loaded.layers, (PREDICTIONS, "matches"))
+        self.placer.show(loaded.layers, (PREDICTIONS, "matches"))
         attach_disagreement(self.viewer, loaded.disagreement)
         predictions = next((d for d, kw, _ in loaded.layers if kw["name"] == PREDICTIONS), None)
         count = 0 if predictions is None else int(np.count_nonzero(np.unique(predictions)))
@@ -619,7 +480,7 @@ class PipelineWidget(QWidget):
         self.info.setText(f"{TITLES[name]}: done. {self._messages.pop(name, '')}".strip())
 
     def _stage_finished(self, name: str) -> None:
-        if self._pacing and not self._closing:  # its last layers are still going in: finish after them
+        if self.placer.pacing and not self._closing:  # its last layers are still going in: finish after them
             QTimer.singleShot(20, partial(self._stage_finished, name))
             return
         row = self.stages[name]

@@ -206,7 +206,7 @@ def test_layers_seen_through_napari_public_proxy_are_updated_in_place():
     from napari.layers import Image
     from napari.utils._proxies import PublicOnlyProxy
 
-    from napari_vis_ws._widgets.pipeline import _fits
+    from napari_vis_ws._placing import _fits
 
     layer = Image(np.zeros((2, 8, 8), np.float32))
     assert _fits(PublicOnlyProxy(layer), {}, "image")
