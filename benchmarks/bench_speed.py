@@ -44,7 +44,6 @@ from training.cam.data import normalize  # noqa: E402
 from training.cam.infer import SCALES, make_cams  # noqa: E402
 from training.cam.network import CAMNet  # noqa: E402
 from training.cam.train import CAMTrainConfig, build_model, cam_loss, make_optimizer  # noqa: E402
-from training.cli.pipeline_commands import PRESETS  # noqa: E402
 from training.detection.data import mask_boxes  # noqa: E402
 from training.detection.model import build_mask_rcnn, sampling_options  # noqa: E402
 from training.detection.predict import predict_frames  # noqa: E402
@@ -55,6 +54,7 @@ from training.irn.relations import relation_sets  # noqa: E402
 from training.irn.train import IRNTrainConfig  # noqa: E402
 from training.loop import backward_step  # noqa: E402
 from training.maskconsist.train import DetectionTrainConfig  # noqa: E402
+from training.pipeline import PRESETS  # noqa: E402
 from training.working_scale import WORKING_SIZE, upsample_frame, working_scale  # noqa: E402
 
 PRESET = PRESETS["cpu"]

@@ -2,9 +2,10 @@
 
 No Qt here: each function runs in a napari worker and yields the backend's
 progress events; :mod:`napari_vis_ws._widgets.pipeline` turns them into
-progress bars and layers. The settings are the ones the project's runs
-recorded (working scale, instance background score), so a stage run from the
-dock makes what ``vis-ws`` makes.
+progress bars and layers. Flow, CAMs and pseudo-labels are
+:mod:`training.pipeline`'s own stages, for one video: the ones ``vis-ws
+pipeline`` runs, reading the settings the project's runs recorded (working
+scale, IRN variant, instance background score and normalisation).
 """
 
 from __future__ import annotations
@@ -17,24 +18,19 @@ import numpy as np
 
 from napari_vis_ws._prediction_layers import detector_checkpoint, predictions_path
 from napari_vis_ws._predictions import prediction_work
-from training import run_folder
 from training.run_folder import Project
 
 if TYPE_CHECKING:
     from training.data.sources import VideoSource
 
-MODEL_HINT = "train it from the Training dock or with `vis-ws pseudo-labels`"
 DETECTOR_HINT = "train one with `vis-ws pipeline {tags} --out {project}` or the Training dock (Mask R-CNN, MaskConsist)"
 
 
 def video_source(tags: Path, video_id: int) -> VideoSource:
     """The video ``video_id`` of a dataset or tags JSON."""
-    from training.data.sources import iter_videos
-    from training.errors import InputError
+    from training.pipeline import videos
 
-    for source in iter_videos(tags, video_ids=[video_id]):
-        return source
-    raise InputError(tags, f"no video with id {video_id}")
+    return videos(tags, video_ids=[video_id], share=False)[0]
 
 
 def video_shape(source: VideoSource) -> tuple[int, int, int]:
@@ -44,52 +40,23 @@ def video_shape(source: VideoSource) -> tuple[int, int, int]:
 
 def flow_stage(tags: Path, project: Path, video_id: int) -> Iterator[Any]:
     """Optical flow of the video into ``project/flow`` (skipped when already there)."""
-    from training.flow import compute_video_flow
+    from training.pipeline import flow_stage as backend_stage
 
-    yield from compute_video_flow(video_source(tags, video_id), Project(project).flow, method="dis")
+    yield from backend_stage(tags, project, [video_id])
 
 
 def cams_stage(tags: Path, project: Path, video_id: int) -> Iterator[Any]:
     """CAMs and f-CAMs of the video into ``project/cams`` with the classifier of ``project/cam``."""
-    from training.cam.store import write_cams
-    from training.errors import InputError
-    from training.flow.storage import flow_paths
+    from training.pipeline import cams_stage as backend_stage
 
-    folders = Project(project)
-    run = folders.cam
-    if not run_folder.checkpoint(run).is_file():
-        raise InputError(None, f"no trained classifier in {run}: {MODEL_HINT}")
-    source = video_source(tags, video_id)
-    if not all(p.is_file() for p in flow_paths(folders.flow, source.key)):
-        raise InputError(None, f"no optical flow of video {source.key} in {folders.flow}: run Flow first")
-    yield from write_cams(tags, run, folders.cams, folders.flow, video_ids=[video_id])
+    yield from backend_stage(tags, project, [video_id])
 
 
 def pseudo_labels_stage(tags: Path, project: Path, video_id: int) -> Iterator[Any]:
-    """flowIRN pseudo-labels of the video into ``project/pseudo`` with the IRN of ``project/irn``."""
-    from training.cam.store import RECORD
-    from training.data.json_io import read_json
-    from training.errors import InputError
-    from training.irn.pseudo_labels import make_pseudo_labels, recorded_settings
-    from training.irn.train import IRNTrainConfig
+    """flowIRN pseudo-labels of the video into ``project/pseudo``, with the settings the project recorded."""
+    from training.pipeline import pseudo_labels_stage as backend_stage
 
-    folders = Project(project)
-    run = folders.irn
-    if not run_folder.checkpoint(run).is_file():
-        raise InputError(None, f"no trained IRN in {run}: {MODEL_HINT}")
-    source = video_source(tags, video_id)
-    if not (folders.cams / source.key / RECORD).is_file():
-        raise InputError(None, f"no CAMs of video {source.key} in {folders.cams}: run CAMs first")
-    config = read_json(run_folder.config(run))
-    variant = config.get("variant", "flowirn") if isinstance(config, dict) else "flowirn"
-    use_fcams = IRNTrainConfig(variant=variant).uses_fcams  # as the run was trained (`vis-ws pseudo-labels`)
-    # the other videos' pseudo-labels were made with these (`vis-ws pseudo-labels --instance-bg/--instance-norm`):
-    # keep them; none yet: the same defaults as the CLI (None: from the classifier, training.irn.pseudo_labels)
-    recorded = recorded_settings(folders.pseudo)
-    bg, norm = recorded.get("instance_bg"), recorded.get("instance_norm")
-    yield from make_pseudo_labels(
-        tags, run, folders.cams, folders.pseudo, use_fcams, video_ids=[video_id], bg_threshold=bg, instance_norm=norm
-    )
+    yield from backend_stage(tags, project, [video_id])
 
 
 def predictions_stage(

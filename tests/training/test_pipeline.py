@@ -59,7 +59,7 @@ def test_missing_weights_file_exits_2_before_anything_is_written(tmp_path, capsy
 
 
 def test_without_a_preset_the_pipeline_runs_the_cpu_preset_on_a_cpu_and_says_so(tmp_path, capsys):
-    from training.cli.pipeline_commands import PRESETS, choose_preset
+    from training.pipeline import PRESETS, choose_preset
 
     assert choose_preset(None, "cpu") == ("cpu", "preset cpu (no --preset: no GPU here)")
     assert choose_preset("tiny", "cpu") == ("tiny", "preset tiny")
@@ -73,12 +73,10 @@ def test_without_a_preset_the_pipeline_runs_the_cpu_preset_on_a_cpu_and_says_so(
 
 
 def test_presets_choose_the_working_size_and_a_bad_instance_background_is_refused(tmp_path, capsys):
-    import argparse
+    from training.pipeline import PipelineSettings, working_size
 
-    from training.cli.pipeline_commands import working_size
-
-    def args(preset: str, **kw) -> argparse.Namespace:
-        return argparse.Namespace(preset=preset, **{"working_size": None, **kw})
+    def args(preset: str, **kw) -> PipelineSettings:
+        return PipelineSettings(preset=preset, **kw)
 
     assert working_size(args("cpu")) == working_size(args("default")) == 360  # METHOD §9
     assert working_size(args("tiny")) == 0 and working_size(args("cpu", working_size=0)) == 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,15 +68,16 @@ def add_instance_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="background score of the instance argmax (IRN's ins_seg_bg_thres); higher: tighter masks, fewer "
-        f"instances; default: {FROZEN_CLASSIFIER_BG} for a frozen classifier (the default), else IRN's {INSTANCE_BG}",
+        "instances; default: the value the run's pseudo-labels were made with, else "
+        f"{FROZEN_CLASSIFIER_BG} for a frozen classifier (the default), else IRN's {INSTANCE_BG}",
     )
     p.add_argument(
         "--instance-norm",
         choices=INSTANCE_NORMS,
         default=None,
         help="what the propagated scores are divided by before that comparison: the frame's maximum (frame, IRN) "
-        "or each tagged class's (class: every tagged class keeps its strongest instance); default: "
-        f"{FROZEN_CLASSIFIER_NORM} for a frozen classifier, else frame",
+        "or each tagged class's (class: every tagged class keeps its strongest instance); default: the one the run's "
+        f"pseudo-labels were made with, else {FROZEN_CLASSIFIER_NORM} for a frozen classifier, else frame",
     )
 
 
@@ -188,88 +188,6 @@ def run_train_irn(args: argparse.Namespace) -> int:
     return distributed.run_command(args, config.device, body, build_parser)
 
 
-def _my_videos(tags: Path, frames: Path | None) -> list[Any]:
-    """The videos of ``tags`` this rank works on: ``videos[rank::world]`` (all of them in a single process)."""
-    from training.data.sources import iter_videos
-    from training.distributed import rank_world, shard
-
-    rank, world = rank_world()
-    return shard(list(iter_videos(tags, frames)), rank, world)
-
-
-def _flow_of_my_videos(tags: Path, out: Path, method: str, frames: Path | None) -> Iterator[Any]:
-    """:func:`~training.flow.video.compute_flow` of this rank's videos."""
-    from training.flow.video import compute_video_flow
-
-    for source in _my_videos(tags, frames):
-        yield from compute_video_flow(source, out, method)
-
-
-def first_module_stages(
-    tags: Path,
-    run: Path,
-    cam: Any,
-    irn: Any,
-    flow_method: str = "dis",
-    frames: Path | None = None,
-    device: str = "auto",
-    instance_bg: float | None = None,
-    instance_norm: str | None = None,
-) -> list[tuple[str, Any]]:
-    """The paper's first module as (name, start) pairs; ``start()`` returns the stage's progress generator.
-
-    Layout of ``run``: flow/, cam/, cams/, irn/, pseudo/ (the plugin's project layout). Every stage
-    resumes or skips what is already done, so running the list again costs little. Under torchrun
-    the per-video stages (flow, CAMs, pseudo-labels) share the videos out among the ranks and the
-    training stages train with DDP; :func:`run_stages` waits for every rank between two stages.
-    """
-    from training.cam.store import write_cams
-    from training.cam.train import train_cam
-    from training.irn.pseudo_labels import make_pseudo_labels
-    from training.irn.train import train_irn
-
-    project = Project(run)
-    flow = project.flow if irn.uses_flow_loss or irn.uses_fcams else None
-
-    def cams() -> Iterator[Any]:
-        ids = [int(v.video["id"]) for v in _my_videos(tags, frames)]
-        return write_cams(tags, project.cam, project.cams, flow, frames=frames, device=device, video_ids=ids)
-
-    stages: list[tuple[str, Any]] = []
-    if flow is not None:
-        stages.append(("flow", lambda: _flow_of_my_videos(tags, flow, flow_method, frames)))
-    return stages + [
-        ("train-cam", lambda: train_cam(cam, tags, project.cam, frames=frames, resume=True)),
-        ("cams", cams),
-        ("train-irn", lambda: train_irn(irn, tags, project.cam, project.cams, project.irn, flow, frames, resume=True)),
-        (
-            "pseudo-labels",
-            lambda: make_pseudo_labels(
-                tags,
-                project.irn,
-                project.cams,
-                project.pseudo,
-                use_fcams=irn.uses_fcams,
-                frames=frames,
-                device=device,
-                bg_threshold=instance_bg,
-                instance_norm=instance_norm,
-            ),
-        ),
-    ]
-
-
-def run_stages(stages: list[tuple[str, Any]], json_lines: bool) -> None:
-    """Drive each stage in turn, announcing it (``==> name``); under torchrun every rank, then a barrier."""
-    from training import distributed
-
-    for name, start in stages:
-        if distributed.is_main():
-            print(f"==> {name}", flush=True)
-        distributed.drive_ranks(start(), json_lines)  # Ctrl+C stops between steps; a checkpoint is saved
-        distributed.barrier()  # the next stage reads what every rank wrote
-
-
 def run_pseudo_labels(args: argparse.Namespace) -> int:
     """``vis-ws pseudo-labels``: every stage of the first module, resuming what is done; ``--nproc`` as train-cam."""
     from training import distributed
@@ -277,6 +195,7 @@ def run_pseudo_labels(args: argparse.Namespace) -> int:
     from training.cli import build_parser
     from training.data.tags import load_tags
     from training.irn.pseudo_labels import check_instance_bg
+    from training.pipeline import drive_stages, first_module_stages
 
     load_tags(args.tags)  # bad tags fail before anything is written
     if args.instance_bg is not None:
@@ -298,7 +217,7 @@ def run_pseudo_labels(args: argparse.Namespace) -> int:
         stages = first_module_stages(
             args.tags, args.out, cam, irn, args.flow_method, args.frames, args.device, bg, norm
         )
-        run_stages(stages, args.progress == "json")
+        drive_stages(stages, args.progress == "json")
         if distributed.is_main():
             labels = Project(args.out).pseudo / "pseudo_labels.json"
             print(f"wrote {labels} (YouTube-VIS results) and per-video label volumes")

@@ -5,34 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
-from training import run_folder
+from training.pipeline import PRESETS, PipelineSettings, choose_preset
 from training.run_folder import Project
-
-# Settings per preset. "tiny" runs a small synthetic set on a 2-core CPU in minutes (CI runs it);
-# "default" is the paper's setup (ResNet-50 everywhere), sized for a GPU.
-PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": {
-        "working_size": 0,  # frame size: seconds, not quality
-        "cam": {"arch": "resnet18", "epochs": 2, "batch_size": 4, "crop": 64},
-        "irn": {"epochs": 1, "batch_size": 4, "crop": 64, "radius": 5},
-        "detector": {"backbone": "resnet18", "iterations": 2, "batch_size": 2, "min_size": 64, "max_size": 96},
-    },
-    "cpu": {  # ImageNet EfficientNet-Lite0 everywhere: the classifier and IRN on frozen features
-        "cam": {"arch": "efficientnet_lite0", "epochs": 8, "batch_size": 16, "crop": 160},
-        "irn": {"epochs": 3, "batch_size": 8, "crop": 192, "radius": 10},
-        "detector": {"backbone": "efficientnet_lite0", "epochs": 2, "batch_size": 2, "min_size": 160,
-                     "max_size": 240, "proposals": 300, "rois": 128},  # fmt: skip
-        # step 2 trains on frame pairs (t, t+δ), δ ≤ 5: 2 epochs of them were 2,160 iterations here
-        "maskconsist": {"iterations": 200},
-    },
-    "default": {
-        "cam": {"arch": "resnet50", "epochs": 10, "batch_size": 8, "crop": 224},
-        "irn": {"epochs": 3, "batch_size": 8, "crop": 256, "radius": 10},
-        "detector": {"backbone": "resnet50", "epochs": 12, "batch_size": 2, "min_size": 480, "max_size": 800},
-    },
-}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -83,27 +58,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_pipeline)
 
 
-def choose_preset(preset: str | None, device: str) -> tuple[str, str]:
-    """The preset to run and why: the one asked for, else ``cpu`` without a GPU and ``default`` with one.
-
-    Parameters
-    ----------
-    preset : str or None, ``--preset``
-    device : str, ``--device`` (auto, cpu, cuda, cuda:N)
-
-    Returns
-    -------
-    (name, reason) : the preset and a line saying how it was chosen
-    """
-    if preset is not None:
-        return preset, f"preset {preset}"
-    from training.device import resolve_device
-
-    gpu = resolve_device(device).type == "cuda"
-    name = "default" if gpu else "cpu"
-    return name, f"preset {name} (no --preset: {'a GPU' if gpu else 'no GPU'} here)"
-
-
 def weights_argument(args: argparse.Namespace) -> str | None:
     """``--weights`` as the stages take it: None (each backbone's default), imagenet, none or an absolute path."""
     if args.weights in (None, "imagenet", "none"):
@@ -111,101 +65,33 @@ def weights_argument(args: argparse.Namespace) -> str | None:
     return str(Path(args.weights).resolve())
 
 
-def detector_weights(args: argparse.Namespace, cam_arch: str) -> str:
-    """Where step 1's backbone starts: --weights, else ImageNet where it installs with the project (Lite0),
-    else the run's classifier when it is the detector's backbone, else random init ("")."""
-    from training.backbones import IMAGENET, default_weights
-
-    weights = weights_argument(args)
-    backbone = PRESETS[args.preset]["detector"]["backbone"]
-    if weights is not None:
-        return weights
-    if default_weights(backbone) == IMAGENET:
-        return IMAGENET
-    if backbone == cam_arch:
-        return str(run_folder.checkpoint(Project(args.out).cam).resolve())
-    return ""
-
-
-def working_size(args: argparse.Namespace) -> int:
-    """``--working-size``, else the preset's (METHOD.md §9; 360 px unless the preset says otherwise)."""
-    from training.working_scale import WORKING_SIZE
-
-    if args.working_size is not None:
-        return int(args.working_size)
-    return int(PRESETS[args.preset].get("working_size", WORKING_SIZE))
-
-
-def pipeline_stages(args: argparse.Namespace) -> list[tuple[str, Any]]:
-    """Every stage of ``vis-ws pipeline`` as (name, start) pairs."""
-    from training.cam.train import CAMTrainConfig
-    from training.cli.irn_commands import first_module_stages
-    from training.detection.predict import predict
-    from training.irn.train import IRNTrainConfig
-    from training.maskconsist.train import DetectionTrainConfig, train_detector
-
-    preset = PRESETS[args.preset]
-    run, tags, common = args.out, args.tags, {"seed": args.seed, "device": args.device}
-    weights = weights_argument(args)
-    size = working_size(args)
-    cam = CAMTrainConfig(**preset["cam"], **common, weights=weights, working_size=size)
-    irn = IRNTrainConfig(
-        variant=args.variant, **preset["irn"], **common, working_size=size, motion_split=args.motion_split
+def settings_of(args: argparse.Namespace) -> PipelineSettings:
+    """The options of ``vis-ws pipeline`` as :class:`~training.pipeline.PipelineSettings` (the preset chosen)."""
+    return PipelineSettings(
+        preset=args.preset,
+        variant=args.variant,
+        supervision=args.supervision,
+        weights=weights_argument(args),
+        working_size=args.working_size,
+        motion_split=args.motion_split,
+        instance_bg=args.instance_bg,
+        instance_norm=args.instance_norm,
+        seed=args.seed,
+        device=args.device,
+        frames=args.frames,
+        gt=args.gt,
     )
-    project = Project(run)
-    flow = project.flow
-    stages: list[tuple[str, Any]] = []
-    if args.supervision == "weak":
-        # None: from the classifier, as `pseudo-labels` (pseudo_labels.default_instance_bg / default_instance_norm)
-        bg, norm = args.instance_bg, args.instance_norm
-        stages += first_module_stages(
-            tags, run, cam, irn, frames=args.frames, device=args.device, instance_bg=bg, instance_norm=norm
-        )
-        if not (irn.uses_flow_loss or irn.uses_fcams):
-            from training.flow.video import compute_flow
-
-            stages.insert(0, ("flow", lambda: compute_flow(tags, flow, frames=args.frames)))  # MaskConsist warps
-        step1 = DetectionTrainConfig(step=1, **preset["detector"], **common, weights=detector_weights(args, cam.arch))
-        step2 = DetectionTrainConfig(step=2, **{**preset["detector"], **preset.get("maskconsist", {})}, **common)
-        pseudo = project.pseudo
-        stages += [
-            ("train (Mask R-CNN)", lambda: train_detector(step1, tags, pseudo, project.maskrcnn, flow, resume=True)),
-            (
-                "train (MaskConsist)",
-                lambda: train_detector(
-                    step2, tags, pseudo, project.maskconsist, flow, init=project.maskrcnn, resume=True
-                ),
-            ),
-        ]
-        model = project.maskconsist
-    else:
-        from training.flow.video import compute_flow
-
-        full_weights = detector_weights(args, "")  # no classifier in this run
-        full = DetectionTrainConfig(step=1, supervision="full", **preset["detector"], **common, weights=full_weights)
-        stages += [
-            ("flow", lambda: compute_flow(tags, flow, frames=args.frames)),
-            (
-                "train (fully supervised)",
-                lambda: train_detector(full, tags, None, project.full, flow, None, True, args.gt),
-            ),
-        ]
-        model = project.full
-    stages.append(
-        ("predict", lambda: predict(tags, model, project.results, flow, args.device, frames=args.frames))
-    )
-    return stages
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
     """``vis-ws pipeline``."""
     from training.atomic import write_json
-    from training.cli.irn_commands import run_stages
     from training.data.tags import load_tags
     from training.data.ytvis import load_ytvis
     from training.errors import InputError
     from training.evaluation import evaluate_ytvis, format_table
     from training.irn.pseudo_labels import check_instance_bg
+    from training.pipeline import drive_stages, pipeline_stages
 
     load_tags(args.tags)  # bad input fails before anything is written
     args.preset, reason = choose_preset(args.preset, args.device)
@@ -222,7 +108,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
     gt = load_ytvis(args.gt) if args.gt is not None else None
     if args.supervision == "full" and gt is None:
         raise InputError(None, "--supervision full trains on ground-truth masks: give --gt GT.json")
-    run_stages(pipeline_stages(args), args.progress == "json")
+    drive_stages(pipeline_stages(args.tags, args.out, settings_of(args)), args.progress == "json")
     results = Project(args.out).results
     print(f"wrote {results} (YouTube-VIS results)")
     if gt is not None:
