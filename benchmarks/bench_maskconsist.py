@@ -56,7 +56,7 @@ import numpy as np  # noqa: E402
 
 from training.detection.model import BACKBONES, load_detector  # noqa: E402
 from training.detection.predict import predict_video  # noqa: E402
-from training.maskconsist.train import DetectionTrainConfig, train_detector  # noqa: E402
+from training.detection.train import DetectionTrainConfig, train_detector  # noqa: E402
 
 SIZE = {"min_size": 240, "max_size": 320}
 ABLATION = {  # paper Table 5 rows: (intra, inter, iom, maskcon_first, iom_rank)
@@ -201,7 +201,7 @@ def target_quality(args: argparse.Namespace) -> dict[str, Any]:
 
     For every δ = 1 pair of the training videos, in both orders (t, t2),
     ``--model`` (a step-1 run) predicts both frames and
-    :func:`~training.maskconsist.train.pair_matches` builds the targets of t2
+    :func:`~training.maskconsist.targets.pair_matches` builds the targets of t2
     for each Table-5 switch set. Each set is matched one-to-one (same class,
     Hungarian, IoU >= 0.5) with the ground truth of t2 (``--gt-train``):
     precision, recall and the mean IoU of the hits, beside the pseudo-labels
@@ -217,9 +217,9 @@ def target_quality(args: argparse.Namespace) -> dict[str, Any]:
     from training.data.ytvis import gt_volume, load_ytvis
     from training.detection.data import volume_frame_masks
     from training.detection.predict import predict_frames
+    from training.detection.train import load_train_videos
     from training.maskconsist.masks import FrameMasks, intersections
     from training.maskconsist.matching import class_iou, hungarian_matches, maskconsist_pair
-    from training.maskconsist.train import load_train_videos
 
     model, category_ids, saved = load_detector(args.model)
     config = DetectionTrainConfig(backbone=saved["backbone"], step=2, delta_max=1, device="cpu")

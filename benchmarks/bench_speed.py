@@ -47,13 +47,13 @@ from training.cam.train import CAMTrainConfig, build_model, cam_loss, make_optim
 from training.detection.data import mask_boxes  # noqa: E402
 from training.detection.model import build_mask_rcnn, sampling_options  # noqa: E402
 from training.detection.predict import predict_frames  # noqa: E402
+from training.detection.train import DetectionTrainConfig  # noqa: E402
 from training.irn.losses import irn_total_loss  # noqa: E402
 from training.irn.network import IRNet  # noqa: E402
 from training.irn.path_index import pair_affinity  # noqa: E402
 from training.irn.relations import relation_sets  # noqa: E402
 from training.irn.train import IRNTrainConfig  # noqa: E402
 from training.loop import backward_step  # noqa: E402
-from training.maskconsist.train import DetectionTrainConfig  # noqa: E402
 from training.pipeline import PRESETS  # noqa: E402
 from training.working_scale import WORKING_SIZE, upsample_frame, working_scale  # noqa: E402
 

@@ -341,8 +341,8 @@ def pipeline_stages(tags: PathLike, run: PathLike, settings: PipelineSettings) -
     """
     from training.cam.train import CAMTrainConfig
     from training.detection.predict import predict
+    from training.detection.train import DetectionTrainConfig, train_detector
     from training.irn.train import IRNTrainConfig
-    from training.maskconsist.train import DetectionTrainConfig, train_detector
 
     preset = PRESETS[settings.preset]
     common: dict[str, Any] = {"seed": settings.seed, "device": settings.device}

@@ -32,7 +32,7 @@ def project(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def detector(project) -> Path:
     """A 2-iteration Mask R-CNN (MobileNet-v3, 64 px) trained on the project's pseudo-labels, as `vis-ws pipeline`."""
-    from training.maskconsist.train import DetectionTrainConfig, train_detector
+    from training.detection.train import DetectionTrainConfig, train_detector
 
     config, out = DetectionTrainConfig(iterations=2, **TINY), project / "detector" / "maskrcnn"
     list(train_detector(config, project / "data/tags.json", project / "run/pseudo", out))

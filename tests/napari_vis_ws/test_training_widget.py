@@ -32,8 +32,8 @@ from napari_vis_ws._widgets.corrections import CorrectionsWidget
 from napari_vis_ws._widgets.training import EXIT_INTERRUPTED, TrainingWidget
 from training.checkpoint import load_checkpoint
 from training.data.ytvis import gt_volume, load_ytvis
+from training.detection.train import DetectionTrainConfig, train_detector
 from training.export import load_labels, save_labels, write_ytvis
-from training.maskconsist.train import DetectionTrainConfig, train_detector
 from training.progress import Progress
 
 pytestmark = pytest.mark.gui

@@ -179,9 +179,9 @@ def test_a_run_saved_before_a_config_field_existed_resumes_with_its_default_and_
     """A step-2 run started before `maskcon_first` existed has no such key: it ran with the default."""
     import json
 
+    from training.detection.train import DetectionTrainConfig
     from training.errors import InputError
     from training.loop import check_resumable
-    from training.maskconsist.train import DetectionTrainConfig
 
     config = DetectionTrainConfig(step=2)
     saved = config_to_dict(config)

@@ -17,17 +17,12 @@ from training.cli import main
 from training.data.sources import iter_videos
 from training.data.ytvis import gt_volume, load_ytvis
 from training.detection.data import volume_frame_masks
+from training.detection.train import DetectionTrainConfig, frame_pairs, plan_batches, train_detector
 from training.errors import InputError
 from training.evaluation import evaluate_ytvis
 from training.export import save_labels
 from training.maskconsist.masks import FrameMasks
-from training.maskconsist.train import (
-    DetectionTrainConfig,
-    frame_pairs,
-    pair_matches,
-    plan_batches,
-    train_detector,
-)
+from training.maskconsist.targets import pair_matches
 
 TINY = {"backbone": "mobilenet_v3", "batch_size": 1, "min_size": 64, "max_size": 80, "device": "cpu", "warmup": 0}
 

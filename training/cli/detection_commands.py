@@ -113,7 +113,7 @@ def run_train(args: argparse.Namespace) -> int:
     """``vis-ws train``; ``--nproc N`` (N > 1) re-runs it under torchrun, which this also runs under."""
     from training import distributed
     from training.cli import build_parser
-    from training.maskconsist.train import DetectionTrainConfig, train_detector
+    from training.detection.train import DetectionTrainConfig, train_detector
 
     config = DetectionTrainConfig(
         backbone=args.backbone,

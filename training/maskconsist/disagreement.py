@@ -13,7 +13,7 @@ Corrections dock visits it early. Two signals, each a (T,) float in [0, 1]:
     the other side misses entirely).
 :func:`match_disagreement`
     The inter-frame matches MaskConsist recorded while training
-    (``RUN/matches/<video>.json``, see :func:`training.maskconsist.train.summarize_pair`):
+    (``RUN/matches/<video>.json``, see :func:`training.maskconsist.targets.summarize_pair`):
     per frame pair (t, t+δ), one minus the summed IoU of the matches over the
     larger of the two sets of masks, averaged over the pairs that end in t+δ.
 
