@@ -25,8 +25,8 @@ DISAGREEMENT_SCORE = 0.5  # predictions below it are left out of the disagreemen
 
 def _video_results(path: Path, video_id: int) -> list[dict[str, Any]] | None:
     """The entries of video ``video_id`` in a YouTube-VIS results file; None without the file."""
-    from training.data.json_io import read_json
     from training.errors import InputError
+    from training.json_io import read_json
 
     if not path.is_file():
         return None
@@ -150,8 +150,8 @@ def labels_disagreement(
     of :func:`~training.maskconsist.disagreement.frame_disagreement` and
     :func:`~training.maskconsist.disagreement.match_disagreement`), or None.
     """
-    from training.data.json_io import read_json
     from training.errors import InputError
+    from training.json_io import read_json
     from training.maskconsist.disagreement import frame_disagreement, match_disagreement, video_disagreement
 
     pseudo = np.asarray(pseudo)
@@ -203,8 +203,8 @@ def match_layers(matches_json: str | os.PathLike, key: str) -> list[tuple]:
     ``warped masks`` (hidden until asked for) outlines the warped boxes.
     Read from ``RUN/maskconsist/matches/<key>.json`` (``vis-ws train --step 2``).
     """
-    from training.data.json_io import read_json
     from training.errors import InputError
+    from training.json_io import read_json
 
     path = Path(matches_json)
     if not path.is_file():
@@ -256,7 +256,7 @@ def match_layers(matches_json: str | os.PathLike, key: str) -> list[tuple]:
 
 def describe_matches(matches_json: str | os.PathLike | None) -> str:
     """One line on a video's MaskConsist matches, saying why when there are none; "" without a matches file."""
-    from training.data.json_io import read_json
+    from training.json_io import read_json
 
     if matches_json is None or not Path(matches_json).is_file():
         return ""

@@ -71,9 +71,9 @@ def prediction_work(
     )
     from napari_vis_ws._stages import video_source
     from training import run_folder
-    from training.data.json_io import read_json
     from training.errors import InputError
     from training.flow.storage import flow_paths
+    from training.json_io import read_json
 
     if not run.is_dir():
         raise InputError(run, "no such run folder: choose the output folder of a Mask R-CNN or MaskConsist training")

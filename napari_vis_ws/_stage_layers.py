@@ -225,8 +225,8 @@ def cam_layers(
     list of layer-data tuples; [] when the video has no CAMs.
     """
     from training.cam.store import RECORD, frame_path, read_frame_cams
-    from training.data.json_io import read_json
     from training.errors import InputError
+    from training.json_io import read_json
 
     record_path = Path(cams_dir) / key / RECORD
     try:

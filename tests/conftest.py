@@ -9,6 +9,7 @@ import time
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -60,6 +61,27 @@ def tiny_dataset(tmp_path: Path) -> Path:
     cats = [{"id": 3, "name": "disc"}, {"id": 7, "name": "box"}, {"id": 9, "name": "unused"}]
     write_ytvis(tmp_path / "gt.json", vols, cats)
     return tmp_path / "gt.json"
+
+
+SCALER_STATE = {"scale": 2048.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 2000,
+                "_growth_tracker": 7}  # fmt: skip
+"""A CUDA GradScaler's state mid-run, as :func:`loss_scaling` makes every training loop save it."""
+
+
+@pytest.fixture
+def loss_scaling(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every training loop's :class:`~training.loop.MixedPrecision` saves :data:`SCALER_STATE` (as with AMP on a GPU).
+
+    Returns the states the loops restore on resume, in order: a trainer that
+    drops its loss scale on resume (or autocasts without one) fails a test
+    that checks it, even on this CPU.
+    """
+    from training.loop import MixedPrecision
+
+    restored: list[Any] = []
+    monkeypatch.setattr(MixedPrecision, "state_dict", lambda self: dict(SCALER_STATE))
+    monkeypatch.setattr(MixedPrecision, "load_state_dict", lambda self, state: restored.append(state))
+    return restored
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -28,9 +28,9 @@ import torch
 
 from training.atomic import remove_stale_temp_files, write_json
 from training.config import absent_values, config_to_dict
-from training.data.json_io import read_json
 from training.distributed import all_reduce_mean, average_buffers, dump_rank_state, is_main, rank_world, shard
 from training.errors import InputError, TrainingStopped
+from training.json_io import read_json
 from training.progress import Progress
 from training.run_folder import CHECKPOINT, CONFIG
 
@@ -85,10 +85,54 @@ def check_resumable(run: Path, config: Any, free: Sequence[str], what: str) -> N
             )
 
 
+class MixedPrecision:
+    """fp16 autocast with loss scaling on CUDA, plain fp32 elsewhere: one object per training loop.
+
+    Every trainer uses it the same way, so none autocasts without a scaler (fp16
+    gradients underflow) and every checkpoint keeps the scaler's state
+    (:func:`training_state`, :func:`resume_state`): a resumed run goes on with
+    the loss scale it had reached instead of re-learning it with skipped steps.
+
+    Parameters
+    ----------
+    enabled : bool
+        The config's ``amp``; it only takes effect on a CUDA device.
+    device : torch.device
+    """
+
+    def __init__(self, enabled: bool, device: torch.device) -> None:
+        self.enabled = bool(enabled) and device.type == "cuda"
+        # a disabled scaler passes the loss through and steps plainly
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.enabled)
+
+    def autocast(self) -> torch.autocast:
+        """The forward pass's context: float16 autocast on CUDA when enabled, else a no-op."""
+        return torch.autocast("cuda", dtype=torch.float16, enabled=self.enabled)
+
+    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> float:
+        """:func:`backward_step` with this loop's loss scaling; returns the loss (mean over the ranks)."""
+        return backward_step(loss, optimizer, self.scaler)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The scaler's state ({} when disabled)."""
+        return self.scaler.state_dict() if self.enabled else {}
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        """Restore a saved scaler state; a run saved without one (fp32, or older) keeps the fresh scaler."""
+        if self.enabled and state:
+            self.scaler.load_state_dict(state)
+
+
 def resume_state(
-    run: Path, config: Any, free: Sequence[str], stage: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+    run: Path,
+    config: Any,
+    free: Sequence[str],
+    stage: str,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    precision: MixedPrecision | None = None,
 ) -> tuple[int, list[float], dict[str, Any]]:
-    """Load a run's checkpoint into ``model`` and ``optimizer`` to resume it.
+    """Load a run's checkpoint into ``model``, ``optimizer`` (and ``precision``'s scaler) to resume it.
 
     Returns
     -------
@@ -110,6 +154,8 @@ def resume_state(
         optimizer.load_state_dict(state["optimizer"])
         step, losses = int(state["step"]), list(state["epoch_losses"])
         restore_rng(state["rng"])
+        if precision is not None:
+            precision.load_state_dict(state.get("scaler"))
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         raise InputError(run / CHECKPOINT, f"not a {stage} checkpoint of this run ({type(exc).__name__})") from None
     return step, losses, state
@@ -121,10 +167,14 @@ def training_state(
     step: int,
     epoch_losses: list[float],
     config: Any,
+    precision: MixedPrecision | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """The checkpoint of a training loop: what :func:`resume_state` reads back, plus ``extra`` fields."""
-    return {
+    """The checkpoint of a training loop: what :func:`resume_state` reads back, plus ``extra`` fields.
+
+    With ``precision``, its scaler's state is saved as ``scaler``.
+    """
+    state = {
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
         "step": step,
@@ -133,6 +183,9 @@ def training_state(
         "config": config_to_dict(config),
         **extra,
     }
+    if precision is not None:
+        state["scaler"] = precision.state_dict()
+    return state
 
 
 def poly_lr(base: float, step: int, total: int, power: float = 0.9) -> float:

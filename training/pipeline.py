@@ -256,9 +256,9 @@ def pseudo_labels_stage(
         No trained IRN in the run; a video without its CAMs.
     """
     from training.cam.store import RECORD
-    from training.data.json_io import read_json
     from training.irn.pseudo_labels import make_pseudo_labels, recorded_settings
     from training.irn.train import IRNTrainConfig
+    from training.json_io import read_json
 
     project = Project(run)
     if not run_folder.checkpoint(project.irn).is_file():

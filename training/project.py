@@ -40,10 +40,10 @@ import numpy as np
 
 from training.atomic import write_json
 from training.corrections import instance_areas, training_targets
-from training.data.json_io import read_json
 from training.errors import InputError
 from training.export import LabelVolume, load_labels, save_labels, write_coco, write_ytvis
 from training.export.labels import Form, labels_to_ytvis
+from training.json_io import read_json
 from training.run_folder import Project
 
 STATE_VERSION = 1

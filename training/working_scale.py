@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 
 from training import run_folder
-from training.data.json_io import read_json
 from training.errors import InputError
+from training.json_io import read_json
 
 WORKING_SIZE = 360
 """Default short side, in pixels, that frames are upsampled to (0: frame size)."""

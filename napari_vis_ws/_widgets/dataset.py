@@ -220,10 +220,10 @@ class DatasetWidget(QWidget):
         frame_level = self.frame_level.isChecked()
 
         def run() -> str:
-            from training.data.json_io import read_json
             from training.data.ytvis import load_ytvis
             from training.errors import InputError
             from training.evaluation import evaluate_frames, evaluate_ytvis, format_table
+            from training.json_io import read_json
 
             gt = load_ytvis(gt_path)
             results = read_json(res_path)

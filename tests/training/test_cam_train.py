@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import synthetic_tags
+from conftest import SCALER_STATE, synthetic_tags
 
 from training.cam import train as cam_train
-from training.cam.data import TagFrames, epoch_batches
+from training.cam.data import TagFrames
 from training.cam.train import CAMTrainConfig, average_precision, classification_map, load_run, train_cam
 from training.checkpoint import load_checkpoint
 from training.errors import InputError
+from training.sampling import epoch_batches
 
 TINY = CAMTrainConfig(arch="resnet18", epochs=2, batch_size=4, crop=64, seed=3, device="cpu")
 
@@ -45,7 +46,7 @@ def test_a_few_iterations_give_finite_losses_and_a_loadable_run(dataset, tmp_pat
     assert load_checkpoint(ckpt)["step"] == 4
 
 
-def test_resume_after_an_interruption_gives_the_same_weights_bit_for_bit(dataset, tmp_path):
+def test_resume_after_an_interruption_gives_the_same_weights_bit_for_bit(dataset, tmp_path, loss_scaling):
     _run(TINY, dataset, tmp_path / "straight")
     gen = train_cam(TINY, dataset, tmp_path / "interrupted")
     for event in gen:
@@ -59,6 +60,7 @@ def test_resume_after_an_interruption_gives_the_same_weights_bit_for_bit(dataset
     b = load_checkpoint(tmp_path / "interrupted" / "checkpoint.pt")
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
+    assert b["scaler"] == SCALER_STATE and loss_scaling == [SCALER_STATE]  # AMP's loss scale goes on where it was
 
 
 def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(dataset, tmp_path, monkeypatch):
@@ -140,7 +142,8 @@ def test_average_precision_and_map():
 
 
 def test_channel_shuffle_permutes_colours_and_keeps_the_layout():
-    from training.cam.data import augment, seeded_generator
+    from training.cam.data import augment
+    from training.sampling import seeded_generator
 
     image = np.zeros((32, 32, 3), np.uint8)
     image[8:16, 8:16] = (255, 128, 0)

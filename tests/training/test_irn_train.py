@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import irn_inputs
+from conftest import SCALER_STATE, irn_inputs
 from ddp_checks import json_events, one_thread, torchrun, train_both_ways
 
 from training.checkpoint import load_checkpoint
@@ -48,7 +48,7 @@ def test_every_table_4_variant_trains_with_finite_losses(prepared, tmp_path, var
     assert channels_last and all(channels_last)  # the fast layout for inference (training.device.fast_layout)
 
 
-def test_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(prepared, tmp_path):
+def test_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(prepared, tmp_path, loss_scaling):
     _train(prepared, tmp_path / "full")
     cfg = IRNTrainConfig(**FAST)
     gen = train_irn(cfg, prepared / "data/tags.json", prepared / "cam", prepared / "cams", tmp_path / "cut",
@@ -60,8 +60,9 @@ def test_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(prepared
     list(train_irn(cfg, prepared / "data/tags.json", prepared / "cam", prepared / "cams", tmp_path / "cut",
                    prepared / "flow", resume=True))  # fmt: skip
     a = torch.load(tmp_path / "full/checkpoint.pt", weights_only=True)["model"]
-    b = torch.load(tmp_path / "cut/checkpoint.pt", weights_only=True)["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    cut = torch.load(tmp_path / "cut/checkpoint.pt", weights_only=True)
+    assert all(torch.equal(a[k], cut["model"][k]) for k in a)
+    assert cut["scaler"] == SCALER_STATE and loss_scaling == [SCALER_STATE]  # AMP's loss scale is kept (issue 18)
 
 
 def test_flow_variants_need_the_flow(prepared, tmp_path):

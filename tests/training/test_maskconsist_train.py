@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SCALER_STATE
 from ddp_checks import json_events, one_thread, torchrun, train_both_ways
 from torchvision.ops.misc import FrozenBatchNorm2d
 
@@ -82,7 +83,7 @@ def test_step_two_needs_a_step_one_model(prepared, tmp_path):
         next(train_detector(cfg, prepared / "data/tags.json", prepared / "pseudo", tmp_path, prepared / "flow"))
 
 
-def test_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(prepared, tmp_path):
+def test_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(prepared, tmp_path, loss_scaling):
     cfg = DetectionTrainConfig(iterations=2, seed=5, **TINY)
     tags, pseudo = prepared / "data/tags.json", prepared / "pseudo"
     list(train_detector(cfg, tags, pseudo, tmp_path / "full"))
@@ -92,8 +93,9 @@ def test_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(prepared
     assert load_checkpoint(tmp_path / "cut/checkpoint.pt")["step"] == 1
     list(train_detector(cfg, tags, pseudo, tmp_path / "cut", resume=True))
     a = load_checkpoint(tmp_path / "full/checkpoint.pt")["model"]
-    b = load_checkpoint(tmp_path / "cut/checkpoint.pt")["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    cut = load_checkpoint(tmp_path / "cut/checkpoint.pt")
+    assert all(torch.equal(a[k], cut["model"][k]) for k in a)
+    assert cut["scaler"] == SCALER_STATE and loss_scaling == [SCALER_STATE]  # the detector saved no scaler before
 
 
 def test_switches_off_leave_the_pseudo_labels_as_targets(prepared):

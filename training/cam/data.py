@@ -24,6 +24,7 @@ from training.data.tags import load_tags, tag_matrix
 from training.data.video import FrameReader
 from training.data.ytvis import dataset_video_frames
 from training.errors import InputError
+from training.sampling import seeded_generator
 from training.working_scale import working_scale
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -45,12 +46,6 @@ def normalize(image: np.ndarray) -> torch.Tensor:
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
     return (x - mean) / std
-
-
-def seeded_generator(*entropy: int) -> torch.Generator:
-    """A torch generator seeded from a tuple of non-negative ints (independent streams per tuple)."""
-    seed = int(np.random.SeedSequence(list(entropy)).generate_state(1, np.uint64)[0] >> np.uint64(1))
-    return torch.Generator().manual_seed(seed)
 
 
 def rescale(x: torch.Tensor, scale: float) -> torch.Tensor:
@@ -233,22 +228,6 @@ class TagFrames(torch.utils.data.Dataset):
         lo, hi = self.scale_range
         x = augment(image, self.crop, (lo * s, hi * s), gen, self.channel_shuffle)
         return x, torch.from_numpy(self.items[index].target)
-
-
-def epoch_batches(n_items: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """The shuffled batches of one epoch, a pure function of (seed, epoch).
-
-    Full batches only (IRN drops the last partial one), except when there are
-    fewer items than one batch: then one batch of all of them.
-
-    Returns
-    -------
-    batches : list of lists of item indices
-    """
-    order = torch.randperm(n_items, generator=seeded_generator(seed, epoch, 1 << 31)).tolist()
-    if n_items < batch_size:
-        return [order]
-    return [order[i : i + batch_size] for i in range(0, n_items - batch_size + 1, batch_size)]
 
 
 def iterate_batches(

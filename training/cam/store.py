@@ -31,10 +31,10 @@ import numpy as np
 from training.atomic import write_json, write_npz
 from training.cam.fcam import AMPLIFICATION, THRESHOLD, fcam
 from training.cam.infer import SCALES, make_cams
-from training.data.json_io import read_json
 from training.data.sources import iter_videos
 from training.data.tags import load_tags, tag_matrix
 from training.errors import InputError
+from training.json_io import read_json
 from training.progress import Progress
 from training.working_scale import recorded_working_size, working_scale
 

@@ -28,19 +28,19 @@ import torch
 import torch.nn.functional as F
 
 from training.backbones import IMAGENET, LITE0, NO_WEIGHTS, default_weights, weights_file
-from training.cam.data import TagFrames, epoch_batches, iterate_batches, normalize
+from training.cam.data import TagFrames, iterate_batches, normalize
 from training.cam.network import ARCHS, FREEZE, POOLINGS, CAMNet, load_weights
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import config_from_dict, config_to_dict
-from training.data.json_io import read_json
 from training.device import describe_device, fast_layout, resolve_device
 from training.distributed import check_split, describe_world, rank_device, wrap_ddp
 from training.errors import InputError
+from training.json_io import read_json
 from training.loop import (
     CHECKPOINT,
     CONFIG,
     MemoryHint,
-    backward_step,
+    MixedPrecision,
     epoch_loop,
     move_optimizer_state,
     poly_lr,
@@ -51,6 +51,7 @@ from training.loop import (
 )
 from training.progress import Progress
 from training.run_folder import CATEGORIES
+from training.sampling import epoch_batches
 from training.working_scale import WORKING_SIZE, check_working_size
 
 STAGE = "train-cam"
@@ -306,14 +307,11 @@ def train_cam(
     check_split(STAGE, min(len(dataset), config.batch_size))
     model = build_model(config, len(dataset.category_ids))
     optimizer = make_optimizer(model, config)
-    use_amp = config.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    precision = MixedPrecision(config.amp, device)
     step, losses = 0, list[float]()
     if resumed:
         _check_categories(run, dataset.category_ids)
-        step, losses, state = resume_state(run, config, _RESUME_FREE, STAGE, model, optimizer)
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
+        step, losses, state = resume_state(run, config, _RESUME_FREE, STAGE, model, optimizer, precision)
         if state.get("n_frames") != len(dataset):
             raise InputError(
                 ckpt_path,
@@ -340,19 +338,14 @@ def train_cam(
         x, y = batch
         net.train()
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+        with precision.autocast():
             logits = net(x.to(device))
-        loss = backward_step(cam_loss(logits, y.to(device)), optimizer, scaler)
+        loss = precision.step(cam_loss(logits, y.to(device)), optimizer)
         return {"loss": loss, "lr": optimizer.param_groups[1]["lr"]}
 
     def save(step: int, epoch_losses: list[float]) -> None:
-        extra = {
-            "scaler": scaler.state_dict() if scaler is not None else {},
-            "epoch": step // len(batches(0)),
-            "category_ids": list(dataset.category_ids),
-            "n_frames": len(dataset),
-        }
-        save_checkpoint(ckpt_path, training_state(model, optimizer, step, epoch_losses, config, **extra))
+        extra = {"epoch": step // len(batches(0)), "category_ids": list(dataset.category_ids), "n_frames": len(dataset)}
+        save_checkpoint(ckpt_path, training_state(model, optimizer, step, epoch_losses, config, precision, **extra))
 
     total = config.epochs * len(batches(0))
     start = "resuming at" if resumed else "training from"

@@ -174,9 +174,9 @@ def run_info(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     """``vis-ws export``."""
-    from training.data.json_io import read_json
     from training.data.ytvis import gt_volume, load_ytvis, validate_categories
     from training.export import load_labels, write_coco, write_ytvis
+    from training.json_io import read_json
 
     _refuse_overwriting_input(args.out, list(args.inputs) + ([args.categories] if args.categories else []))
     jsons = [p for p in args.inputs if p.suffix.lower() == ".json"]

@@ -30,9 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_eval(args: argparse.Namespace) -> int:
     """``vis-ws eval``."""
-    from training.data.json_io import read_json
     from training.data.ytvis import load_ytvis
     from training.evaluation import evaluate_frames, evaluate_ytvis, format_table
+    from training.json_io import read_json
 
     gt = load_ytvis(args.gt)
     results = read_json(args.results)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.data.json_io import read_json
 from training.data.video import FrameReader, open_frames
 from training.errors import InputError
+from training.json_io import read_json
 
 
 @dataclass

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from training.data.json_io import is_json_int, read_json
 from training.data.ytvis import validate_categories, validate_videos
 from training.errors import InputError
+from training.json_io import is_json_int, read_json
 
 
 def tags_from_ytvis(gt: dict[str, Any]) -> dict[str, Any]:

@@ -12,13 +12,14 @@ import os
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from training.data.json_io import is_json_int, read_json
 from training.data.video import ImageSequenceReader
 from training.errors import InputError
 from training.export.labels import LabelVolume, ytvis_to_labels
+from training.json_io import is_json_int, read_json
 
 MAX_SIDE = 1 << 15
 """Largest frame height or width a dataset may declare (px): beyond it, the number is not a video's."""
+
 
 def safe_relative_path(name: Any) -> bool:
     """True when ``name`` is a relative path that stays inside its root.

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from training.cam.data import seeded_generator
 from training.export.labels import LabelVolume
 from training.maskconsist.masks import FrameMasks
+from training.sampling import seeded_generator
 
 
 def volume_frame_masks(volume: LabelVolume, t: int) -> FrameMasks:

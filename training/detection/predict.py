@@ -12,13 +12,13 @@ import numpy as np
 import torch
 
 from training.atomic import write_json
-from training.data.json_io import read_json
 from training.data.sources import iter_videos
 from training.data.video import FrameReader
 from training.detection.data import image_tensor
 from training.detection.model import label_to_category, load_detector
 from training.device import resolve_device
 from training.distributed import barrier, rank_device, rank_world, shard
+from training.json_io import read_json
 from training.link import IOU_THRESHOLD, MAX_GAP, link_tubes, tubes_to_results
 from training.maskconsist.iom_nms import iom_nms
 from training.maskconsist.masks import FrameMasks

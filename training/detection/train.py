@@ -33,10 +33,8 @@ import torch
 
 from training.atomic import write_json
 from training.backbones import IMAGENET, LITE0, NO_WEIGHTS, default_weights, weights_file
-from training.cam.data import epoch_batches
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import config_to_dict
-from training.data.json_io import read_json
 from training.data.sources import iter_videos, load_dataset_json
 from training.data.video import FrameReader
 from training.detection.data import training_sample, volume_frame_masks
@@ -53,11 +51,12 @@ from training.distributed import check_split, describe_world, gather_objects, is
 from training.errors import InputError
 from training.export.labels import LabelVolume, load_labels
 from training.flow.storage import VideoFlow, read_video_flow
+from training.json_io import read_json
 from training.loop import (
     CHECKPOINT,
     CONFIG,
     MemoryHint,
-    backward_step,
+    MixedPrecision,
     epoch_loop,
     move_optimizer_state,
     poly_lr,
@@ -71,6 +70,7 @@ from training.maskconsist.matching import IOM_RANKS
 from training.maskconsist.targets import pair_matches
 from training.progress import Progress
 from training.run_folder import CATEGORIES, MATCHES
+from training.sampling import epoch_batches
 
 STAGE = "train"
 PSEUDO_FILE = "pseudo.npz"
@@ -462,9 +462,10 @@ def train_detector(
         weight_decay=config.weight_decay,
     )
     matches: dict[str, dict[str, Any]] = {}
+    precision = MixedPrecision(config.amp, device)
     step, losses = 0, list[float]()
     if resumed:
-        step, losses, _ = resume_state(run, config, _RESUME_FREE, STAGE, model, optimizer)
+        step, losses, _ = resume_state(run, config, _RESUME_FREE, STAGE, model, optimizer, precision)
         for v in videos:
             saved = run / MATCHES / f"{v.key}.json"
             if saved.is_file():
@@ -475,8 +476,6 @@ def train_detector(
     model.to(device)
     move_optimizer_state(optimizer, device)
     net = wrap_ddp(model, device, find_unused_parameters=True)  # heads without a target in a step get no gradient
-    use_amp = config.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
     def batches(epoch: int) -> list[list[tuple[int, int]]]:
         return plan[epoch]
@@ -523,16 +522,16 @@ def train_detector(
             targets.append({k: x.to(device) for k, x in target.items()})
         net.train()
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+        with precision.autocast():
             parts = net(images, targets)
-        loss = backward_step(sum(parts.values()), optimizer, scaler)
+        loss = precision.step(sum(parts.values()), optimizer)
         if config.step == 2:
             write_matches(step_pairs)
         metrics = {k: float(x.detach()) for k, x in parts.items()}
         return {"loss": loss, **metrics, "lr": optimizer.param_groups[0]["lr"], "targets": float(n_targets)}
 
     def save(step: int, epoch_losses: list[float]) -> None:
-        state = training_state(model, optimizer, step, epoch_losses, config, category_ids=category_ids)
+        state = training_state(model, optimizer, step, epoch_losses, config, precision, category_ids=category_ids)
         save_checkpoint(run / CHECKPOINT, state)
 
     what = "MaskConsist frame pairs" if config.step == 2 else "frames"

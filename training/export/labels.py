@@ -18,9 +18,9 @@ from typing import Any, Literal
 import numpy as np
 
 from training.atomic import write_json, write_npz
-from training.data.json_io import is_json_int
 from training.errors import InputError
 from training.export.rle import decode_segmentation, encode_mask, mask_bbox
+from training.json_io import is_json_int
 
 Form = Literal["gt", "results"]
 

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from training.atomic import new_file_mode, write_json
-from training.data.json_io import read_json
 from training.errors import InputError
+from training.json_io import read_json
 
 CHANNELS = ("forward_dx", "forward_dy", "backward_dx", "backward_dy", "occlusion")
 

@@ -30,11 +30,12 @@ import cv2
 import numpy as np
 import torch
 
-from training.cam.data import TagFrames, normalize, seeded_generator
+from training.cam.data import TagFrames, normalize
 from training.cam.store import read_frame_cams
 from training.errors import InputError
 from training.flow.storage import VideoFlow, read_video_flow
 from training.irn.ir_labels import CONF_BG, CONF_FG, ir_labels
+from training.sampling import seeded_generator
 from training.working_scale import resize_maps, upsample_frame, working_scale, working_shape
 
 IGNORE = 255

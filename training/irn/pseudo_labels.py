@@ -39,7 +39,6 @@ from training import run_folder
 from training.atomic import write_json, write_npz
 from training.cam.data import normalize
 from training.cam.store import file_sha256, read_frame_cams
-from training.data.json_io import read_json
 from training.data.sources import iter_videos
 from training.data.tags import load_tags
 from training.device import resolve_device
@@ -54,6 +53,7 @@ from training.irn.inference import (
     find_centroids,
     instance_pseudo_labels,
 )
+from training.json_io import read_json
 from training.progress import Progress
 from training.run_folder import Project
 from training.working_scale import mask_to_frame, recorded_working_size, resize_maps, upsample_frame, working_scale

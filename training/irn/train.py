@@ -28,10 +28,8 @@ from typing import Any, ClassVar
 import torch
 
 from training.backbones import ARCHS, IMAGENET, LITE0, StageBackbone, weights_file
-from training.cam.data import epoch_batches
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import config_from_dict, config_to_dict
-from training.data.json_io import read_json
 from training.device import describe_device, fast_layout, resolve_device
 from training.distributed import check_split, describe_world, is_main, rank_device, wrap_ddp
 from training.errors import InputError
@@ -41,11 +39,12 @@ from training.irn.losses import FLOW_LAMBDA, MOTION_SPLIT, irn_total_loss
 from training.irn.network import IRNet
 from training.irn.path_index import pair_affinity
 from training.irn.relations import TRAIN_RADIUS, relation_sets
+from training.json_io import read_json
 from training.loop import (
     CHECKPOINT,
     CONFIG,
     MemoryHint,
-    backward_step,
+    MixedPrecision,
     epoch_loop,
     move_optimizer_state,
     poly_lr,
@@ -56,6 +55,7 @@ from training.loop import (
 )
 from training.progress import Progress
 from training.run_folder import CATEGORIES
+from training.sampling import epoch_batches
 from training.working_scale import WORKING_SIZE, check_working_size
 
 STAGE = "train-irn"
@@ -279,10 +279,10 @@ def train_irn(
         momentum=config.momentum,
         weight_decay=config.weight_decay,
     )
-    use_amp = config.amp and device.type == "cuda"
+    precision = MixedPrecision(config.amp, device)
     step, losses = 0, list[float]()
     if resumed:
-        step, losses, _ = resume_state(run, config, _RESUME_FREE, STAGE, model, optimizer)
+        step, losses, _ = resume_state(run, config, _RESUME_FREE, STAGE, model, optimizer, precision)
     else:
         write_run_files(run, {CONFIG: {**config_to_dict(config), "cam_run": str(cam_run)}, CATEGORIES: categories})
     model.to(device)
@@ -302,7 +302,7 @@ def train_irn(
         x, labels, flow = (t.to(device) for t in batch)
         net.train()
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+        with precision.autocast():
             logits, disp = net(x)
         boundary = torch.sigmoid(logits.float())[:, 0]
         sets = relation_sets(labels, config.radius)
@@ -316,7 +316,7 @@ def train_irn(
             lam=config.flow_lambda,
             split=config.motion_split,
         )
-        loss = backward_step(terms.total, optimizer)
+        loss = precision.step(terms.total, optimizer)
         parts = (terms.boundary_pos, terms.boundary_neg, terms.displacement_fg, terms.displacement_bg)
         names = ("pos", "neg", "dp_fg", "dp_bg", "fbound")
         metrics = {n: float(v.detach()) for n, v in zip(names, (*parts, terms.flow_boundary), strict=True)}
@@ -324,7 +324,7 @@ def train_irn(
 
     def save(step: int, epoch_losses: list[float], measured: bool = False) -> None:
         ids = [c["id"] for c in categories]
-        state = training_state(model, optimizer, step, epoch_losses, config, category_ids=ids)
+        state = training_state(model, optimizer, step, epoch_losses, config, precision, category_ids=ids)
         save_checkpoint(run / CHECKPOINT, {**state, MEASURED: measured})
 
     start = "resuming at" if resumed else "training from"
