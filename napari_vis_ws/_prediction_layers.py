@@ -151,8 +151,8 @@ def labels_disagreement(
     :func:`~training.maskconsist.disagreement.match_disagreement`), or None.
     """
     from training.errors import InputError
-    from training.json_io import read_json
     from training.maskconsist.disagreement import frame_disagreement, match_disagreement, video_disagreement
+    from training.maskconsist.targets import read_matches
 
     pseudo = np.asarray(pseudo)
     by_frame = None
@@ -170,11 +170,8 @@ def labels_disagreement(
         if kept:  # a detector that predicts nothing in the whole video disagrees equally with every frame: no evidence
             by_frame = frame_disagreement(pseudo, np.asarray(predictions), pc or None, qc or None, qs)
     by_match = None
-    if matches_json is not None and Path(matches_json).is_file():
-        data = read_json(matches_json)
-        pairs = data.get("pairs") if isinstance(data, dict) else None
-        if not isinstance(pairs, list):
-            raise InputError(matches_json, "expected {'video', 'pairs': [...]} from 'vis-ws train --step 2'")
+    pairs = read_matches(matches_json) if matches_json is not None else None
+    if pairs is not None:
         try:
             by_match = match_disagreement(pairs, pseudo.shape[0])
         except ValueError as exc:
@@ -204,28 +201,23 @@ def match_layers(matches_json: str | os.PathLike, key: str) -> list[tuple]:
     Read from ``RUN/maskconsist/matches/<key>.json`` (``vis-ws train --step 2``).
     """
     from training.errors import InputError
-    from training.json_io import read_json
+    from training.maskconsist.targets import match_lines, read_matches, warped_boxes
 
     path = Path(matches_json)
-    if not path.is_file():
+    pairs = read_matches(path)
+    if pairs is None:
         return []
-    data = read_json(path)
-    pairs = data.get("pairs") if isinstance(data, dict) else None
-    if not isinstance(pairs, list):
-        raise InputError(path, "expected {'video', 'pairs': [...]} from 'vis-ws train --step 2'")
-    lines, ious, widths, boxes = [], [], [], []
     try:
-        for p in pairs:
-            t2, warped, target = int(p["t2"]), p["warped_t"]["boxes"], p["expanded_t2"]["boxes"]
-            moved = set(p.get("transferred", []))
-            for n, (i, j, iou) in enumerate(p["matches"]):
-                (y0, x0), (y1, x1) = _centre(warped[i]), _centre(target[j])
-                lines.append(np.array([[t2, y0, x0], [t2, y1, x1]], np.float32))
-                ious.append(float(iou))
-                widths.append(3.0 if n in moved else 1.0)
-            boxes += [np.array(_rectangle(t2, b), np.float32) for b in warped]
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise InputError(path, f"malformed matches ({type(exc).__name__}: {exc})") from None
+        found = match_lines(pairs)
+    except ValueError as exc:
+        raise InputError(path, str(exc)) from None
+    lines, ious, widths = [], [], []
+    for m in found:
+        (y0, x0), (y1, x1) = _centre(m.warped_box), _centre(m.matched_box)
+        lines.append(np.array([[m.t2, y0, x0], [m.t2, y1, x1]], np.float32))
+        ious.append(m.iou)
+        widths.append(3.0 if m.transferred else 1.0)
+    boxes = [np.array(_rectangle(t2, b), np.float32) for t2, b in warped_boxes(pairs)]
     layers: list[tuple] = []
     if lines:
         from napari.utils.colormaps import ensure_colormap
@@ -256,19 +248,22 @@ def match_layers(matches_json: str | os.PathLike, key: str) -> list[tuple]:
 
 def describe_matches(matches_json: str | os.PathLike | None) -> str:
     """One line on a video's MaskConsist matches, saying why when there are none; "" without a matches file."""
-    from training.json_io import read_json
+    from training.errors import InputError
+    from training.maskconsist.targets import count_matches, read_matches
 
-    if matches_json is None or not Path(matches_json).is_file():
+    try:
+        pairs = read_matches(matches_json) if matches_json is not None else None
+    except InputError:
+        return ""  # the layers say what is wrong with the file
+    if pairs is None:
         return ""
-    data = read_json(matches_json)
-    pairs = data.get("pairs") if isinstance(data, dict) else None
-    if not isinstance(pairs, list):
-        return ""
-    n = sum(len(p.get("matches") or []) for p in pairs if isinstance(p, dict))
-    moved = sum(len(p.get("transferred") or []) for p in pairs if isinstance(p, dict))
-    if n:
-        return f"MaskConsist: {n} matches in {len(pairs)} frame pairs, {moved} transferred as labels"
-    preds = sum(int(p.get("n_pred_t", 0) or 0) for p in pairs if isinstance(p, dict))
+    counts = count_matches(pairs)
+    if counts.matches:
+        return (
+            f"MaskConsist: {counts.matches} matches in {counts.pairs} frame pairs, "
+            f"{counts.transferred} transferred as labels"
+        )
+    preds = counts.predictions
     why = (
         "the detector predicted nothing in these frames"
         if not preds

@@ -82,7 +82,6 @@ PSEUDO_LABELS = "pseudo-labels"
 FLOW_STEP = 16  # flow vectors every 16 image pixels
 RELEASE_EVERY = 16  # frames of flow read through the map between two unmappings of its pages
 DISPLACEMENT_STEP = 2  # displacement vectors every 2 grid pixels (8 image pixels)
-STRIDE = 4  # IRN's grid: grid pixel (i, j) is image pixel (4i, 4j)
 STAGES = ("flow", "cams", "pseudo-labels")  # layer.metadata[META_KEY]["stage"] of the first module's layers
 SHOWN_STAGES = (*STAGES, "predictions", "matches")  # and shows the outputs of these too
 
@@ -277,13 +276,14 @@ def cam_layers(
 
 
 # -- IRN and pseudo-labels ----------------------------------------------------
-def grid_to_image(grid: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resampling of a stride-4 grid map to frame size, grid pixel (i, j) on image pixel (4i, 4j).
+def grid_to_image(grid: np.ndarray, height: int, width: int, stride: int) -> np.ndarray:
+    """Bilinear resampling of a grid map to frame size, grid pixel (i, j) on image pixel (stride i, stride j).
 
     Parameters
     ----------
     grid : (h, w) float
     height, width : int
+    stride : int
 
     Returns
     -------
@@ -291,7 +291,7 @@ def grid_to_image(grid: np.ndarray, height: int, width: int) -> np.ndarray:
     """
     import cv2
 
-    map_y, map_x = np.mgrid[0:height, 0:width].astype(np.float32) / STRIDE
+    map_y, map_x = np.mgrid[0:height, 0:width].astype(np.float32) / stride
     return cv2.remap(np.asarray(grid, np.float32), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -305,13 +305,12 @@ def irn_layers(pseudo_dir: str | os.PathLike, key: str, shape: tuple[int, int, i
     key : str
     shape : (T, H, W) of the video.
     """
-    path = Path(pseudo_dir) / key / "irn.npz"
-    if not path.is_file():
+    from training.irn.pseudo_labels import read_irn_maps
+
+    maps = read_irn_maps(pseudo_dir, key)  # small: read once
+    if maps is None:
         return []
-    with np.load(path, allow_pickle=False) as z:
-        boundary = z["boundary"].astype(np.float32)  # (T, h, w): small, read once
-        displacement = z["displacement"].astype(np.float32)  # (T, 2, h, w) dy, dx in grid pixels
-        centroids = z["centroids"].astype(np.float32)
+    boundary, displacement, centroids, stride = maps.boundary, maps.displacement, maps.centroids, maps.stride
     n, h, w = shape
     s = DISPLACEMENT_STEP
     sampled = displacement[:, :, s // 2 :: s, s // 2 :: s]
@@ -322,15 +321,15 @@ def irn_layers(pseudo_dir: str | os.PathLike, key: str, shape: tuple[int, int, i
         indexing="ij",
     )
     vectors = np.zeros((tt.size, 2, 3), np.float32)
-    vectors[:, 0] = np.stack([tt.ravel(), gy.ravel() * STRIDE, gx.ravel() * STRIDE], axis=1)
-    vectors[:, 1, 1] = sampled[:, 0].ravel() * STRIDE
-    vectors[:, 1, 2] = sampled[:, 1].ravel() * STRIDE
+    vectors[:, 0] = np.stack([tt.ravel(), gy.ravel() * stride, gx.ravel() * stride], axis=1)
+    vectors[:, 1, 1] = sampled[:, 0].ravel() * stride
+    vectors[:, 1, 2] = sampled[:, 1].ravel() * stride
 
     def common() -> dict[str, Any]:  # each layer its own metadata dict
         return {"axis_labels": ("t", "y", "x"), "metadata": _meta("pseudo-labels", key)}
 
     bound = (
-        lazy_frames(n, (h, w), np.float32, lambda t: grid_to_image(boundary[t], h, w)),
+        lazy_frames(n, (h, w), np.float32, lambda t: grid_to_image(boundary[t], h, w, stride)),
         {"name": BOUNDARY, "colormap": "gray", "blending": "additive", "contrast_limits": (0.0, 1.0), **common()},
         "image",
     )

@@ -160,6 +160,28 @@ def test_irn_maps_are_drawn_at_image_pixels(tmp_path):
     np.testing.assert_array_equal(pts, centroids)
 
 
+def test_broken_irn_maps_or_matches_are_refused_in_one_line_naming_the_file(tmp_path):
+    # The readers live beside their writers (training.irn.pseudo_labels, training.maskconsist.targets): a file
+    # that is not what they write is an InputError, which the dock shows, not an IndexError in a worker.
+    import json
+
+    from napari_vis_ws._prediction_layers import match_layers
+    from training.errors import InputError
+
+    gh, gw = (H - 1) // 4 + 1, (W - 1) // 4 + 1
+    write_npz(tmp_path / "v" / "irn.npz", boundary=np.zeros((T, gh, gw)), displacement=np.zeros((T, 2, gh + 1, gw)),
+              centroids=np.zeros((0, 3)))  # fmt: skip
+    with pytest.raises(InputError, match=r"irn\.npz: IRN maps of mismatched shapes"):
+        irn_layers(tmp_path, "v", (T, H, W))
+    (tmp_path / "v" / "irn.npz").write_bytes(b"not a zip")
+    with pytest.raises(InputError, match=r"irn\.npz: not IRN maps"):
+        irn_layers(tmp_path, "v", (T, H, W))
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"video": "v", "pairs": [{"t": 0, "t2": 1, "matches": [[0, 0, 0.9]]}]}))
+    with pytest.raises(InputError, match=r"m\.json: malformed matches"):
+        match_layers(path, "v")
+
+
 def test_a_project_without_results_gives_no_layers(tmp_path):
     assert project_layers(tmp_path, "v", [], (T, H, W)) == []
 

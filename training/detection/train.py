@@ -31,7 +31,6 @@ from typing import Any
 
 import torch
 
-from training.atomic import write_json
 from training.backbones import IMAGENET, LITE0, NO_WEIGHTS, default_weights, weights_file
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import config_to_dict
@@ -51,7 +50,6 @@ from training.distributed import check_split, describe_world, gather_objects, is
 from training.errors import InputError
 from training.export.labels import LabelVolume, load_labels
 from training.flow.storage import VideoFlow, read_video_flow
-from training.json_io import read_json
 from training.loop import (
     CHECKPOINT,
     CONFIG,
@@ -67,7 +65,7 @@ from training.loop import (
 )
 from training.maskconsist.masks import FrameMasks
 from training.maskconsist.matching import IOM_RANKS
-from training.maskconsist.targets import pair_matches
+from training.maskconsist.targets import pair_matches, read_matches, write_matches
 from training.progress import Progress
 from training.run_folder import CATEGORIES, MATCHES
 from training.sampling import epoch_batches
@@ -468,8 +466,9 @@ def train_detector(
         step, losses, _ = resume_state(run, config, _RESUME_FREE, STAGE, model, optimizer, precision)
         for v in videos:
             saved = run / MATCHES / f"{v.key}.json"
-            if saved.is_file():
-                matches[v.key] = {f"{p['t']}-{p['t2']}": p for p in read_json(saved).get("pairs", [])}
+            pairs = read_matches(saved)
+            if pairs is not None:
+                matches[v.key] = {f"{p['t']}-{p['t2']}": p for p in pairs}
     else:
         extra = {"pseudo": str(pseudo_dir), "flow": str(flow_dir), "init": str(init), "gt": str(gt_json)}
         write_run_files(run, {CONFIG: {**config_to_dict(config), **extra}, CATEGORIES: categories})
@@ -496,7 +495,7 @@ def train_detector(
         pairs.setdefault(v.key, {})[f"{t}-{t2}"] = summary
         return targets
 
-    def write_matches(step_pairs: dict[str, dict[str, Any]]) -> None:
+    def record_matches(step_pairs: dict[str, dict[str, Any]]) -> None:
         touched = set()
         for ranked in gather_objects(step_pairs):  # the pairs of every rank: the whole global batch
             for key, pairs in ranked.items():
@@ -504,8 +503,7 @@ def train_detector(
                 touched.add(key)
         if is_main():
             for key in sorted(touched):
-                pairs = sorted(matches[key].values(), key=lambda p: (p["t"], p["t2"]))
-                write_json(run / MATCHES / f"{key}.json", {"video": key, "pairs": pairs})
+                write_matches(run / MATCHES / f"{key}.json", key, list(matches[key].values()))
 
     def step_fn(batch: list[tuple[int, int]], step: int, total: int) -> dict[str, float]:
         warm = min(1.0, 0.001 + (step + 1) / config.warmup) if config.warmup else 1.0
@@ -526,7 +524,7 @@ def train_detector(
             parts = net(images, targets)
         loss = precision.step(sum(parts.values()), optimizer)
         if config.step == 2:
-            write_matches(step_pairs)
+            record_matches(step_pairs)
         metrics = {k: float(x.detach()) for k, x in parts.items()}
         return {"loss": loss, **metrics, "lr": optimizer.param_groups[0]["lr"], "targets": float(n_targets)}
 

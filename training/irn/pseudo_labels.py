@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,8 @@ from training.working_scale import mask_to_frame, recorded_working_size, resize_
 
 STAGE = "pseudo-labels"
 STRIDE = 4
+IRN_MAPS = "irn.npz"
+"""A video's IRN maps for the viewer, ``OUT/<video key>/irn.npz`` (:func:`write_irn_maps`, :func:`read_irn_maps`)."""
 
 
 def paint_instances(instances: list[Instance], shape: tuple[int, int], first_id: int) -> tuple[np.ndarray, list[int]]:
@@ -275,9 +278,64 @@ def recorded_settings(out_dir: str | os.PathLike) -> dict[str, Any]:
     return {}
 
 
+@dataclass(frozen=True)
+class IrnMaps:
+    """What IRN saw in a video, on the frame's stride-:data:`STRIDE` grid (the viewer's layers).
+
+    Attributes
+    ----------
+    boundary : (T, h, w) float32
+        Class-boundary map B, 0..1.
+    displacement : (T, 2, h, w) float32
+        Displacement field D (dy, dx) in grid pixels.
+    centroids : (M, 3) float32
+        Rows (t, y, x) in image pixels, one per instance group.
+    stride : int
+        Grid pixel (i, j) is image pixel (stride i, stride j).
+    """
+
+    boundary: np.ndarray
+    displacement: np.ndarray
+    centroids: np.ndarray
+    stride: int = STRIDE
+
+
+def write_irn_maps(out_dir: Path, key: str, maps: IrnMaps) -> None:
+    """Write ``out_dir/<key>/irn.npz`` (float16 maps, float32 centroids), atomically."""
+    write_npz(
+        out_dir / key / IRN_MAPS,
+        boundary=maps.boundary.astype(np.float16),
+        displacement=maps.displacement.astype(np.float16),
+        centroids=maps.centroids.astype(np.float32),
+    )
+
+
+def read_irn_maps(out_dir: str | os.PathLike, key: str) -> IrnMaps | None:
+    """The IRN maps of video ``key`` in a pseudo-label folder, or None when it has none.
+
+    Raises
+    ------
+    InputError
+        A file that is not the maps :func:`write_irn_maps` writes.
+    """
+    path = Path(out_dir) / key / IRN_MAPS
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            maps = IrnMaps(*(z[k].astype(np.float32) for k in ("boundary", "displacement", "centroids")))
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(path, f"not IRN maps of 'vis-ws pseudo-labels' ({type(exc).__name__}: {exc})") from None
+    b, d, c = maps.boundary, maps.displacement, maps.centroids
+    if b.ndim != 3 or d.shape != (b.shape[0], 2, *b.shape[1:]) or c.ndim != 2 or c.shape[1] != 3:
+        shapes = f"boundary {b.shape}, displacement {d.shape}, centroids {c.shape}"
+        raise InputError(path, f"IRN maps of mismatched shapes ({shapes})")
+    return maps
+
+
 def _video_done(out: Path, key: str, record: dict[str, Any]) -> bool:
     rec = out / key / "pseudo.json"
-    if not (rec.is_file() and (out / key / "pseudo.npz").is_file() and (out / key / "irn.npz").is_file()):
+    if not (rec.is_file() and (out / key / "pseudo.npz").is_file() and (out / key / IRN_MAPS).is_file()):
         return False
     try:
         return read_json(rec) == record
@@ -387,9 +445,7 @@ def make_pseudo_labels(
             yield Progress(STAGE, done, total, "frame", {"instances": float(len(instances))})
         volume = LabelVolume(labels, cats, scores, dict(src.video))
         save_labels(out / src.key / "pseudo.npz", volume)
-        write_npz(
-            out / src.key / "irn.npz", boundary=boundary, displacement=displacement, centroids=np.concatenate(points)
-        )
+        write_irn_maps(out, src.key, IrnMaps(boundary, displacement, np.concatenate(points)))
         write_json(out / src.key / "pseudo.json", record)  # last: marks the video done
         yield Progress(STAGE, done, total, "frame", message=f"{src.key}: {len(cats)} instances in {n} frames")
     barrier()  # every rank's videos are written

@@ -5,17 +5,24 @@
 frame pair (t, t2): the model's predictions of both frames, their
 pseudo-labels and the flow between them give frame t2's targets
 (:func:`~training.maskconsist.matching.maskconsist_pair`).
-:func:`summarize_pair` is what ``RUN/matches/<video>.json`` holds per pair.
-Pure arrays in and out: no model here.
+:func:`summarize_pair` is what ``RUN/matches/<video>.json`` holds per pair
+(:func:`write_matches`); :func:`read_matches`, :func:`match_lines` and
+:func:`count_matches` read it back for the viewer. No model here.
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from training.atomic import write_json
+from training.errors import InputError
 from training.export.rle import mask_bbox
+from training.json_io import read_json
 from training.maskconsist.masks import FrameMasks
 from training.maskconsist.matching import PairResult, maskconsist_pair
 
@@ -101,3 +108,87 @@ def pair_matches(
     assert result.targets_t2 is not None  # maskconsist_pair always fills it
     summary = summarize_pair(result, t, t2, len(pred_t), len(pred_t2))
     return result.targets_t2, summary
+
+
+def write_matches(path: str | os.PathLike, key: str, pairs: list[dict[str, Any]]) -> None:
+    """Write a video's matches file (``RUN/matches/<key>.json``): :func:`summarize_pair` per frame pair, in order."""
+    ordered = sorted(pairs, key=lambda p: (p["t"], p["t2"]))
+    write_json(path, {"video": key, "pairs": ordered})
+
+
+def read_matches(path: str | os.PathLike) -> list[dict[str, Any]] | None:
+    """The frame pairs of a matches file written by :func:`write_matches`, or None when there is no such file.
+
+    Raises
+    ------
+    InputError
+        Not a matches file, or a pair without the fields :func:`summarize_pair` writes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    data = read_json(path)
+    pairs = data.get("pairs") if isinstance(data, dict) else None
+    if not isinstance(pairs, list):
+        raise InputError(path, "expected {'video', 'pairs': [...]} from 'vis-ws train --step 2'")
+    for p in pairs:
+        if not isinstance(p, dict) or not {"t", "t2", "matches", "warped_t", "expanded_t2"} <= set(p):
+            raise InputError(path, "malformed matches (a pair without t, t2, matches, warped_t, expanded_t2)")
+    return pairs
+
+
+@dataclass(frozen=True)
+class MatchLine:
+    """One inter-frame match of a pair, in frame ``t2``: where frame t's prediction lands after warping, and the
+    prediction of t2 it matched; boxes are [x, y, w, h] in image pixels."""
+
+    t2: int
+    warped_box: list[float]
+    matched_box: list[float]
+    iou: float
+    transferred: bool
+
+
+def match_lines(pairs: list[dict[str, Any]]) -> list[MatchLine]:
+    """Every match of :func:`read_matches`'s pairs, with whether it was transferred as a label of t2.
+
+    Raises
+    ------
+    ValueError
+        A match pointing outside its pair's boxes.
+    """
+    lines = []
+    try:
+        for p in pairs:
+            t2, warped, target = int(p["t2"]), p["warped_t"]["boxes"], p["expanded_t2"]["boxes"]
+            moved = set(p.get("transferred", []))
+            for n, (i, j, iou) in enumerate(p["matches"]):
+                lines.append(MatchLine(t2, list(warped[i]), list(target[j]), float(iou), n in moved))
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise ValueError(f"malformed matches ({type(exc).__name__}: {exc})") from None
+    return lines
+
+
+def warped_boxes(pairs: list[dict[str, Any]]) -> list[tuple[int, list[float]]]:
+    """(t2, [x, y, w, h]) of every prediction of frame t warped into frame t2, over :func:`read_matches`'s pairs."""
+    return [(int(p["t2"]), list(b)) for p in pairs for b in p["warped_t"]["boxes"]]
+
+
+@dataclass(frozen=True)
+class MatchCounts:
+    """How much MaskConsist matched in a video: frame pairs, matches, transfers, plain predictions of frames t."""
+
+    pairs: int
+    matches: int
+    transferred: int
+    predictions: int
+
+
+def count_matches(pairs: list[dict[str, Any]]) -> MatchCounts:
+    """:class:`MatchCounts` of :func:`read_matches`'s pairs."""
+    return MatchCounts(
+        pairs=len(pairs),
+        matches=sum(len(p.get("matches") or []) for p in pairs),
+        transferred=sum(len(p.get("transferred") or []) for p in pairs),
+        predictions=sum(int(p.get("n_pred_t", 0) or 0) for p in pairs),
+    )
