@@ -16,9 +16,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
+from typing import TypeVar  # noqa: E402
 
 from training import __version__  # noqa: E402
 from training.errors import InputError, TrainingStopped  # noqa: E402
+
+C = TypeVar("C")
 
 EXIT_TRAINING_STOPPED = 1
 EXIT_BAD_INPUT = 2
@@ -100,3 +103,33 @@ def formatter(prog: str) -> argparse.HelpFormatter:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def config_from_options(cls: type[C], args: argparse.Namespace, dests: dict[str, str]) -> C:
+    """A config dataclass from a command's options; its errors name the flags this command has.
+
+    A config's checks name its fields as flags of the command that owns them
+    (``--crop``); ``pseudo-labels`` and ``train-irn`` spell IRN's crop
+    ``--irn-crop``, so the message is rewritten with the flag the user typed.
+
+    Parameters
+    ----------
+    cls : the config dataclass
+    args : the parsed options
+    dests : dict, config field → ``args`` attribute (``{"crop": "irn_crop"}``)
+
+    Raises
+    ------
+    InputError
+        The config's own, with this command's flag names.
+    """
+    import re
+
+    try:
+        return cls(**{field: getattr(args, dest) for field, dest in dests.items()})
+    except InputError as exc:
+        problem = exc.problem
+        for field, dest in dests.items():
+            own, typed = "--" + field.replace("_", "-"), "--" + dest.replace("_", "-")
+            problem = re.sub(rf"(?<![\w-]){re.escape(own)}(?![\w-])", typed, problem)
+        raise InputError(exc.path, problem) from None

@@ -151,23 +151,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_pseudo_labels)
 
 
+IRN_OPTIONS = {
+    "variant": "variant",
+    "backbone": "irn_backbone",
+    "epochs": "irn_epochs",
+    "batch_size": "irn_batch_size",
+    "crop": "irn_crop",
+    "lr": "irn_lr",
+    "radius": "irn_radius",
+    "crf": "crf",
+    "seed": "seed",
+    "device": "device",
+    "working_size": "working_size",
+    "motion_split": "motion_split",
+}
+"""IRNTrainConfig field → option of ``train-irn`` and ``pseudo-labels`` (``--irn-crop`` sets ``crop``)."""
+
+CAM_OPTIONS = {
+    "arch": "arch",
+    "weights": "weights",
+    "epochs": "cam_epochs",
+    "batch_size": "cam_batch_size",
+    "crop": "cam_crop",
+    "seed": "seed",
+    "device": "device",
+    "working_size": "working_size",
+}
+"""CAMTrainConfig field → option of ``pseudo-labels`` (``--cam-crop`` sets ``crop``)."""
+
+
 def _irn_config(args: argparse.Namespace) -> Any:
+    from training.cli import config_from_options
     from training.irn.train import IRNTrainConfig
 
-    return IRNTrainConfig(
-        variant=args.variant,
-        backbone=args.irn_backbone,
-        epochs=args.irn_epochs,
-        batch_size=args.irn_batch_size,
-        crop=args.irn_crop,
-        lr=args.irn_lr,
-        radius=args.irn_radius,
-        crf=args.crf,
-        seed=args.seed,
-        device=args.device,
-        working_size=args.working_size,
-        motion_split=args.motion_split,
-    )
+    return config_from_options(IRNTrainConfig, args, IRN_OPTIONS)
 
 
 def run_train_irn(args: argparse.Namespace) -> int:
@@ -192,7 +209,7 @@ def run_pseudo_labels(args: argparse.Namespace) -> int:
     """``vis-ws pseudo-labels``: every stage of the first module, resuming what is done; ``--nproc`` as train-cam."""
     from training import distributed
     from training.cam.train import CAMTrainConfig
-    from training.cli import build_parser
+    from training.cli import build_parser, config_from_options
     from training.data.tags import load_tags
     from training.irn.pseudo_labels import check_instance_bg
     from training.pipeline import drive_stages, first_module_stages
@@ -200,16 +217,7 @@ def run_pseudo_labels(args: argparse.Namespace) -> int:
     load_tags(args.tags)  # bad tags fail before anything is written
     if args.instance_bg is not None:
         check_instance_bg(args.instance_bg)
-    cam = CAMTrainConfig(
-        arch=args.arch,
-        weights=args.weights,
-        epochs=args.cam_epochs,
-        batch_size=args.cam_batch_size,
-        crop=args.cam_crop,
-        seed=args.seed,
-        device=args.device,
-        working_size=args.working_size,
-    )
+    cam = config_from_options(CAMTrainConfig, args, CAM_OPTIONS)
     irn = _irn_config(args)
 
     def body() -> int:
