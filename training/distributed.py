@@ -2,7 +2,7 @@
 
 ``vis-ws train-cam|train-irn|train|pseudo-labels|predict ... --nproc N`` re-runs
 itself under ``python -m torch.distributed.run --standalone --nproc_per_node N``
-(:func:`run_command`, :func:`launch`); a command started by ``torchrun``
+(:mod:`training.cli.relaunch`); a command started by ``torchrun``
 directly finds ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` in its environment
 and joins the process group (:func:`init_from_env`): NCCL when it runs on
 CUDA, gloo on the CPU.
@@ -28,11 +28,8 @@ that all ranks ended with identical weights. It is not meant for normal use.
 
 from __future__ import annotations
 
-import argparse
 import os
-import subprocess
-import sys
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -238,127 +235,6 @@ def dump_rank_state(model: torch.nn.Module) -> None:
     Path(folder).mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     torch.save(state, Path(folder) / f"rank{rank_world()[0]}.pt")
-
-
-def launch(argv: Sequence[str], nproc: int) -> int:
-    """Run ``vis-ws *argv`` in ``nproc`` processes under ``torchrun --standalone``; its exit code.
-
-    Parameters
-    ----------
-    argv : sequence of str
-        The subcommand and its options, without ``--nproc``.
-    nproc : int
-        Processes on this machine (one per GPU on CUDA).
-
-    Raises
-    ------
-    InputError
-        ``nproc`` below 1.
-    """
-    if nproc < 1:
-        raise InputError(None, f"--nproc must be at least 1, got {nproc}")
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        str(nproc),
-        "-m",
-        "training.cli",
-        *argv,
-    ]
-    return subprocess.call(cmd)
-
-
-def add_nproc_argument(parser: argparse.ArgumentParser, what: str) -> None:
-    """The ``--nproc N`` option of a command that runs on several processes (``what`` they share)."""
-    parser.add_argument(
-        "--nproc",
-        type=int,
-        default=1,
-        help=f"processes under torchrun ({what}; one per GPU with NCCL, gloo on CPU); rank 0 writes the outputs",
-    )
-
-
-def command_line(
-    parser: argparse.ArgumentParser, args: argparse.Namespace, drop: Sequence[str] = ("nproc",)
-) -> list[str]:
-    """The ``vis-ws`` arguments that ``parser`` parses back to ``args``, without the ``drop`` options.
-
-    Parameters
-    ----------
-    parser : argparse.ArgumentParser
-        The ``vis-ws`` parser (with the subcommand ``args.command``).
-    args : argparse.Namespace
-        What it parsed.
-    drop : sequence of str
-        Destinations to leave out (``--nproc``, so the relaunched command does not relaunch).
-
-    Returns
-    -------
-    list of str
-        The subcommand, its positional arguments, then every option with its value.
-    """
-    subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    sub = subparsers[0].choices[args.command] if subparsers else parser
-    positional: list[str] = []
-    options: list[str] = []
-    for action in sub._actions:
-        if isinstance(action, argparse._HelpAction) or action.dest in drop or not hasattr(args, action.dest):
-            continue
-        value = getattr(args, action.dest)
-        values = [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
-        if not action.option_strings:
-            positional += values
-        elif isinstance(action, argparse._StoreTrueAction):
-            options += [action.option_strings[-1]] if value else []
-        elif isinstance(action, argparse._StoreFalseAction):
-            options += [] if value else [action.option_strings[-1]]
-        elif isinstance(action, argparse.BooleanOptionalAction):
-            options += [action.option_strings[0] if value else action.option_strings[1]]  # --flag / --no-flag
-        elif value is not None:
-            options += [action.option_strings[-1], *values]
-    return [args.command, *positional, *options] if subparsers else [*positional, *options]
-
-
-def run_command(
-    args: argparse.Namespace,
-    device: str,
-    body: Callable[[], int],
-    parser: Callable[[], argparse.ArgumentParser],
-) -> int:
-    """Run a command's ``body`` here, or in ``args.nproc`` processes under torchrun; its exit code.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The parsed command, with ``nproc``. Above 1 (and not already under
-        torchrun) the command is re-run by :func:`launch` with the same
-        arguments (:func:`command_line`) but ``--nproc``; otherwise this
-        process joins the process group torchrun set up (if any) and runs
-        ``body()``.
-    device : str
-        The command's ``--device`` (NCCL on CUDA, gloo otherwise).
-    body : callable
-        The command itself; the process group is left when it returns or raises.
-    parser : callable
-        Builds the ``vis-ws`` parser (to write the command line back).
-
-    Raises
-    ------
-    InputError
-        ``--nproc`` below 1.
-    """
-    if args.nproc < 1:
-        raise InputError(None, f"--nproc must be at least 1, got {args.nproc}")
-    if args.nproc > 1 and env_world_size() == 1:
-        return launch(command_line(parser(), args), args.nproc)
-    init_from_env(device)
-    try:
-        return body()
-    finally:
-        cleanup()
 
 
 def drive_ranks(events: Iterable[Progress], json_lines: bool = False) -> Progress | None:

@@ -58,14 +58,18 @@ def test_train_cam_nproc_2_matches_single_process_layout_and_ranks_agree(tmp_pat
         ["predict", "gt.json", "--model", "m", "--out", "r.json", "--score-threshold", "0.3"],
     ],
 )
-def test_a_relaunched_command_parses_to_the_same_options_without_nproc(argv):
+@pytest.mark.parametrize("nproc", [["--nproc", "3"], ["--nproc=3"], ["--npr", "3"]])
+def test_a_relaunched_command_is_the_typed_one_without_nproc(argv, nproc):
+    # the ranks get the arguments as typed, with only --nproc taken out (not rebuilt from parsed options)
     from training.cli import build_parser
-    from training.distributed import command_line
+    from training.cli.relaunch import without_nproc
 
     parser = build_parser()
-    args = parser.parse_args([*argv, "--nproc", "3"])
-    again = command_line(parser, args)
-    assert "--nproc" not in again and again[0] == argv[0]
+    typed = [*argv[:2], *nproc, *argv[2:]]
+    args = parser.parse_args(typed)
+    assert args.nproc == 3
+    again = without_nproc(typed)
+    assert again == argv
     reparsed = parser.parse_args(again)
     assert {**vars(reparsed), "nproc": 3} == vars(args)
 

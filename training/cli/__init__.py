@@ -65,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``vis-ws`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed: what --nproc relaunches (cli.relaunch)
     _escape_undecodable_names()
     try:
         return int(args.func(args) or 0)

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from training.cam.train import CAMTrainConfig
     from training.cli import formatter
     from training.cli.irn_commands import add_working_size_argument
-    from training.distributed import add_nproc_argument
+    from training.cli.relaunch import add_nproc_argument
 
     d = CAMTrainConfig()
     p = sub.add_parser(
@@ -113,7 +113,7 @@ def run_train_cam(args: argparse.Namespace) -> int:
     """``vis-ws train-cam``; ``--nproc N`` (N > 1) re-runs it under torchrun, which this also runs under."""
     from training import distributed
     from training.cam.train import CHECKPOINT, CAMTrainConfig, train_cam
-    from training.cli import build_parser
+    from training.cli.relaunch import run_command
 
     config = CAMTrainConfig(
         arch=args.arch,
@@ -140,7 +140,7 @@ def run_train_cam(args: argparse.Namespace) -> int:
             print(f"wrote {args.out / CHECKPOINT}")
         return 0
 
-    return distributed.run_command(args, config.device, body, build_parser)
+    return run_command(args, config.device, body)
 
 
 def run_cams(args: argparse.Namespace) -> int:

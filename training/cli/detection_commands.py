@@ -13,7 +13,7 @@ BACKBONES = ("efficientnet_lite0", "resnet50", "resnet18", "mobilenet_v3")  # tr
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train`` and ``predict`` to ``vis-ws``."""
     from training.cli import formatter
-    from training.distributed import add_nproc_argument
+    from training.cli.relaunch import add_nproc_argument
 
     p = sub.add_parser(
         "train",
@@ -112,7 +112,7 @@ def _weights_argument(value: str | None) -> str:
 def run_train(args: argparse.Namespace) -> int:
     """``vis-ws train``; ``--nproc N`` (N > 1) re-runs it under torchrun, which this also runs under."""
     from training import distributed
-    from training.cli import build_parser
+    from training.cli.relaunch import run_command
     from training.detection.train import DetectionTrainConfig, train_detector
 
     config = DetectionTrainConfig(
@@ -149,13 +149,13 @@ def run_train(args: argparse.Namespace) -> int:
             print(f"wrote {run_folder.checkpoint(args.out)}")
         return 0
 
-    return distributed.run_command(args, config.device, body, build_parser)
+    return run_command(args, config.device, body)
 
 
 def run_predict(args: argparse.Namespace) -> int:
     """``vis-ws predict``; with ``--nproc N`` each process predicts every N-th video, rank 0 writes the results."""
     from training import distributed
-    from training.cli import build_parser
+    from training.cli.relaunch import run_command
     from training.detection.predict import predict
 
     def body() -> int:
@@ -174,4 +174,4 @@ def run_predict(args: argparse.Namespace) -> int:
             print(f"wrote {args.out}")
         return 0
 
-    return distributed.run_command(args, args.device, body, build_parser)
+    return run_command(args, args.device, body)

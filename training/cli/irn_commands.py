@@ -96,7 +96,7 @@ def add_working_size_argument(p: argparse.ArgumentParser, default: int | None = 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train-irn`` and ``pseudo-labels`` to ``vis-ws``."""
     from training.cli import formatter
-    from training.distributed import add_nproc_argument
+    from training.cli.relaunch import add_nproc_argument
 
     p = sub.add_parser(
         "train-irn",
@@ -190,7 +190,7 @@ def _irn_config(args: argparse.Namespace) -> Any:
 def run_train_irn(args: argparse.Namespace) -> int:
     """``vis-ws train-irn``; ``--nproc N`` (N > 1) re-runs it under torchrun, which this also runs under."""
     from training import distributed
-    from training.cli import build_parser
+    from training.cli.relaunch import run_command
     from training.irn.train import train_irn
 
     config = _irn_config(args)  # options checked once, before any process is started
@@ -202,14 +202,15 @@ def run_train_irn(args: argparse.Namespace) -> int:
             print(f"wrote {run_folder.checkpoint(args.out)}")
         return 0
 
-    return distributed.run_command(args, config.device, body, build_parser)
+    return run_command(args, config.device, body)
 
 
 def run_pseudo_labels(args: argparse.Namespace) -> int:
     """``vis-ws pseudo-labels``: every stage of the first module, resuming what is done; ``--nproc`` as train-cam."""
     from training import distributed
     from training.cam.train import CAMTrainConfig
-    from training.cli import build_parser, config_from_options
+    from training.cli import config_from_options
+    from training.cli.relaunch import run_command
     from training.data.tags import load_tags
     from training.irn.pseudo_labels import check_instance_bg
     from training.pipeline import drive_stages, first_module_stages
@@ -231,4 +232,4 @@ def run_pseudo_labels(args: argparse.Namespace) -> int:
             print(f"wrote {labels} (YouTube-VIS results) and per-video label volumes")
         return 0
 
-    return distributed.run_command(args, args.device, body, build_parser)
+    return run_command(args, args.device, body)
