@@ -31,6 +31,11 @@ STAGES: dict[str, tuple[str, str]] = {
 }
 WEIGHTS_STAGES = ("classifier", "maskrcnn")  # the stages that take --weights (the others start from a run)
 DEVICES = ("auto", "cpu", "cuda")
+EXIT_INTERRUPTED = 130  # training.cli: stopped by SIGINT, checkpoint saved
+PROJECT_DIR = "project"  # default project folder, beside the tags file (as the Pipeline dock)
+DETECTOR_STAGES = ("maskrcnn", "maskconsist")
+LABELS = {"pseudo": "pseudo-labels", "corrected": "pseudo-labels with my corrections"}
+UNITS = {"it": "iteration"}
 # CLI flag → the dock's control for it, as an error message should name it
 DOCK_CONTROLS: dict[str, str] = {
     "--resume": "'resume from the checkpoint'",

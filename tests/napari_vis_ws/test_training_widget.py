@@ -21,6 +21,7 @@ from conftest import sample_tags, slow_down
 
 from napari_vis_ws._layers import dataset_layers, labels_layer
 from napari_vis_ws._training import (
+    EXIT_INTERRUPTED,
     build_command,
     device_used,
     error_line,
@@ -29,7 +30,7 @@ from napari_vis_ws._training import (
     parse_progress_line,
 )
 from napari_vis_ws._widgets.corrections import CorrectionsWidget
-from napari_vis_ws._widgets.training import EXIT_INTERRUPTED, TrainingWidget
+from napari_vis_ws._widgets.training import TrainingWidget
 from training.checkpoint import load_checkpoint
 from training.data.ytvis import gt_volume, load_ytvis
 from training.detection.train import DetectionTrainConfig, train_detector
