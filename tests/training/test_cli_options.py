@@ -74,3 +74,40 @@ def test_pseudo_labels_names_the_irn_and_classifier_flags(tags, tmp_path, capsys
     assert main([*run, "--cam-batch-size", "0"]) == 2
     assert "--cam-batch-size must be at least 1" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_every_training_option_defaults_to_its_config_dataclass(tmp_path):
+    # One source per setting: `pseudo-labels --cam-epochs` defaulted to 5 while `train-cam --epochs` and
+    # CAMTrainConfig said 10 (issue 18). A flag whose default is None means "the config's own choice".
+    import dataclasses
+
+    from training.cam.train import CAMTrainConfig
+    from training.cli.irn_commands import CAM_OPTIONS, IRN_OPTIONS
+    from training.detection.train import DetectionTrainConfig
+    from training.flow.config import FlowTrainConfig
+    from training.irn.train import IRNTrainConfig
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+
+    def same_names(cls: type) -> dict[str, str]:
+        return {f.name: f.name for f in dataclasses.fields(cls)}
+
+    checks = [
+        ("train-cam", CAMTrainConfig, same_names(CAMTrainConfig)),
+        ("train-irn", IRNTrainConfig, IRN_OPTIONS),
+        ("pseudo-labels", IRNTrainConfig, IRN_OPTIONS),
+        ("pseudo-labels", CAMTrainConfig, CAM_OPTIONS),
+        ("train", DetectionTrainConfig, same_names(DetectionTrainConfig)),
+        ("train-flow", FlowTrainConfig, same_names(FlowTrainConfig)),
+    ]
+    compared = 0
+    for command, cls, options in checks:
+        defaults = {a.dest: a.default for a in sub.choices[command]._actions}
+        config = {f.name: f.default for f in dataclasses.fields(cls)}
+        for field, dest in options.items():
+            if dest not in defaults or defaults[dest] is None:
+                continue
+            cli = tuple(defaults[dest]) if isinstance(defaults[dest], list) else defaults[dest]
+            assert cli == config[field], f"vis-ws {command} --{dest.replace('_', '-')}: {cli!r} vs {cls.__name__}"
+            compared += 1
+    assert compared >= 40

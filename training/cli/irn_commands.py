@@ -21,28 +21,32 @@ MOTION_SPLIT = 0.0  # training.irn.losses.MOTION_SPLIT
 
 
 def _add_irn_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--variant", choices=VARIANTS, default="flowirn", help="Table 4 row: which flow cues to use")
+    """IRN's options; their defaults are :class:`~training.irn.train.IRNTrainConfig`'s (its single source)."""
+    from training.irn.train import IRNTrainConfig
+
+    d = IRNTrainConfig()
+    p.add_argument("--variant", choices=VARIANTS, default=d.variant, help="Table 4 row: which flow cues to use")
     p.add_argument(
         "--irn-backbone",
         choices=IRN_BACKBONES,
-        default=ARCHS[0],
+        default=d.backbone,
         help="IRN's frozen ImageNet feature network (a ResNet's file from the torch hub cache), or the trained "
         "classifier's",
     )
-    p.add_argument("--irn-epochs", type=int, default=3, help="IRN training epochs")
-    p.add_argument("--irn-batch-size", type=int, default=8, help="IRN frames per iteration")
-    p.add_argument("--irn-crop", type=int, default=256, help="IRN square crop side (multiple of 4)")
-    p.add_argument("--irn-lr", type=float, default=0.1, help="IRN learning rate (SGD, poly schedule)")
-    p.add_argument("--irn-radius", type=int, default=10, help="IRN pair radius γ on the stride-4 grid (< crop/8)")
+    p.add_argument("--irn-epochs", type=int, default=d.epochs, help="IRN training epochs")
+    p.add_argument("--irn-batch-size", type=int, default=d.batch_size, help="IRN frames per iteration")
+    p.add_argument("--irn-crop", type=int, default=d.crop, help="IRN square crop side (multiple of 4)")
+    p.add_argument("--irn-lr", type=float, default=d.lr, help="IRN learning rate (SGD, poly schedule)")
+    p.add_argument("--irn-radius", type=int, default=d.radius, help="IRN pair radius γ on the stride-4 grid (< crop/8)")
     p.add_argument(
         "--crf",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=d.crf,
         help="refine the relation labels with IRN's dense CRF (pydensecrf2)",
     )
     add_motion_split_argument(p)
     add_working_size_argument(p)
-    p.add_argument("--seed", type=int, default=0, help="seed of init, batch order and augmentation")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of init, batch order and augmentation")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--frames", type=Path, default=None, help="frames folder (default: JPEGImages/ beside TAGS)")
     p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar or JSON lines")
@@ -95,6 +99,7 @@ def add_working_size_argument(p: argparse.ArgumentParser, default: int | None = 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train-irn`` and ``pseudo-labels`` to ``vis-ws``."""
+    from training.cam.train import CAMTrainConfig
     from training.cli import formatter
     from training.cli.relaunch import add_nproc_argument
 
@@ -134,7 +139,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("tags", type=Path, help="frame-tags JSON")
     p.add_argument("--out", required=True, type=Path, help="run folder (flow/, cam/, cams/, irn/, pseudo/)")
     p.add_argument("--flow-method", choices=("dis", "farneback", "tvl1"), default="dis", help="optical flow method")
-    p.add_argument("--arch", choices=ARCHS, default=ARCHS[0], help="classifier backbone")
+    p.add_argument("--arch", choices=ARCHS, default=CAMTrainConfig().arch, help="classifier backbone")
     p.add_argument(
         "--weights",
         default=None,
@@ -142,9 +147,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="where the classifier starts: imagenet, none (random init) or a local file; default: imagenet for "
         "efficientnet_lite0, none for a ResNet",
     )
-    p.add_argument("--cam-epochs", type=int, default=5, help="classifier training epochs")
-    p.add_argument("--cam-batch-size", type=int, default=16, help="classifier frames per iteration")
-    p.add_argument("--cam-crop", type=int, default=224, help="classifier square crop side")
+    cam = CAMTrainConfig()  # the classifier's defaults: those of `vis-ws train-cam`
+    p.add_argument("--cam-epochs", type=int, default=cam.epochs, help="classifier training epochs")
+    p.add_argument("--cam-batch-size", type=int, default=cam.batch_size, help="classifier frames per iteration")
+    p.add_argument("--cam-crop", type=int, default=cam.crop, help="classifier square crop side")
     add_instance_arguments(p)
     _add_irn_options(p)
     add_nproc_argument(p, "flow, CAMs and pseudo-labels sharded by video, DDP training")
