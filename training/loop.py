@@ -27,8 +27,17 @@ from typing import Any, TypeVar
 import torch
 
 from training.atomic import remove_stale_temp_files, write_json
+from training.checkpoint import save_checkpoint
 from training.config import absent_values, config_to_dict
-from training.distributed import all_reduce_mean, average_buffers, dump_rank_state, is_main, rank_world, shard
+from training.distributed import (
+    all_reduce_mean,
+    average_buffers,
+    dump_rank_state,
+    is_main,
+    rank_world,
+    shard,
+    wrap_ddp,
+)
 from training.errors import InputError, TrainingStopped
 from training.json_io import read_json
 from training.progress import Progress
@@ -444,3 +453,115 @@ def epoch_loop(
         # (mid-epoch, with the epoch's loss sum so far appended; see ``carried``).
         save_main(step, losses + [loss_sum] if step % steps_per_epoch else losses)
         raise
+
+
+class TrainingRun:
+    """What every trainer does the same way around its own data, model and step: the house's training skeleton.
+
+    :meth:`open` resumes the run folder's checkpoint into the model, optimizer and
+    loss scaler (or writes the run's files on a fresh start), moves them to the
+    device and wraps the model for DDP; :meth:`set_lr` applies the poly schedule,
+    :meth:`backward` back-propagates with loss scaling, :meth:`save` writes the
+    checkpoint (the scaler's state included) and :meth:`loop` runs
+    :func:`epoch_loop`. The CAM, IRN and detector trainers are built on it.
+
+    Parameters
+    ----------
+    stage : str
+        Name in progress and errors ("train-irn").
+    run : Path
+        The run folder.
+    config : config dataclass
+        With ``amp``; saved in every checkpoint.
+    model : torch.nn.Module
+    optimizer : torch.optim.Optimizer
+        Each parameter group with its ``initial_lr``.
+    device : torch.device
+
+    Attributes
+    ----------
+    net : torch.nn.Module
+        The model as the step trains it (DDP-wrapped under torchrun), after :meth:`open`.
+    precision : MixedPrecision
+    """
+
+    def __init__(
+        self,
+        stage: str,
+        run: Path,
+        config: Any,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        device: torch.device,
+    ) -> None:
+        self.stage, self.run, self.config = stage, Path(run), config
+        self.model, self.optimizer, self.device = model, optimizer, device
+        self.precision = MixedPrecision(getattr(config, "amp", False), device)
+        self.net: torch.nn.Module = model
+
+    @property
+    def checkpoint(self) -> Path:
+        """The run's checkpoint file."""
+        return self.run / CHECKPOINT
+
+    def open(
+        self, resumed: bool, free: Sequence[str], files: dict[str, Any], find_unused_parameters: bool = False
+    ) -> tuple[int, list[float], dict[str, Any]]:
+        """Resume (``resumed``: :func:`resume_state` with ``free`` options) or write ``files``; then to the device.
+
+        Returns
+        -------
+        step, epoch_losses, state : what :func:`resume_state` returns, or (0, [], {}) on a fresh start
+        """
+        step, losses, state = 0, list[float](), dict[str, Any]()
+        if resumed:
+            step, losses, state = resume_state(
+                self.run, self.config, free, self.stage, self.model, self.optimizer, self.precision
+            )
+        else:
+            write_run_files(self.run, files)
+        self.model.to(self.device)
+        move_optimizer_state(self.optimizer, self.device)
+        self.net = wrap_ddp(self.model, self.device, find_unused_parameters=find_unused_parameters)
+        return step, losses, state
+
+    def set_lr(self, step: int, total: int, factor: float = 1.0) -> None:
+        """Set each group's learning rate for ``step`` of ``total``: poly from ``initial_lr``, × ``factor``."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = poly_lr(group["initial_lr"], step, total) * factor
+
+    def backward(self, loss: torch.Tensor) -> float:
+        """Back-propagate ``loss`` and step, with this run's loss scaling; the loss (mean over the ranks)."""
+        return self.precision.step(loss, self.optimizer)
+
+    def save(self, step: int, epoch_losses: list[float], **extra: Any) -> None:
+        """Write the checkpoint: :func:`training_state` with the scaler, plus ``extra`` fields."""
+        state = training_state(self.model, self.optimizer, step, epoch_losses, self.config, self.precision, **extra)
+        save_checkpoint(self.checkpoint, state)
+
+    def loop(
+        self,
+        epochs: int,
+        batches: Callable[[int], Sequence[Sequence[Any]]],
+        step_fn: Callable[[Any, int, int], dict[str, float]],
+        save: Callable[[int, list[float]], None],
+        start_step: int,
+        epoch_losses: list[float],
+        load: Callable[[int, list[list[Any]]], Iterable[Any]] | None = None,
+        memory: MemoryHint | None = None,
+    ) -> Iterator[Progress]:
+        """:func:`epoch_loop` of this run (its checkpoint, model and device)."""
+        return epoch_loop(
+            self.stage,
+            epochs,
+            batches,
+            step_fn,
+            save,
+            self.checkpoint,
+            start_step,
+            epoch_losses,
+            load=load,
+            model=self.model,
+            device=self.device,
+            memory=memory,
+        )

@@ -30,24 +30,18 @@ import torch.nn.functional as F
 from training.backbones import IMAGENET, LITE0, NO_WEIGHTS, default_weights, weights_file
 from training.cam.data import TagFrames, iterate_batches, normalize
 from training.cam.network import ARCHS, FREEZE, POOLINGS, CAMNet, load_weights
-from training.checkpoint import load_checkpoint, save_checkpoint
+from training.checkpoint import load_checkpoint
 from training.config import config_from_dict, config_to_dict
 from training.device import describe_device, fast_layout, resolve_device
-from training.distributed import check_split, describe_world, rank_device, wrap_ddp
+from training.distributed import check_split, describe_world, rank_device
 from training.errors import InputError
 from training.json_io import read_json
 from training.loop import (
     CHECKPOINT,
     CONFIG,
     MemoryHint,
-    MixedPrecision,
-    epoch_loop,
-    move_optimizer_state,
-    poly_lr,
+    TrainingRun,
     prepare_run,
-    resume_state,
-    training_state,
-    write_run_files,
 )
 from training.progress import Progress
 from training.run_folder import CATEGORIES
@@ -307,23 +301,19 @@ def train_cam(
     check_split(STAGE, min(len(dataset), config.batch_size))
     model = build_model(config, len(dataset.category_ids))
     optimizer = make_optimizer(model, config)
-    precision = MixedPrecision(config.amp, device)
-    step, losses = 0, list[float]()
+    trainer = TrainingRun(STAGE, run, config, model, optimizer, device)
     if resumed:
         _check_categories(run, dataset.category_ids)
-        step, losses, state = resume_state(run, config, _RESUME_FREE, STAGE, model, optimizer, precision)
-        if state.get("n_frames") != len(dataset):
-            raise InputError(
-                ckpt_path,
-                f"cannot resume: the run was trained on {state.get('n_frames')} tagged frames, "
-                f"the tags now list {len(dataset)}; train into a new --out",
-            )
-    else:
-        write_run_files(run, {CONFIG: config.to_dict(), CATEGORIES: dataset.categories})
-    model.to(device)
-    move_optimizer_state(optimizer, device)
+    files = {CONFIG: config.to_dict(), CATEGORIES: dataset.categories}
     # freeze "stem": the stages before the detach get no gradient
-    net = wrap_ddp(model, device, find_unused_parameters=config.backbone_freeze == "stem")
+    step, losses, state = trainer.open(resumed, _RESUME_FREE, files, config.backbone_freeze == "stem")
+    if resumed and state.get("n_frames") != len(dataset):
+        raise InputError(
+            ckpt_path,
+            f"cannot resume: the run was trained on {state.get('n_frames')} tagged frames, "
+            f"the tags now list {len(dataset)}; train into a new --out",
+        )
+    net = trainer.net
 
     def batches(epoch: int) -> list[list[int]]:
         return epoch_batches(len(dataset), config.batch_size, config.seed, epoch)
@@ -333,19 +323,18 @@ def train_cam(
         return iterate_batches(dataset, slices, config.workers)
 
     def step_fn(batch: tuple[torch.Tensor, torch.Tensor], step: int, total: int) -> dict[str, float]:
-        for group in optimizer.param_groups:
-            group["lr"] = poly_lr(group["initial_lr"], step, total)
+        trainer.set_lr(step, total)
         x, y = batch
         net.train()
         optimizer.zero_grad(set_to_none=True)
-        with precision.autocast():
+        with trainer.precision.autocast():
             logits = net(x.to(device))
-        loss = precision.step(cam_loss(logits, y.to(device)), optimizer)
+        loss = trainer.backward(cam_loss(logits, y.to(device)))
         return {"loss": loss, "lr": optimizer.param_groups[1]["lr"]}
 
     def save(step: int, epoch_losses: list[float]) -> None:
         extra = {"epoch": step // len(batches(0)), "category_ids": list(dataset.category_ids), "n_frames": len(dataset)}
-        save_checkpoint(ckpt_path, training_state(model, optimizer, step, epoch_losses, config, precision, **extra))
+        trainer.save(step, epoch_losses, **extra)
 
     total = config.epochs * len(batches(0))
     start = "resuming at" if resumed else "training from"
@@ -360,20 +349,8 @@ def train_cam(
             f"{len(dataset.category_ids)} classes, {describe_device(device)}{describe_world()}"
         ),
     )
-    yield from epoch_loop(
-        STAGE,
-        config.epochs,
-        batches,
-        step_fn,
-        save,
-        ckpt_path,
-        step,
-        losses,
-        load=load,
-        model=model,
-        device=device,
-        memory=MemoryHint("frame", "a smaller --crop", "a lighter --arch"),
-    )
+    memory = MemoryHint("frame", "a smaller --crop", "a lighter --arch")
+    yield from trainer.loop(config.epochs, batches, step_fn, save, step, losses, load=load, memory=memory)
 
 
 def load_run(run: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[CAMNet, list[dict[str, Any]], Path]:

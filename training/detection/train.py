@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from training.backbones import IMAGENET, LITE0, NO_WEIGHTS, default_weights, weights_file
-from training.checkpoint import load_checkpoint, save_checkpoint
+from training.checkpoint import load_checkpoint
 from training.config import config_to_dict
 from training.data.sources import iter_videos, load_dataset_json
 from training.data.video import FrameReader
@@ -46,7 +46,7 @@ from training.detection.model import (
 )
 from training.detection.predict import predict_frames
 from training.device import describe_device, resolve_device
-from training.distributed import check_split, describe_world, gather_objects, is_main, rank_device, wrap_ddp
+from training.distributed import check_split, describe_world, gather_objects, is_main, rank_device
 from training.errors import InputError
 from training.export.labels import LabelVolume, load_labels
 from training.flow.storage import VideoFlow, read_video_flow
@@ -54,14 +54,8 @@ from training.loop import (
     CHECKPOINT,
     CONFIG,
     MemoryHint,
-    MixedPrecision,
-    epoch_loop,
-    move_optimizer_state,
-    poly_lr,
+    TrainingRun,
     prepare_run,
-    resume_state,
-    training_state,
-    write_run_files,
 )
 from training.maskconsist.masks import FrameMasks
 from training.maskconsist.matching import IOM_RANKS
@@ -460,21 +454,16 @@ def train_detector(
         weight_decay=config.weight_decay,
     )
     matches: dict[str, dict[str, Any]] = {}
-    precision = MixedPrecision(config.amp, device)
-    step, losses = 0, list[float]()
-    if resumed:
-        step, losses, _ = resume_state(run, config, _RESUME_FREE, STAGE, model, optimizer, precision)
-        for v in videos:
-            saved = run / MATCHES / f"{v.key}.json"
-            pairs = read_matches(saved)
-            if pairs is not None:
-                matches[v.key] = {f"{p['t']}-{p['t2']}": p for p in pairs}
-    else:
-        extra = {"pseudo": str(pseudo_dir), "flow": str(flow_dir), "init": str(init), "gt": str(gt_json)}
-        write_run_files(run, {CONFIG: {**config_to_dict(config), **extra}, CATEGORIES: categories})
-    model.to(device)
-    move_optimizer_state(optimizer, device)
-    net = wrap_ddp(model, device, find_unused_parameters=True)  # heads without a target in a step get no gradient
+    trainer = TrainingRun(STAGE, run, config, model, optimizer, device)
+    inputs = {"pseudo": str(pseudo_dir), "flow": str(flow_dir), "init": str(init), "gt": str(gt_json)}
+    files = {CONFIG: {**config_to_dict(config), **inputs}, CATEGORIES: categories}
+    # heads without a target in a step get no gradient: DDP must not wait for them
+    step, losses, _ = trainer.open(resumed, _RESUME_FREE, files, find_unused_parameters=True)
+    net = trainer.net
+    for v in videos if resumed else []:
+        pairs = read_matches(run / MATCHES / f"{v.key}.json")
+        if pairs is not None:
+            matches[v.key] = {f"{p['t']}-{p['t2']}": p for p in pairs}
 
     def batches(epoch: int) -> list[list[tuple[int, int]]]:
         return plan[epoch]
@@ -507,8 +496,7 @@ def train_detector(
 
     def step_fn(batch: list[tuple[int, int]], step: int, total: int) -> dict[str, float]:
         warm = min(1.0, 0.001 + (step + 1) / config.warmup) if config.warmup else 1.0
-        for group in optimizer.param_groups:
-            group["lr"] = poly_lr(group["initial_lr"], step, total) * warm
+        trainer.set_lr(step, total, warm)
         images, targets, step_pairs, n_targets = [], [], dict[str, dict[str, Any]](), 0
         for e, i in batch:
             vi, t, t2 = items[i]
@@ -520,17 +508,16 @@ def train_detector(
             targets.append({k: x.to(device) for k, x in target.items()})
         net.train()
         optimizer.zero_grad(set_to_none=True)
-        with precision.autocast():
+        with trainer.precision.autocast():
             parts = net(images, targets)
-        loss = precision.step(sum(parts.values()), optimizer)
+        loss = trainer.backward(sum(parts.values()))
         if config.step == 2:
             record_matches(step_pairs)
         metrics = {k: float(x.detach()) for k, x in parts.items()}
         return {"loss": loss, **metrics, "lr": optimizer.param_groups[0]["lr"], "targets": float(n_targets)}
 
     def save(step: int, epoch_losses: list[float]) -> None:
-        state = training_state(model, optimizer, step, epoch_losses, config, precision, category_ids=category_ids)
-        save_checkpoint(run / CHECKPOINT, state)
+        trainer.save(step, epoch_losses, category_ids=category_ids)
 
     what = "MaskConsist frame pairs" if config.step == 2 else "frames"
     start = "resuming at" if resumed else "training from"
@@ -545,16 +532,5 @@ def train_detector(
             f"{describe_world()}"
         ),
     )
-    yield from epoch_loop(
-        STAGE,
-        epochs,
-        batches,
-        step_fn,
-        save,
-        run / CHECKPOINT,
-        step,
-        losses,
-        model=model,
-        device=device,
-        memory=MemoryHint(unit, "a smaller --min-size/--max-size", "a lighter --backbone"),
-    )
+    memory = MemoryHint(unit, "a smaller --min-size/--max-size", "a lighter --backbone")
+    yield from trainer.loop(epochs, batches, step_fn, save, step, losses, memory=memory)

@@ -28,10 +28,10 @@ from typing import Any, ClassVar
 import torch
 
 from training.backbones import ARCHS, IMAGENET, LITE0, StageBackbone, weights_file
-from training.checkpoint import load_checkpoint, save_checkpoint
+from training.checkpoint import load_checkpoint
 from training.config import config_from_dict, config_to_dict
 from training.device import describe_device, fast_layout, resolve_device
-from training.distributed import check_split, describe_world, is_main, rank_device, wrap_ddp
+from training.distributed import check_split, describe_world, is_main, rank_device
 from training.errors import InputError
 from training.irn.data import RelationFrames
 from training.irn.ir_labels import CONF_BG, CONF_FG
@@ -44,14 +44,8 @@ from training.loop import (
     CHECKPOINT,
     CONFIG,
     MemoryHint,
-    MixedPrecision,
-    epoch_loop,
-    move_optimizer_state,
-    poly_lr,
+    TrainingRun,
     prepare_run,
-    resume_state,
-    training_state,
-    write_run_files,
 )
 from training.progress import Progress
 from training.run_folder import CATEGORIES
@@ -279,15 +273,10 @@ def train_irn(
         momentum=config.momentum,
         weight_decay=config.weight_decay,
     )
-    precision = MixedPrecision(config.amp, device)
-    step, losses = 0, list[float]()
-    if resumed:
-        step, losses, _ = resume_state(run, config, _RESUME_FREE, STAGE, model, optimizer, precision)
-    else:
-        write_run_files(run, {CONFIG: {**config_to_dict(config), "cam_run": str(cam_run)}, CATEGORIES: categories})
-    model.to(device)
-    move_optimizer_state(optimizer, device)
-    net = wrap_ddp(model, device)
+    trainer = TrainingRun(STAGE, run, config, model, optimizer, device)
+    files = {CONFIG: {**config_to_dict(config), "cam_run": str(cam_run)}, CATEGORIES: categories}
+    step, losses, _ = trainer.open(resumed, _RESUME_FREE, files)
+    net = trainer.net
 
     def batches(epoch: int) -> list[list[int]]:
         return epoch_batches(len(dataset), config.batch_size, config.seed, epoch)
@@ -297,12 +286,11 @@ def train_irn(
         return (_collate(dataset, batch) for batch in slices)
 
     def step_fn(batch: tuple[torch.Tensor, ...], step: int, total: int) -> dict[str, float]:
-        for group in optimizer.param_groups:
-            group["lr"] = poly_lr(group["initial_lr"], step, total)
+        trainer.set_lr(step, total)
         x, labels, flow = (t.to(device) for t in batch)
         net.train()
         optimizer.zero_grad(set_to_none=True)
-        with precision.autocast():
+        with trainer.precision.autocast():
             logits, disp = net(x)
         boundary = torch.sigmoid(logits.float())[:, 0]
         sets = relation_sets(labels, config.radius)
@@ -316,16 +304,14 @@ def train_irn(
             lam=config.flow_lambda,
             split=config.motion_split,
         )
-        loss = precision.step(terms.total, optimizer)
+        loss = trainer.backward(terms.total)
         parts = (terms.boundary_pos, terms.boundary_neg, terms.displacement_fg, terms.displacement_bg)
         names = ("pos", "neg", "dp_fg", "dp_bg", "fbound")
         metrics = {n: float(v.detach()) for n, v in zip(names, (*parts, terms.flow_boundary), strict=True)}
         return {"loss": loss, **metrics, "lr": optimizer.param_groups[0]["lr"]}
 
     def save(step: int, epoch_losses: list[float], measured: bool = False) -> None:
-        ids = [c["id"] for c in categories]
-        state = training_state(model, optimizer, step, epoch_losses, config, precision, category_ids=ids)
-        save_checkpoint(run / CHECKPOINT, {**state, MEASURED: measured})
+        trainer.save(step, epoch_losses, category_ids=[c["id"] for c in categories], **{MEASURED: measured})
 
     start = "resuming at" if resumed else "training from"
     yield Progress(
@@ -337,19 +323,8 @@ def train_irn(
             f"{describe_device(device)}{describe_world()}"
         ),
     )
-    yield from epoch_loop(
-        STAGE,
-        config.epochs,
-        batches,
-        step_fn,
-        save,
-        run / CHECKPOINT,
-        step,
-        losses,
-        load=load,
-        model=model,
-        device=device,
-        memory=MemoryHint("frame", "a smaller --crop"),
+    yield from trainer.loop(
+        config.epochs, batches, step_fn, save, step, losses, load, MemoryHint("frame", "a smaller --crop")
     )
     state: dict[str, Any] = load_checkpoint(run / CHECKPOINT) if is_main() else {MEASURED: True}
     if not state.get(MEASURED):
