@@ -262,6 +262,37 @@ def plan_batches(
     return 1, [flat[:iterations]]
 
 
+class MatchLog:
+    """Step 2's latest MaskConsist matching per frame pair, kept in ``RUN/matches/<video>.json`` for the viewer.
+
+    Parameters
+    ----------
+    folder : Path
+        ``RUN/matches``.
+    resumed : list of str
+        Keys of the videos whose files a resumed run reads back first.
+    """
+
+    def __init__(self, folder: Path, resumed: list[str]) -> None:
+        self.folder = folder
+        self.pairs: dict[str, dict[str, Any]] = {}
+        for key in resumed:
+            saved = read_matches(folder / f"{key}.json")
+            if saved is not None:
+                self.pairs[key] = {f"{p['t']}-{p['t2']}": p for p in saved}
+
+    def record(self, step_pairs: dict[str, dict[str, Any]]) -> None:
+        """Add one step's pair summaries (``{video: {"t-t2": summary}}``) of every rank; rank 0 rewrites the files."""
+        touched = set()
+        for ranked in gather_objects(step_pairs):  # the pairs of every rank: the whole global batch
+            for key, pairs in ranked.items():
+                self.pairs.setdefault(key, {}).update(pairs)
+                touched.add(key)
+        if is_main():
+            for key in sorted(touched):
+                write_matches(self.folder / f"{key}.json", key, list(self.pairs[key].values()))
+
+
 def load_train_videos(
     dataset_json: str | os.PathLike,
     pseudo_dir: str | os.PathLike | None,
@@ -453,17 +484,13 @@ def train_detector(
         momentum=config.momentum,
         weight_decay=config.weight_decay,
     )
-    matches: dict[str, dict[str, Any]] = {}
     trainer = TrainingRun(STAGE, run, config, model, optimizer, device)
     inputs = {"pseudo": str(pseudo_dir), "flow": str(flow_dir), "init": str(init), "gt": str(gt_json)}
     files = {CONFIG: {**config_to_dict(config), **inputs}, CATEGORIES: categories}
     # heads without a target in a step get no gradient: DDP must not wait for them
     step, losses, _ = trainer.open(resumed, _RESUME_FREE, files, find_unused_parameters=True)
     net = trainer.net
-    for v in videos if resumed else []:
-        pairs = read_matches(run / MATCHES / f"{v.key}.json")
-        if pairs is not None:
-            matches[v.key] = {f"{p['t']}-{p['t2']}": p for p in pairs}
+    log = MatchLog(run / MATCHES, [v.key for v in videos] if resumed else [])
 
     def batches(epoch: int) -> list[list[tuple[int, int]]]:
         return plan[epoch]
@@ -484,16 +511,6 @@ def train_detector(
         pairs.setdefault(v.key, {})[f"{t}-{t2}"] = summary
         return targets
 
-    def record_matches(step_pairs: dict[str, dict[str, Any]]) -> None:
-        touched = set()
-        for ranked in gather_objects(step_pairs):  # the pairs of every rank: the whole global batch
-            for key, pairs in ranked.items():
-                matches.setdefault(key, {}).update(pairs)
-                touched.add(key)
-        if is_main():
-            for key in sorted(touched):
-                write_matches(run / MATCHES / f"{key}.json", key, list(matches[key].values()))
-
     def step_fn(batch: list[tuple[int, int]], step: int, total: int) -> dict[str, float]:
         warm = min(1.0, 0.001 + (step + 1) / config.warmup) if config.warmup else 1.0
         trainer.set_lr(step, total, warm)
@@ -512,7 +529,7 @@ def train_detector(
             parts = net(images, targets)
         loss = trainer.backward(sum(parts.values()))
         if config.step == 2:
-            record_matches(step_pairs)
+            log.record(step_pairs)
         metrics = {k: float(x.detach()) for k, x in parts.items()}
         return {"loss": loss, **metrics, "lr": optimizer.param_groups[0]["lr"], "targets": float(n_targets)}
 

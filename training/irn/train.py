@@ -239,21 +239,7 @@ def train_irn(
     resumed = prepare_run(run, resume)
     if config.uses_flow_loss and flow_dir is None:
         raise InputError(None, f"train-irn: --variant {config.variant} needs --flow DIR (the flow-boundary loss)")
-    dataset = RelationFrames(
-        tags_path,
-        cams_dir,
-        flow_dir if config.uses_flow_loss else None,
-        use_fcams=config.uses_fcams,
-        crop=config.crop,
-        margin=config.radius - 1,
-        scales=(config.scale_min, config.scale_max),
-        conf_fg=config.conf_fg,
-        conf_bg=config.conf_bg,
-        crf=config.crf,
-        frames=frames,
-        seed=config.seed,
-        working_size=config.working_size,
-    )
+    dataset = relation_frames(config, tags_path, cams_dir, flow_dir, frames)
     device = rank_device(resolve_device(config.device))
     check_split(STAGE, min(len(dataset), config.batch_size))
     cam_net, categories, _ = load_run(cam_run)
@@ -262,17 +248,7 @@ def train_irn(
     features = cam_net if imagenet is None else StageBackbone(config.backbone, imagenet)
     torch.manual_seed(config.seed)
     model = IRNet(features)
-    edge, displacement = model.branch_parameters()
-    lr_d = config.lr * config.displacement_lr
-    optimizer = torch.optim.SGD(
-        [
-            {"params": edge, "lr": config.lr, "initial_lr": config.lr},
-            {"params": displacement, "lr": lr_d, "initial_lr": lr_d},
-        ],
-        lr=config.lr,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-    )
+    optimizer = make_optimizer(model, config)
     trainer = TrainingRun(STAGE, run, config, model, optimizer, device)
     files = {CONFIG: {**config_to_dict(config), "cam_run": str(cam_run)}, CATEGORIES: categories}
     step, losses, _ = trainer.open(resumed, _RESUME_FREE, files)
@@ -333,6 +309,46 @@ def train_irn(
         model.mean_shift.running_mean.copy_(mean_displacement(model, dataset, device))
         save(int(state["step"]), [float(v) for v in state["epoch_losses"]], measured=True)
         yield Progress(STAGE, int(state["step"]), int(state["step"]), message="mean displacement stored")
+
+
+def relation_frames(
+    config: IRNTrainConfig,
+    tags_path: str | os.PathLike,
+    cams_dir: str | os.PathLike,
+    flow_dir: str | os.PathLike | None,
+    frames: str | os.PathLike | None,
+) -> RelationFrames:
+    """The training frames with their relation labels, as ``config`` says (the flow only for the f-Bound loss)."""
+    return RelationFrames(
+        tags_path,
+        cams_dir,
+        flow_dir if config.uses_flow_loss else None,
+        use_fcams=config.uses_fcams,
+        crop=config.crop,
+        margin=config.radius - 1,
+        scales=(config.scale_min, config.scale_max),
+        conf_fg=config.conf_fg,
+        conf_bg=config.conf_bg,
+        crf=config.crf,
+        frames=frames,
+        seed=config.seed,
+        working_size=config.working_size,
+    )
+
+
+def make_optimizer(model: IRNet, config: IRNTrainConfig) -> torch.optim.SGD:
+    """IRN's SGD: the boundary branch at ``lr``, the displacement branch at ``lr × displacement_lr`` (poly schedule)."""
+    edge, displacement = model.branch_parameters()
+    lr_d = config.lr * config.displacement_lr
+    return torch.optim.SGD(
+        [
+            {"params": edge, "lr": config.lr, "initial_lr": config.lr},
+            {"params": displacement, "lr": lr_d, "initial_lr": lr_d},
+        ],
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+    )
 
 
 def mean_displacement(model: IRNet, dataset: RelationFrames, device: torch.device) -> torch.Tensor:
