@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QFileDialog
+from qtpy.QtWidgets import QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton
 
 from napari_vis_ws._layers import META_KEY, labels_features, labels_layer
 from napari_vis_ws._widgets._corrections_common import PSEUDO_LABELS, video_key_of
@@ -31,6 +31,28 @@ class Autosave:
     the layer, its change tracking (``_dirty``, ``_edited``) and the save state
     (``_saving``, ``_inflight``, ``_generation``, ``_written``, ``_write_lock``).
     """
+
+    def _build_project(self) -> QGroupBox:
+        """The "Project" group: the project folder, Save now and the save status."""
+        self.project_edit = QLineEdit()
+        self.project_edit.setPlaceholderText("project folder (corrections are saved in it)")
+        self.project_edit.returnPressed.connect(lambda: self.set_project(self.project_edit.text().strip()))
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse_project)
+        self.save_button = QPushButton("Save now")
+        self.save_button.clicked.connect(self.save_now)
+        self.save_status = QLabel("autosave off: choose a project folder")
+        proj = QGroupBox("Project")
+        proj_layout = QFormLayout(proj)
+        row = QHBoxLayout()
+        row.addWidget(self.project_edit)
+        row.addWidget(browse)
+        proj_layout.addRow(row)
+        row2 = QHBoxLayout()
+        row2.addWidget(self.save_status, 1)
+        row2.addWidget(self.save_button)
+        proj_layout.addRow(row2)
+        return proj
 
     def _save_pending(self, data: Any) -> None:
         """Write the unsaved edits made in ``data`` (the layer's previous content) to their video, on this thread."""

@@ -12,8 +12,23 @@ import time
 from typing import Any
 
 import numpy as np
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QKeySequence
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QShortcut,
+    QSpinBox,
+)
 
-from napari_vis_ws._widgets._corrections_common import SPLIT_LINE, video_key_of
+from napari_vis_ws._widgets._corrections_common import SHORTCUTS, SPLIT_LINE, qt_key, video_key_of
 from training import corrections as corr
 
 
@@ -23,6 +38,71 @@ class EditActions:
     Mixed into :class:`~napari_vis_ws._widgets.corrections.CorrectionsWidget`, which owns
     the layer, its change tracking and the table these refresh.
     """
+
+    def _build_actions(self) -> QGroupBox:
+        """The "Correct" group: one button and shortcut per action, the propagation settings, the message line."""
+        self.buttons: dict[str, QPushButton] = {}
+        grid = QGridLayout()
+        labels = {
+            "merge": "Merge",
+            "split": "Split pieces",
+            "split_line": "Split on line",
+            "delete": "Delete",
+            "propagate_forward": "Propagate →",
+            "propagate_backward": "← Propagate",
+            "toggle_reviewed": "Reviewed",
+            "next_in_queue": "Next to review",
+        }
+        tips = {
+            "merge": "Merge the selected instances into the one with the lowest id",
+            "split": "Give each 4-connected piece of the instance in this frame its own id (largest keeps the id)",
+            "split_line": f"Cut the instance in this frame along the last path of the '{SPLIT_LINE}' layer",
+            "delete": "Erase the selected instances (in every frame, or this frame only)",
+            "propagate_forward": "Carry this frame's mask of the instance N frames forward along the optical flow",
+            "propagate_backward": "Carry this frame's mask of the instance N frames backward along the optical flow",
+            "toggle_reviewed": "Mark this frame reviewed (again: unmark it)",
+            "next_in_queue": "Jump to the unreviewed frame most likely wrong",
+        }
+        for i, (name, text) in enumerate(labels.items()):
+            key = qt_key(SHORTCUTS[name])
+            b = QPushButton(f"{text} ({key})")
+            b.setToolTip(f"{tips[name]} [{key}]")
+            b.clicked.connect(getattr(self, name))
+            self.buttons[name] = b
+            grid.addWidget(b, i // 2, i % 2)
+            shortcut = QShortcut(QKeySequence(key), self)
+            shortcut.setContext(Qt.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(getattr(self, name))
+        self.draw_line_button = QPushButton("Draw cut line")
+        self.draw_line_button.setToolTip(f"Add a '{SPLIT_LINE}' Shapes layer in path mode to draw a cut")
+        self.draw_line_button.clicked.connect(self.draw_split_line)
+        self.this_frame_only = QCheckBox("delete in this frame only")
+        self.steps_spin = QSpinBox()
+        self.steps_spin.setRange(1, 10000)
+        self.steps_spin.setValue(5)
+        self.steps_spin.setToolTip("N: how many frames to propagate over")
+        self.overlap_spin = QDoubleSpinBox()
+        self.overlap_spin.setRange(0.0, 1.0)
+        self.overlap_spin.setSingleStep(0.05)
+        self.overlap_spin.setValue(0.5)
+        self.overlap_spin.setToolTip("Stop where less than this fraction of the carried mask lies on labelled pixels")
+        self.flow_edit = QLineEdit()
+        self.flow_edit.setPlaceholderText("flow folder (RUN/flow)")
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+
+        act = QGroupBox("Correct")
+        form = QFormLayout(act)
+        form.addRow(grid)
+        line_row = QHBoxLayout()
+        line_row.addWidget(self.draw_line_button)
+        line_row.addWidget(self.this_frame_only)
+        form.addRow(line_row)
+        form.addRow("Propagate N frames", self.steps_spin)
+        form.addRow("Min. overlap", self.overlap_spin)
+        form.addRow("Flow", self.flow_edit)
+        form.addRow(self.message)
+        return act
 
     def _apply(self, edits: list[corr.Edit], message: str, table: dict[str, list] | None = None) -> None:
         """Apply pixel edits as ONE undo step, update features and the display."""

@@ -16,8 +16,12 @@ from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QGroupBox,
+    QLabel,
+    QListWidget,
     QListWidgetItem,
     QTableWidgetItem,
+    QVBoxLayout,
 )
 
 from napari_vis_ws._layers import META_KEY, volume_from_layer
@@ -32,6 +36,22 @@ class ReviewQueue:
     Mixed into :class:`~napari_vis_ws._widgets.corrections.CorrectionsWidget`, which owns
     the layer, the widgets (``table``, ``queue_list``, ...) and the per-frame stats.
     """
+
+    def _build_review(self) -> QGroupBox:
+        """The "Review" group: progress and the queue of frames to review."""
+        self.progress = QLabel("")
+        self.queue_list = QListWidget()
+        self.queue_list.setToolTip(
+            "Unreviewed frames, most likely wrong first: MaskConsist disagreement with the predictions "
+            "(when loaded), low scores, instances appearing or vanishing"
+        )
+        self.queue_list.itemActivated.connect(self._queue_item_chosen)
+        self.queue_list.itemClicked.connect(self._queue_item_chosen)
+        rev = QGroupBox("Review")
+        rev_layout = QVBoxLayout(rev)
+        rev_layout.addWidget(self.progress)
+        rev_layout.addWidget(self.queue_list)
+        return rev
 
     def _categories(self) -> list[dict[str, Any]]:
         assert self.layer is not None

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from qtpy.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QVBoxLayout
 
 from napari_vis_ws._layers import FRAMES, META_KEY
 from napari_vis_ws._prediction_layers import PREDICTIONS
@@ -28,6 +29,42 @@ class PredictionLoading:
     Mixed into :class:`~napari_vis_ws._widgets.training.TrainingWidget`, which owns the
     run folder field and the progress widgets.
     """
+
+    def _build_predictions(self) -> QGroupBox:
+        """The "Predictions" group: the run folder, Load predictions and Cancel, its progress and status."""
+        self.run_edit = QLineEdit()
+        self.run_edit.setPlaceholderText("run folder with a trained detector or its predictions")
+        self.run_edit.setToolTip(
+            "A `vis-ws train` run folder (checkpoint.pt) or a project (results.json, maskconsist/, maskrcnn/)"
+        )
+        self.run_edit.textEdited.connect(self._run_edited)
+        self.run_edit.textChanged.connect(self._update_load_button)
+        self.load_button = QPushButton("Load predictions")
+        self.load_button.setToolTip(
+            "Show the run's predictions (and MaskConsist matches) of the video in the viewer as layers; "
+            "predict that video first when the run has a model but no results for it"
+        )
+        self.load_button.clicked.connect(self.load_predictions)
+        self.predict_cancel_button = QPushButton("Cancel")
+        self.predict_cancel_button.setToolTip("Stop predicting after the current frame (nothing is written)")
+        self.predict_cancel_button.clicked.connect(self.cancel_predictions)
+        self.predict_cancel_button.setEnabled(False)
+        self.predict_progress = QProgressBar()
+        self.predict_progress.setRange(0, 1)
+        self.predict_progress.setValue(0)
+        self.predict_status = QLabel("")
+        self.predict_status.setWordWrap(True)
+
+        predictions = QGroupBox("Predictions")
+        pred_layout = QVBoxLayout(predictions)
+        pred_layout.addLayout(self._with_browse(self.run_edit, self._browse_run))
+        pred_buttons = QHBoxLayout()
+        pred_buttons.addWidget(self.load_button)
+        pred_buttons.addWidget(self.predict_cancel_button)
+        pred_layout.addLayout(pred_buttons)
+        pred_layout.addWidget(self.predict_progress)
+        pred_layout.addWidget(self.predict_status)
+        return predictions
 
     def _current_video(self) -> tuple[Path, int, list[dict[str, Any]]] | None:
         """(dataset JSON, video id, categories) of the ``frames`` layer, or None after saying what is missing."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import QProcess, QProcessEnvironment, QTimer
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout
 
 from napari_vis_ws._tasks import register_task, update_task
 from napari_vis_ws._training import (
@@ -34,6 +35,7 @@ from napari_vis_ws._training import (
     parse_progress_line,
     stage_name,
 )
+from napari_vis_ws._widgets.loss_plot import LossPlot
 
 if TYPE_CHECKING:
     from training.progress import Progress
@@ -45,6 +47,38 @@ class TrainingRun:
     Mixed into :class:`~napari_vis_ws._widgets.training.TrainingWidget`, which owns the
     form (stage, options, folders), the progress widgets and ``process``.
     """
+
+    def _build_run_view(self) -> QVBoxLayout:
+        """Start and Cancel, the progress bar, the device and status lines, the loss curve and the log."""
+        self.start_button = QPushButton("Start")
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop after the current step and save a checkpoint (resume it later)")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("%p%")
+        self.device_label = QLabel("device: -")
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.loss_plot = LossPlot()
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(5000)
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.cancel_button)
+        view = QVBoxLayout()
+        view.addLayout(buttons)
+        view.addWidget(self.progress)
+        view.addWidget(self.device_label)
+        view.addWidget(self.status)
+        view.addWidget(self.loss_plot)
+        view.addWidget(self.log, stretch=1)
+        return view
 
     def start(self) -> None:
         """Start the chosen stage as a ``vis-ws`` subprocess (one at a time)."""

@@ -59,23 +59,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtCore import QEvent, QObject, Qt, QTimer
-from qtpy.QtGui import QKeySequence
+from qtpy.QtCore import QEvent, QObject, QTimer
 from qtpy.QtWidgets import (
     QAbstractItemView,
-    QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
-    QFormLayout,
-    QGridLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QListWidget,
-    QPushButton,
-    QShortcut,
-    QSpinBox,
     QTableWidget,
     QVBoxLayout,
     QWidget,
@@ -92,7 +79,6 @@ from napari_vis_ws._widgets._corrections_common import (
     SPLIT_LINE,
     FrameStats,
     frames_of_history_item,
-    qt_key,
     run_folder_of,
     video_key_of,
 )
@@ -151,109 +137,12 @@ class CorrectionsWidget(Autosave, EditActions, ReviewQueue, QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.itemSelectionChanged.connect(self._rows_selected)
 
-        # -- actions
-        self.buttons: dict[str, QPushButton] = {}
-        grid = QGridLayout()
-        labels = {
-            "merge": "Merge",
-            "split": "Split pieces",
-            "split_line": "Split on line",
-            "delete": "Delete",
-            "propagate_forward": "Propagate →",
-            "propagate_backward": "← Propagate",
-            "toggle_reviewed": "Reviewed",
-            "next_in_queue": "Next to review",
-        }
-        tips = {
-            "merge": "Merge the selected instances into the one with the lowest id",
-            "split": "Give each 4-connected piece of the instance in this frame its own id (largest keeps the id)",
-            "split_line": f"Cut the instance in this frame along the last path of the '{SPLIT_LINE}' layer",
-            "delete": "Erase the selected instances (in every frame, or this frame only)",
-            "propagate_forward": "Carry this frame's mask of the instance N frames forward along the optical flow",
-            "propagate_backward": "Carry this frame's mask of the instance N frames backward along the optical flow",
-            "toggle_reviewed": "Mark this frame reviewed (again: unmark it)",
-            "next_in_queue": "Jump to the unreviewed frame most likely wrong",
-        }
-        for i, (name, text) in enumerate(labels.items()):
-            key = qt_key(SHORTCUTS[name])
-            b = QPushButton(f"{text} ({key})")
-            b.setToolTip(f"{tips[name]} [{key}]")
-            b.clicked.connect(getattr(self, name))
-            self.buttons[name] = b
-            grid.addWidget(b, i // 2, i % 2)
-            shortcut = QShortcut(QKeySequence(key), self)
-            shortcut.setContext(Qt.WidgetWithChildrenShortcut)
-            shortcut.activated.connect(getattr(self, name))
-        self.draw_line_button = QPushButton("Draw cut line")
-        self.draw_line_button.setToolTip(f"Add a '{SPLIT_LINE}' Shapes layer in path mode to draw a cut")
-        self.draw_line_button.clicked.connect(self.draw_split_line)
-        self.this_frame_only = QCheckBox("delete in this frame only")
-        self.steps_spin = QSpinBox()
-        self.steps_spin.setRange(1, 10000)
-        self.steps_spin.setValue(5)
-        self.steps_spin.setToolTip("N: how many frames to propagate over")
-        self.overlap_spin = QDoubleSpinBox()
-        self.overlap_spin.setRange(0.0, 1.0)
-        self.overlap_spin.setSingleStep(0.05)
-        self.overlap_spin.setValue(0.5)
-        self.overlap_spin.setToolTip("Stop where less than this fraction of the carried mask lies on labelled pixels")
-        self.flow_edit = QLineEdit()
-        self.flow_edit.setPlaceholderText("flow folder (RUN/flow)")
-        self.message = QLabel("")
-        self.message.setWordWrap(True)
-
-        act = QGroupBox("Correct")
-        form = QFormLayout(act)
-        form.addRow(grid)
-        line_row = QHBoxLayout()
-        line_row.addWidget(self.draw_line_button)
-        line_row.addWidget(self.this_frame_only)
-        form.addRow(line_row)
-        form.addRow("Propagate N frames", self.steps_spin)
-        form.addRow("Min. overlap", self.overlap_spin)
-        form.addRow("Flow", self.flow_edit)
-        form.addRow(self.message)
-
-        # -- review
-        self.progress = QLabel("")
-        self.queue_list = QListWidget()
-        self.queue_list.setToolTip(
-            "Unreviewed frames, most likely wrong first: MaskConsist disagreement with the predictions "
-            "(when loaded), low scores, instances appearing or vanishing"
-        )
-        self.queue_list.itemActivated.connect(self._queue_item_chosen)
-        self.queue_list.itemClicked.connect(self._queue_item_chosen)
-        rev = QGroupBox("Review")
-        rev_layout = QVBoxLayout(rev)
-        rev_layout.addWidget(self.progress)
-        rev_layout.addWidget(self.queue_list)
-
-        # -- project / autosave
-        self.project_edit = QLineEdit()
-        self.project_edit.setPlaceholderText("project folder (corrections are saved in it)")
-        self.project_edit.returnPressed.connect(lambda: self.set_project(self.project_edit.text().strip()))
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse_project)
-        self.save_button = QPushButton("Save now")
-        self.save_button.clicked.connect(self.save_now)
-        self.save_status = QLabel("autosave off: choose a project folder")
-        proj = QGroupBox("Project")
-        proj_layout = QFormLayout(proj)
-        row = QHBoxLayout()
-        row.addWidget(self.project_edit)
-        row.addWidget(browse)
-        proj_layout.addRow(row)
-        row2 = QHBoxLayout()
-        row2.addWidget(self.save_status, 1)
-        row2.addWidget(self.save_button)
-        proj_layout.addRow(row2)
-
         layout = QVBoxLayout(self)
         layout.addWidget(self.layer_combo)
         layout.addWidget(self.table, 2)
-        layout.addWidget(act)
-        layout.addWidget(rev, 1)
-        layout.addWidget(proj)
+        layout.addWidget(self._build_actions())
+        layout.addWidget(self._build_review(), 1)
+        layout.addWidget(self._build_project())
 
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setInterval(AUTOSAVE_MS)

@@ -55,12 +55,8 @@ from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
-    QGroupBox,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
-    QPlainTextEdit,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -80,7 +76,6 @@ from napari_vis_ws._training import (
 )
 from napari_vis_ws._widgets._training_predictions import PredictionLoading
 from napari_vis_ws._widgets._training_run import TrainingRun
-from napari_vis_ws._widgets.loss_plot import LossPlot
 
 if TYPE_CHECKING:
     import napari
@@ -113,6 +108,18 @@ class TrainingWidget(TrainingRun, PredictionLoading, QWidget):
         self._shown_stage = ""  # the stage whose options the fields show
         self._last_out = ""  # the output folder of the last run started here (a resume of it keeps its curve)
 
+        layout = QVBoxLayout(self)
+        layout.addLayout(self._build_form())
+        layout.addLayout(self._build_run_view(), stretch=1)
+        layout.addWidget(self._build_predictions())
+        self.out_edit.textChanged.connect(self._update_run)
+        self._stage_changed()
+        from napari_vis_ws._docking import tabify_when_docked
+
+        tabify_when_docked(self)  # into a tab with the plugin's other docks (issue 16)
+
+    def _build_form(self) -> QFormLayout:
+        """The run's settings: stage, tags, project, output, device, epochs, iterations, labels, weights, options."""
         self.stage_combo = QComboBox()
         for key, (title, _) in STAGES.items():
             self.stage_combo.addItem(title, key)
@@ -163,47 +170,6 @@ class TrainingWidget(TrainingRun, PredictionLoading, QWidget):
             "Command prefix that runs `vis-ws` elsewhere; that machine must see the project folder at the same path"
         )
 
-        self.start_button = QPushButton("Start")
-        self.start_button.clicked.connect(self.start)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop after the current step and save a checkpoint (resume it later)")
-        self.cancel_button.clicked.connect(self.cancel)
-        self.cancel_button.setEnabled(False)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.progress.setFormat("%p%")
-        self.device_label = QLabel("device: -")
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        self.loss_plot = LossPlot()
-        self.log = QPlainTextEdit()
-        self.log.setReadOnly(True)
-        self.log.setMaximumBlockCount(5000)
-
-        self.run_edit = QLineEdit()
-        self.run_edit.setPlaceholderText("run folder with a trained detector or its predictions")
-        self.run_edit.setToolTip(
-            "A `vis-ws train` run folder (checkpoint.pt) or a project (results.json, maskconsist/, maskrcnn/)"
-        )
-        self.run_edit.textEdited.connect(self._run_edited)
-        self.run_edit.textChanged.connect(self._update_load_button)
-        self.load_button = QPushButton("Load predictions")
-        self.load_button.setToolTip(
-            "Show the run's predictions (and MaskConsist matches) of the video in the viewer as layers; "
-            "predict that video first when the run has a model but no results for it"
-        )
-        self.load_button.clicked.connect(self.load_predictions)
-        self.predict_cancel_button = QPushButton("Cancel")
-        self.predict_cancel_button.setToolTip("Stop predicting after the current frame (nothing is written)")
-        self.predict_cancel_button.clicked.connect(self.cancel_predictions)
-        self.predict_cancel_button.setEnabled(False)
-        self.predict_progress = QProgressBar()
-        self.predict_progress.setRange(0, 1)
-        self.predict_progress.setValue(0)
-        self.predict_status = QLabel("")
-        self.predict_status.setWordWrap(True)
-
         form = QFormLayout()
         form.addRow("Stage", self.stage_combo)
         form.addRow("Tags", self._with_browse(self.tags_edit, self._browse_tags))
@@ -222,32 +188,7 @@ class TrainingWidget(TrainingRun, PredictionLoading, QWidget):
         form.addRow("", self.resume_check)
         form.addRow("Options", self.extra_edit)
         form.addRow("Launcher", self.launcher_edit)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.start_button)
-        buttons.addWidget(self.cancel_button)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addLayout(buttons)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.device_label)
-        layout.addWidget(self.status)
-        layout.addWidget(self.loss_plot)
-        layout.addWidget(self.log, stretch=1)
-        predictions = QGroupBox("Predictions")
-        pred_layout = QVBoxLayout(predictions)
-        pred_layout.addLayout(self._with_browse(self.run_edit, self._browse_run))
-        pred_buttons = QHBoxLayout()
-        pred_buttons.addWidget(self.load_button)
-        pred_buttons.addWidget(self.predict_cancel_button)
-        pred_layout.addLayout(pred_buttons)
-        pred_layout.addWidget(self.predict_progress)
-        pred_layout.addWidget(self.predict_status)
-        layout.addWidget(predictions)
-        self.out_edit.textChanged.connect(self._update_run)
-        self._stage_changed()
-        from napari_vis_ws._docking import tabify_when_docked
-
-        tabify_when_docked(self)  # into a tab with the plugin's other docks (issue 16)
+        return form
 
     # -- settings -----------------------------------------------------------------
     @staticmethod
