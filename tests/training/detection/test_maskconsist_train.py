@@ -86,12 +86,16 @@ def test_step_two_needs_a_step_one_model(prepared, tmp_path):
 def test_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(prepared, tmp_path, loss_scaling):
     cfg = DetectionTrainConfig(iterations=2, seed=5, **TINY)
     tags, pseudo = prepared / "data/tags.json", prepared / "pseudo"
-    list(train_detector(cfg, tags, pseudo, tmp_path / "full"))
-    gen = train_detector(cfg, tags, pseudo, tmp_path / "cut")
-    next(gen), next(gen)  # start message and the first step
-    gen.close()  # cancel: the checkpoint keeps step 1
-    assert load_checkpoint(tmp_path / "cut/checkpoint.pt")["step"] == 1
-    list(train_detector(cfg, tags, pseudo, tmp_path / "cut", resume=True))
+    # One intra-op thread: with two, Mask R-CNN's CPU backward sums in an order that can vary from run to run
+    # (seen once in three runs after the GUI tests: same losses, 75 tensors apart by 1e-8), so bit for bit
+    # holds only for a fixed thread schedule.
+    with one_thread():
+        list(train_detector(cfg, tags, pseudo, tmp_path / "full"))
+        gen = train_detector(cfg, tags, pseudo, tmp_path / "cut")
+        next(gen), next(gen)  # start message and the first step
+        gen.close()  # cancel: the checkpoint keeps step 1
+        assert load_checkpoint(tmp_path / "cut/checkpoint.pt")["step"] == 1
+        list(train_detector(cfg, tags, pseudo, tmp_path / "cut", resume=True))
     a = load_checkpoint(tmp_path / "full/checkpoint.pt")["model"]
     cut = load_checkpoint(tmp_path / "cut/checkpoint.pt")
     assert all(torch.equal(a[k], cut["model"][k]) for k in a)
