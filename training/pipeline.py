@@ -12,8 +12,8 @@ generator. Every stage resumes or skips what is done, so running a list again
 costs little; :func:`drive_stages` runs a list (under torchrun on every rank,
 with a barrier between stages).
 
-Nothing heavy is imported at module level: the CLI builds its parser and the
-plugin its dock without importing torch.
+Nothing heavy is imported at module level: each stage imports its models when
+it starts, so reading the presets costs no torch import.
 """
 
 from __future__ import annotations

@@ -9,26 +9,16 @@ from typing import Any
 from training import run_folder
 from training.run_folder import Project
 
-VARIANTS = ("irn", "irn+fbound", "irn+fcam", "flowirn")
-ARCHS = ("efficientnet_lite0", "resnet50", "resnet18")  # training.backbones.ARCHS, without importing torch
-IRN_BACKBONES = (*ARCHS, "classifier")  # training.irn.train.BACKBONES
-INSTANCE_BG = 0.25  # training.irn.inference.INSTANCE_BG, without importing torch to build the parser
-FROZEN_CLASSIFIER_BG = 0.85  # training.irn.pseudo_labels.FROZEN_CLASSIFIER_BG
-INSTANCE_NORMS = ("frame", "class")  # training.irn.inference.INSTANCE_NORMS
-FROZEN_CLASSIFIER_NORM = "class"  # training.irn.pseudo_labels.FROZEN_CLASSIFIER_NORM
-WORKING_SIZE = 360  # training.working_scale.WORKING_SIZE
-MOTION_SPLIT = 0.0  # training.irn.losses.MOTION_SPLIT
-
 
 def _add_irn_options(p: argparse.ArgumentParser) -> None:
     """IRN's options; their defaults are :class:`~training.irn.train.IRNTrainConfig`'s (its single source)."""
-    from training.irn.train import IRNTrainConfig
+    from training.irn.train import BACKBONES, VARIANTS, IRNTrainConfig
 
     d = IRNTrainConfig()
     p.add_argument("--variant", choices=VARIANTS, default=d.variant, help="Table 4 row: which flow cues to use")
     p.add_argument(
         "--irn-backbone",
-        choices=IRN_BACKBONES,
+        choices=BACKBONES,
         default=d.backbone,
         help="IRN's frozen ImageNet feature network (a ResNet's file from the torch hub cache), or the trained "
         "classifier's",
@@ -45,7 +35,7 @@ def _add_irn_options(p: argparse.ArgumentParser) -> None:
         help="refine the relation labels with IRN's dense CRF (pydensecrf2)",
     )
     add_motion_split_argument(p)
-    add_working_size_argument(p)
+    add_working_size_argument(p, d.working_size)
     p.add_argument("--seed", type=int, default=d.seed, help="seed of init, batch order and augmentation")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--frames", type=Path, default=None, help="frames folder (default: JPEGImages/ beside TAGS)")
@@ -54,6 +44,8 @@ def _add_irn_options(p: argparse.ArgumentParser) -> None:
 
 def add_motion_split_argument(p: argparse.ArgumentParser) -> None:
     """``--motion-split T`` (:func:`training.irn.losses.motion_split`)."""
+    from training.irn.losses import MOTION_SPLIT
+
     p.add_argument(
         "--motion-split",
         type=float,
@@ -67,6 +59,9 @@ def add_motion_split_argument(p: argparse.ArgumentParser) -> None:
 
 def add_instance_arguments(p: argparse.ArgumentParser) -> None:
     """``--instance-bg`` and ``--instance-norm``: how the instance argmax tells objects from background."""
+    from training.irn.inference import INSTANCE_BG, INSTANCE_NORMS
+    from training.irn.pseudo_labels import FROZEN_CLASSIFIER_BG, FROZEN_CLASSIFIER_NORM
+
     p.add_argument(
         "--instance-bg",
         type=float,
@@ -85,8 +80,8 @@ def add_instance_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_working_size_argument(p: argparse.ArgumentParser, default: int | None = WORKING_SIZE) -> None:
-    """``--working-size PX`` (METHOD.md §9, :mod:`training.working_scale`)."""
+def add_working_size_argument(p: argparse.ArgumentParser, default: int | None) -> None:
+    """``--working-size PX`` (METHOD.md §9, :mod:`training.working_scale`); ``default`` from the command's config."""
     p.add_argument(
         "--working-size",
         type=int,
@@ -99,6 +94,7 @@ def add_working_size_argument(p: argparse.ArgumentParser, default: int | None = 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train-irn`` and ``pseudo-labels`` to ``vis-ws``."""
+    from training.backbones import ARCHS
     from training.cam.train import CAMTrainConfig
     from training.cli import formatter
     from training.cli.relaunch import add_nproc_argument
