@@ -315,18 +315,24 @@ def test_a_negative_motion_split_is_refused_in_one_line_before_anything_is_writt
 
 def test_the_default_instance_background_is_irns_unless_the_classifier_was_frozen(tmp_path):
     # a frozen ImageNet classifier (the default) has diffuse CAMs: 0.85 (chosen on a validation set), else IRN's 0.25
-    from training.cli import irn_commands as cli
-    from training.irn.inference import INSTANCE_BG, INSTANCE_NORMS
-    from training.irn.pseudo_labels import FROZEN_CLASSIFIER_BG, FROZEN_CLASSIFIER_NORM, default_instance_bg
+    import argparse
 
-    assert (cli.INSTANCE_BG, cli.FROZEN_CLASSIFIER_BG) == (INSTANCE_BG, FROZEN_CLASSIFIER_BG) == (0.25, 0.85)
-    assert (cli.INSTANCE_NORMS, cli.FROZEN_CLASSIFIER_NORM) == (INSTANCE_NORMS, FROZEN_CLASSIFIER_NORM)
+    from training.cli import build_parser
+    from training.irn.inference import INSTANCE_BG, INSTANCE_NORMS
+    from training.irn.losses import MOTION_SPLIT
+    from training.irn.pseudo_labels import FROZEN_CLASSIFIER_BG, FROZEN_CLASSIFIER_NORM, default_instance_bg
     from training.working_scale import WORKING_SIZE
 
-    assert cli.WORKING_SIZE == WORKING_SIZE  # the parser's copy, kept without importing the backend
-    from training.irn.losses import MOTION_SPLIT
-
-    assert cli.MOTION_SPLIT == MOTION_SPLIT == IRNTrainConfig().motion_split
+    # what `vis-ws pseudo-labels` tells and does by default is the backend's (no copies in the CLI)
+    assert (INSTANCE_BG, FROZEN_CLASSIFIER_BG) == (0.25, 0.85)
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    options = {a.dest: a for a in sub.choices["pseudo-labels"]._actions}
+    assert f"else {FROZEN_CLASSIFIER_BG} for a frozen" in options["instance_bg"].help
+    assert f"else IRN's {INSTANCE_BG}" in options["instance_bg"].help
+    assert tuple(options["instance_norm"].choices) == INSTANCE_NORMS
+    assert f"else {FROZEN_CLASSIFIER_NORM} for a frozen" in options["instance_norm"].help
+    assert options["working_size"].default == WORKING_SIZE
+    assert options["motion_split"].default == MOTION_SPLIT == IRNTrainConfig().motion_split
     for arch, freeze, expected in [("efficientnet_lite0", "auto", 0.85), ("resnet18", "auto", 0.25),
                                    ("efficientnet_lite0", "none", 0.25)]:  # fmt: skip
         project = tmp_path / f"{arch}-{freeze}"
