@@ -97,8 +97,9 @@ class PipelineSettings:
         Short side, in pixels, small frames are seen at (METHOD.md §9); None: the preset's.
     motion_split : float
         flowIRN's experimental motion split (:func:`training.irn.losses.motion_split`); 0 = off.
-    instance_bg, instance_norm : float or None, str or None
-        The instance argmax's background score and normalisation; None: recorded, else from the classifier.
+    instance_bg, instance_norm, instance_split : float or None, str or None, float or None
+        The instance argmax's background score and normalisation, and the normalized-cut split of
+        touching instances (0: off); None: recorded, else from the classifier.
     seed : int
     device : str
         auto, cpu, cuda or cuda:N.
@@ -116,6 +117,7 @@ class PipelineSettings:
     motion_split: float = 0.0
     instance_bg: float | None = None
     instance_norm: str | None = None
+    instance_split: float | None = None
     seed: int = 0
     device: str = "auto"
     frames: Path | None = None
@@ -242,6 +244,7 @@ def pseudo_labels_stage(
     device: str = "auto",
     instance_bg: float | None = None,
     instance_norm: str | None = None,
+    instance_split: float | None = None,
 ) -> Iterator[Any]:
     """flowIRN pseudo-labels (METHOD.md §6) of the videos into ``RUN/pseudo``, by ``RUN/irn``.
 
@@ -271,6 +274,7 @@ def pseudo_labels_stage(
     recorded = recorded_settings(project.pseudo)
     bg = recorded.get("instance_bg") if instance_bg is None else instance_bg
     norm = recorded.get("instance_norm") if instance_norm is None else instance_norm
+    split = recorded.get("instance_split") if instance_split is None else instance_split
     yield from make_pseudo_labels(
         tags,
         project.irn,
@@ -282,6 +286,7 @@ def pseudo_labels_stage(
         video_ids=video_ids,
         bg_threshold=bg,
         instance_norm=norm,
+        instance_split=split,
     )
 
 
@@ -303,6 +308,7 @@ def first_module_stages(
     device: str = "auto",
     instance_bg: float | None = None,
     instance_norm: str | None = None,
+    instance_split: float | None = None,
 ) -> list[Stage]:
     """The paper's first module (``vis-ws pseudo-labels``): flow, classifier, CAMs, IRN, pseudo-labels.
 
@@ -327,7 +333,13 @@ def first_module_stages(
         Stage(
             "pseudo-labels",
             lambda: pseudo_labels_stage(
-                tags, run, frames=frames, device=device, instance_bg=instance_bg, instance_norm=instance_norm
+                tags,
+                run,
+                frames=frames,
+                device=device,
+                instance_bg=instance_bg,
+                instance_norm=instance_norm,
+                instance_split=instance_split,
             ),
         ),
     ]
@@ -364,6 +376,7 @@ def pipeline_stages(tags: PathLike, run: PathLike, settings: PipelineSettings) -
             device=settings.device,
             instance_bg=settings.instance_bg,
             instance_norm=settings.instance_norm,
+            instance_split=settings.instance_split,
         )
         if not (irn.uses_flow_loss or irn.uses_fcams):  # MaskConsist warps along the flow
             stages.insert(0, Stage("flow", lambda: flow_stage(tags, run, frames=frames)))

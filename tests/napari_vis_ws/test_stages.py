@@ -20,13 +20,13 @@ KEY = "synth_0000"  # video 1
 
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory) -> Path:
-    """2 videos x 3 frames through `vis-ws pseudo-labels`, at a non-default instance background and normalisation."""
+    """2 videos x 3 frames through `vis-ws pseudo-labels`, at non-default instance settings."""
     root = tmp_path_factory.mktemp("stages")
     size = ["--videos", "2", "--frames", "3", "--height", "64", "--width", "80", "--seed", "3"]
     assert main(["sample", "--out", str(root / "data"), *size]) == 0
     run = ["--arch", "resnet18", "--cam-epochs", "1", "--cam-batch-size", "4", "--cam-crop", "64", "--irn-epochs", "1",
            "--irn-batch-size", "4", "--irn-crop", "64", "--irn-radius", "5", "--progress", "json",
-           "--instance-bg", "0.6", "--instance-norm", "class"]  # fmt: skip
+           "--instance-bg", "0.6", "--instance-norm", "class", "--instance-split", "0.3"]  # fmt: skip
     assert main(["pseudo-labels", str(root / "data/tags.json"), "--out", str(root / "run"), *run]) == 0
     return root
 
@@ -68,7 +68,7 @@ def test_a_stage_run_from_the_dock_writes_what_the_cli_wrote(cli_run, tmp_path, 
             assert json.loads(same_place) == json.loads(theirs.read_text()), rel
     if stage == "pseudo-labels":
         record = json.loads((run / folder / KEY / "pseudo.json").read_text())
-        assert record["instance_bg"] == 0.6 and record["instance_norm"] == "class"
+        assert record["instance_bg"] == 0.6 and record["instance_norm"] == "class" and record["instance_split"] == 0.3
 
 
 def test_the_cli_run_again_without_options_keeps_the_recorded_instance_settings(cli_run, tmp_path, capsys):
@@ -83,7 +83,7 @@ def test_the_cli_run_again_without_options_keeps_the_recorded_instance_settings(
     assert "already done, skipped" in capsys.readouterr().out
     assert (run / "pseudo" / KEY / "pseudo.npz").stat().st_mtime_ns == stamp
     settings = json.loads((Project(run).pseudo / SETTINGS).read_text())
-    assert settings == {"instance_bg": 0.6, "instance_norm": "class"}
+    assert settings == {"instance_bg": 0.6, "instance_norm": "class", "instance_split": 0.3}
 
 
 def test_a_dock_stage_on_a_video_the_tags_do_not_hold_names_it(cli_run):

@@ -58,9 +58,9 @@ def add_motion_split_argument(p: argparse.ArgumentParser) -> None:
 
 
 def add_instance_arguments(p: argparse.ArgumentParser) -> None:
-    """``--instance-bg`` and ``--instance-norm``: how the instance argmax tells objects from background."""
+    """``--instance-bg``, ``--instance-norm`` and ``--instance-split``: how the instances are told apart."""
     from training.irn.inference import INSTANCE_BG, INSTANCE_NORMS
-    from training.irn.pseudo_labels import FROZEN_CLASSIFIER_BG, FROZEN_CLASSIFIER_NORM
+    from training.irn.pseudo_labels import FROZEN_CLASSIFIER_BG, FROZEN_CLASSIFIER_NORM, FROZEN_CLASSIFIER_SPLIT
 
     p.add_argument(
         "--instance-bg",
@@ -78,6 +78,26 @@ def add_instance_arguments(p: argparse.ArgumentParser) -> None:
         "or each tagged class's (class: every tagged class keeps its strongest instance); default: the one the run's "
         f"pseudo-labels were made with, else {FROZEN_CLASSIFIER_NORM} for a frozen classifier, else frame",
     )
+    p.add_argument(
+        "--instance-split",
+        type=float,
+        default=None,
+        metavar="NCUT",
+        help="split a pseudo-label in two touching instances where its best normalized cut over IRN's affinities "
+        "is below NCUT (IRN's displacement field gives touching objects of one class one centroid); 0: off (IRN); "
+        "default: the value the run's pseudo-labels were made with, else "
+        f"{FROZEN_CLASSIFIER_SPLIT} for a frozen classifier, else 0",
+    )
+
+
+def check_instance_arguments(args: argparse.Namespace) -> None:
+    """Refuse the values of :func:`add_instance_arguments` out of range before anything is written."""
+    from training.irn.pseudo_labels import check_instance_bg, check_instance_split
+
+    if args.instance_bg is not None:
+        check_instance_bg(args.instance_bg)
+    if args.instance_split is not None:
+        check_instance_split(args.instance_split)
 
 
 def add_working_size_argument(p: argparse.ArgumentParser, default: int | None) -> None:
@@ -214,19 +234,17 @@ def run_pseudo_labels(args: argparse.Namespace) -> int:
     from training.cli import config_from_options
     from training.cli.relaunch import run_command
     from training.data.tags import load_tags
-    from training.irn.pseudo_labels import check_instance_bg
     from training.pipeline import drive_stages, first_module_stages
 
     load_tags(args.tags)  # bad tags fail before anything is written
-    if args.instance_bg is not None:
-        check_instance_bg(args.instance_bg)
+    check_instance_arguments(args)
     cam = config_from_options(CAMTrainConfig, args, CAM_OPTIONS)
     irn = _irn_config(args)
 
     def body() -> int:
-        bg, norm = args.instance_bg, args.instance_norm
+        bg, norm, split = args.instance_bg, args.instance_norm, args.instance_split
         stages = first_module_stages(
-            args.tags, args.out, cam, irn, args.flow_method, args.frames, args.device, bg, norm
+            args.tags, args.out, cam, irn, args.flow_method, args.frames, args.device, bg, norm, split
         )
         drive_stages(stages, args.progress == "json")
         if distributed.is_main():

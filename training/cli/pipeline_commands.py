@@ -76,6 +76,7 @@ def settings_of(args: argparse.Namespace) -> PipelineSettings:
         motion_split=args.motion_split,
         instance_bg=args.instance_bg,
         instance_norm=args.instance_norm,
+        instance_split=args.instance_split,
         seed=args.seed,
         device=args.device,
         frames=args.frames,
@@ -86,17 +87,16 @@ def settings_of(args: argparse.Namespace) -> PipelineSettings:
 def run_pipeline(args: argparse.Namespace) -> int:
     """``vis-ws pipeline``."""
     from training.atomic import write_json
+    from training.cli.irn_commands import check_instance_arguments
     from training.data.tags import load_tags
     from training.data.ytvis import load_ytvis
     from training.errors import InputError
     from training.evaluation import evaluate_ytvis, format_table
-    from training.irn.pseudo_labels import check_instance_bg
     from training.pipeline import drive_stages, pipeline_stages
 
     load_tags(args.tags)  # bad input fails before anything is written
     args.preset, reason = choose_preset(args.preset, args.device)
-    if args.instance_bg is not None:
-        check_instance_bg(args.instance_bg)
+    check_instance_arguments(args)
     print(f"==> {reason}", flush=True)
     if args.weights not in (None, "imagenet", "none") and not Path(args.weights).is_file():
         raise InputError(args.weights, "no such weights file (--weights takes imagenet, none or a local state dict)")

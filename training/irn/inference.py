@@ -6,7 +6,8 @@ Public functions take numpy arrays or torch tensors and return the same kind
 - :func:`propagate` — IRN's ``propagate_to_edge`` (sparse, memory linear in pixels);
 - :func:`find_centroids` — iterate the displacement field to the instance centroids;
 - :func:`cluster_centroids` — the class-agnostic instance map;
-- :func:`instance_pseudo_labels` — per-frame detections (class key, score, mask);
+- :func:`instance_pseudo_labels` — per-frame detections (class key, score, mask),
+  optionally with touching instances split by a normalized cut (:mod:`training.irn.ncut`);
 - :func:`semantic_pseudo_labels` — per-pixel class map (0 background, key + 1).
 
 Bad input (mismatched shapes, NaN/inf, a boundary map outside [0, 1]) raises
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from training.errors import InputError
+from training.irn.ncut import AffinityPairs, affinity_pairs, split_mask
 from training.irn.random_walk import BETA, EXP_TIMES, INFER_RADIUS, random_walk, transition_matrix
 
 CENTROID_ITERATIONS = 300
@@ -207,6 +209,7 @@ def instance_pseudo_labels(
     keep_fragments: bool = False,
     centroids: np.ndarray | torch.Tensor | None = None,
     instance_norm: str = "frame",
+    split_ncut: float = 0.0,
 ) -> list[Instance]:
     """Instance pseudo-labels of one frame (IRN's ``make_ins_seg_labels``; METHOD.md §6).
 
@@ -219,6 +222,9 @@ def instance_pseudo_labels(
     4. Every 4-connected segment of each (class, instance) channel is a
        detection scored by the highest normalised score inside it; segments
        under ``min_fragment`` of the image are fragments.
+    5. With ``split_ncut`` > 0 (not IRN's), each detection whose best
+       normalized cut over IRN's affinities is below it becomes two
+       (:func:`training.irn.ncut.split_mask`), each scored by its own peak.
 
     Parameters
     ----------
@@ -249,6 +255,9 @@ def instance_pseudo_labels(
         strongest instance even when another class's peak is higher (with a
         high ``bg_threshold`` the frame's maximum keeps one class per frame).
         Detection scores are the frame-normalised peaks either way.
+    split_ncut : float
+        Normalized-cut threshold of step 5 (:data:`training.irn.ncut.SPLIT_NCUT`);
+        0 (the default, IRN) splits nothing.
 
     Returns
     -------
@@ -279,6 +288,7 @@ def instance_pseudo_labels(
     winner = _argmax_with_background(_normalized(scores, n, instance_norm), bg_threshold)
     class_keys = np.repeat(key_arr, n)
     min_size = (big_h * big_w) * min_fragment
+    pairs: AffinityPairs | None = None
     out: list[Instance] = []
     for channel in range(scores.shape[0]):
         segments, count = ndimage.label(winner == channel + 1)  # 4-connectivity, raster order
@@ -290,8 +300,18 @@ def instance_pseudo_labels(
             fragment = size < min_size
             if fragment and not keep_fragments:
                 continue
-            score = 0.0 if fragment else max(float(peak), 0.0)
-            out.append(Instance(int(class_keys[channel]), score, _like(segments == seg, cams)))
+            mask = segments == seg
+            parts = None
+            if split_ncut > 0 and not fragment:
+                pairs = affinity_pairs(bt, radius, beta) if pairs is None else pairs
+                parts = split_mask(mask, pairs, stride, split_ncut)
+            if parts is None:
+                score = 0.0 if fragment else max(float(peak), 0.0)
+                out.append(Instance(int(class_keys[channel]), score, _like(mask, cams)))
+                continue
+            for part in parts:
+                score = max(float(scores[channel][part].max()), 0.0)
+                out.append(Instance(int(class_keys[channel]), score, _like(part, cams)))
     return out
 
 

@@ -54,6 +54,7 @@ from training.irn.inference import (
     find_centroids,
     instance_pseudo_labels,
 )
+from training.irn.ncut import SPLIT_NCUT
 from training.json_io import read_json
 from training.progress import Progress
 from training.run_folder import Project
@@ -124,6 +125,7 @@ def frame_pseudo_labels(
     bg_threshold: float = INSTANCE_BG,
     scale: float = 1.0,
     instance_norm: str = "frame",
+    split_ncut: float = 0.0,
 ) -> tuple[list[Instance], np.ndarray, np.ndarray, np.ndarray]:
     """IRN on one frame, at the working scale; the masks come back at frame size.
 
@@ -139,6 +141,9 @@ def frame_pseudo_labels(
         Working scale (:mod:`training.working_scale`): the frame is upsampled
         by it, the CAMs brought to its grid, and each mask brought back
         (an instance with no pixel left at frame size is dropped).
+    instance_norm : {"frame", "class"}
+    split_ncut : float
+        Normalized-cut split threshold (0: off, IRN); see :func:`instance_pseudo_labels`.
 
     Returns
     -------
@@ -163,6 +168,7 @@ def frame_pseudo_labels(
         bg_threshold=bg_threshold,
         centroids=centroids,
         instance_norm=instance_norm,
+        split_ncut=split_ncut,
     )
     if scale != 1.0:
         back = [Instance(i.key, i.score, mask_to_frame(np.asarray(i.mask), image.shape)) for i in instances]
@@ -190,6 +196,14 @@ validation set (seed 7): flowIRN frame AP50 34.9 % (frame) against 37.7 %
 (class) at 0.85, with the same IRN (benchmarks/RESULTS.md)."""
 
 
+FROZEN_CLASSIFIER_SPLIT = SPLIT_NCUT
+"""Normalized-cut split threshold for a frozen classifier's pseudo-labels (:mod:`training.irn.ncut`).
+
+Made the default with the other two frozen-classifier settings: they were
+all chosen on the same validation set (seed 7), and the runs made with the
+paper's fine-tuned classifier keep IRN's inference unchanged."""
+
+
 def default_instance_bg(irn_run: str | os.PathLike) -> float:
     """The instance background score for pseudo-labels of ``irn_run`` when none is given.
 
@@ -208,6 +222,14 @@ def default_instance_norm(irn_run: str | os.PathLike) -> str:
     setting that goes with :data:`FROZEN_CLASSIFIER_BG`), else IRN's ``frame``.
     """
     return FROZEN_CLASSIFIER_NORM if frozen_classifier(irn_run) else "frame"
+
+
+def default_instance_split(irn_run: str | os.PathLike) -> float:
+    """The normalized-cut split threshold for pseudo-labels of ``irn_run`` when none is given.
+
+    :data:`FROZEN_CLASSIFIER_SPLIT` with a frozen classifier's CAMs, else 0 (no split, as IRN).
+    """
+    return FROZEN_CLASSIFIER_SPLIT if frozen_classifier(irn_run) else 0.0
 
 
 def frozen_classifier(irn_run: str | os.PathLike) -> bool:
@@ -241,22 +263,34 @@ def check_instance_norm(instance_norm: str) -> None:
         raise InputError(None, f"pseudo-labels: --instance-norm must be one of {', '.join(INSTANCE_NORMS)}")
 
 
-def _record(irn_run: Path, use_fcams: bool, bg_threshold: float, instance_norm: str) -> dict[str, Any]:
+def check_instance_split(split_ncut: float) -> None:
+    """Refuse a normalized-cut split threshold outside [0, 2] (:class:`InputError`, one line)."""
+    if not 0.0 <= split_ncut <= 2.0:
+        raise InputError(None, f"pseudo-labels: --instance-split must lie in [0, 2] (0: off), got {split_ncut}")
+
+
+def _record(
+    irn_run: Path, use_fcams: bool, bg_threshold: float, instance_norm: str, split_ncut: float = 0.0
+) -> dict[str, Any]:
     sha = file_sha256(run_folder.checkpoint(irn_run))
     record: dict[str, Any] = {"irn_checkpoint_sha256": sha, "use_fcams": use_fcams}
     if bg_threshold != INSTANCE_BG:  # records written before the option existed stay valid at the default
         record["instance_bg"] = bg_threshold
     if instance_norm != "frame":  # the same for IRN's normalisation
         record["instance_norm"] = instance_norm
+    if split_ncut:  # and for no split
+        record["instance_split"] = split_ncut
     return record
 
 
 SETTINGS = "settings.json"
-"""The settings the pseudo-labels of a folder were made with (instance_bg, instance_norm), for later videos."""
+"""The settings the pseudo-labels of a folder were made with (instance_bg, instance_norm, instance_split)."""
 
 
 def recorded_settings(out_dir: str | os.PathLike) -> dict[str, Any]:
-    """The settings of the pseudo-labels in ``out_dir``: ``{"instance_bg": float, "instance_norm": str}``, or ``{}``.
+    """The settings of the pseudo-labels in ``out_dir``, or ``{}``.
+
+    ``{"instance_bg": float, "instance_norm": str, "instance_split": float}``.
 
     The plugin's Pipeline dock labels one video at a time into a project that
     ``vis-ws pseudo-labels`` may have started: it reads these so its videos
@@ -274,7 +308,8 @@ def recorded_settings(out_dir: str | os.PathLike) -> dict[str, Any]:
             continue
         if isinstance(rec, dict):  # a video's record holds each setting only when it is not IRN's
             bg, norm = rec.get("instance_bg", INSTANCE_BG), rec.get("instance_norm", "frame")
-            return {"instance_bg": float(bg), "instance_norm": str(norm)}
+            split = float(rec.get("instance_split", 0.0))
+            return {"instance_bg": float(bg), "instance_norm": str(norm), "instance_split": split}
     return {}
 
 
@@ -354,6 +389,7 @@ def make_pseudo_labels(
     video_ids: list[int] | None = None,
     bg_threshold: float | None = None,
     instance_norm: str | None = None,
+    instance_split: float | None = None,
 ) -> Iterator[Progress]:
     """Write the instance pseudo-labels of every frame of a tags file; a generator of progress events.
 
@@ -381,6 +417,10 @@ def make_pseudo_labels(
         What the propagated scores are divided by before that comparison: the frame's
         maximum (IRN) or each tagged class's (:data:`~training.irn.inference.INSTANCE_NORMS`).
         Videos done with another are redone. None: :func:`default_instance_norm`.
+    instance_split : float or None
+        Normalized-cut threshold below which a pseudo-label is split in two
+        touching instances (:mod:`training.irn.ncut`); 0: no split (IRN).
+        Videos done with another are redone. None: :func:`default_instance_split`.
 
     Yields
     ------
@@ -390,7 +430,7 @@ def make_pseudo_labels(
     ------
     InputError
         Bad tags, missing CAMs for a frame, a run that is not a train-irn run.
-        A ``bg_threshold`` outside (0, 1), an unknown ``instance_norm``.
+        A ``bg_threshold`` outside (0, 1), an unknown ``instance_norm``, an ``instance_split`` outside [0, 2].
     """
     from training.irn.train import load_irn_run
 
@@ -400,6 +440,9 @@ def make_pseudo_labels(
     if instance_norm is None:
         instance_norm = default_instance_norm(irn_run)
     check_instance_norm(instance_norm)
+    if instance_split is None:
+        instance_split = default_instance_split(irn_run)
+    check_instance_split(instance_split)
 
     tags = load_tags(tags_path)
     out, irn_run = Path(out_dir), Path(irn_run)
@@ -407,9 +450,10 @@ def make_pseudo_labels(
     dev = rank_device(resolve_device(device))
     model, categories = load_irn_run(irn_run, dev)
     working_size = recorded_working_size(irn_run)
-    record = _record(irn_run, use_fcams, bg_threshold, instance_norm)
+    record = _record(irn_run, use_fcams, bg_threshold, instance_norm, instance_split)
     if rank == 0:
-        write_json(out / SETTINGS, {"instance_bg": bg_threshold, "instance_norm": instance_norm})
+        settings = {"instance_bg": bg_threshold, "instance_norm": instance_norm, "instance_split": instance_split}
+        write_json(out / SETTINGS, settings)
     sources = shard(list(iter_videos(tags_path, frames, video_ids)), rank, world)
     total = sum(len(s.reader) for s in sources)
     done = 0
@@ -432,7 +476,7 @@ def make_pseudo_labels(
             cams = maps.fcams if use_fcams and maps.fcams is not None else maps.cams
             image = src.reader.read(t)
             instances, b, d, centroids = frame_pseudo_labels(
-                model, image, cams, maps.keys, dev, bg_threshold, scale, instance_norm
+                model, image, cams, maps.keys, dev, bg_threshold, scale, instance_norm, instance_split
             )
             labels[t], ids = paint_instances(instances, (h, w), next_id)
             for k, inst in zip(ids, instances, strict=True):

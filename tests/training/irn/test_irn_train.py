@@ -16,7 +16,13 @@ from training.cli import main
 from training.errors import InputError, TrainingStopped
 from training.export import load_labels
 from training.irn.data import RelationFrames, crop_origin, flow_at_grid, rescale_item
-from training.irn.pseudo_labels import default_instance_norm, make_pseudo_labels, paint_instances, recorded_settings
+from training.irn.pseudo_labels import (
+    default_instance_norm,
+    default_instance_split,
+    make_pseudo_labels,
+    paint_instances,
+    recorded_settings,
+)
 from training.irn.train import IRNTrainConfig, load_irn_run, train_irn
 
 FAST = {"epochs": 2, "batch_size": 4, "crop": 64, "radius": 5, "seed": 3}
@@ -286,15 +292,21 @@ def test_a_higher_instance_background_score_gives_tighter_pseudo_labels_and_redo
     assert json.loads((out / "synth_0000" / "pseudo.json").read_text())["instance_bg"] == 0.6
     again = list(make_pseudo_labels(tags, irn, cams, out, video_ids=[1], bg_threshold=0.6))
     assert any("already done" in e.message for e in again)
-    norm = default_instance_norm(irn)
-    assert recorded_settings(out) == {"instance_bg": 0.6, "instance_norm": norm}  # the Pipeline dock labels with these
+    norm, split = default_instance_norm(irn), default_instance_split(irn)
+    made = {"instance_bg": 0.6, "instance_norm": norm, "instance_split": split}
+    assert recorded_settings(out) == made  # the Pipeline dock labels with these
     (out / "settings.json").unlink()  # a folder from before settings.json: the videos' records tell
-    assert recorded_settings(out) == {"instance_bg": 0.6, "instance_norm": norm}
+    assert recorded_settings(out) == made
     assert recorded_settings(tmp_path / "none") == {}
     other = "frame" if norm == "class" else "class"
     events = list(make_pseudo_labels(tags, irn, cams, out, video_ids=[1], bg_threshold=0.6, instance_norm=other))
     assert not any("already done" in e.message for e in events)  # made with the other normalisation: redone
     assert recorded_settings(out)["instance_norm"] == other
+    again_split = {"bg_threshold": 0.6, "instance_norm": other, "instance_split": 1.5}
+    events = list(make_pseudo_labels(tags, irn, cams, out, video_ids=[1], **again_split))
+    assert not any("already done" in e.message for e in events)  # and with another split: redone
+    assert recorded_settings(out)["instance_split"] == 1.5
+    assert json.loads((out / "synth_0000" / "pseudo.json").read_text())["instance_split"] == 1.5
 
 
 @pytest.mark.parametrize("value", ["0", "1", "-0.2", "nan"])
@@ -303,6 +315,16 @@ def test_pseudo_labels_command_refuses_an_instance_background_outside_0_1(prepar
     assert main(["pseudo-labels", str(prepared / "data/tags.json"), "--out", str(run), "--instance-bg", value]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--instance-bg must lie in (0, 1)" in err and not run.exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "value"), [("pseudo-labels", "-0.1"), ("pipeline", "2.5"), ("pseudo-labels", "nan")]
+)
+def test_an_instance_split_outside_0_2_is_refused_in_one_line(prepared, tmp_path, capsys, command, value):
+    run = tmp_path / "run"
+    assert main([command, str(prepared / "data/tags.json"), "--out", str(run), "--instance-split", value]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--instance-split must lie in [0, 2] (0: off)" in err and not run.exists()
 
 
 @pytest.mark.parametrize("command", ["pseudo-labels", "pipeline"])
@@ -320,7 +342,13 @@ def test_the_default_instance_background_is_irns_unless_the_classifier_was_froze
     from training.cli import build_parser
     from training.irn.inference import INSTANCE_BG, INSTANCE_NORMS
     from training.irn.losses import MOTION_SPLIT
-    from training.irn.pseudo_labels import FROZEN_CLASSIFIER_BG, FROZEN_CLASSIFIER_NORM, default_instance_bg
+    from training.irn.ncut import SPLIT_NCUT
+    from training.irn.pseudo_labels import (
+        FROZEN_CLASSIFIER_BG,
+        FROZEN_CLASSIFIER_NORM,
+        FROZEN_CLASSIFIER_SPLIT,
+        default_instance_bg,
+    )
     from training.working_scale import WORKING_SIZE
 
     # what `vis-ws pseudo-labels` tells and does by default is the backend's (no copies in the CLI)
@@ -331,6 +359,7 @@ def test_the_default_instance_background_is_irns_unless_the_classifier_was_froze
     assert f"else IRN's {INSTANCE_BG}" in options["instance_bg"].help
     assert tuple(options["instance_norm"].choices) == INSTANCE_NORMS
     assert f"else {FROZEN_CLASSIFIER_NORM} for a frozen" in options["instance_norm"].help
+    assert FROZEN_CLASSIFIER_SPLIT == SPLIT_NCUT and f"else {SPLIT_NCUT} for a frozen" in options["instance_split"].help
     assert options["working_size"].default == WORKING_SIZE
     assert options["motion_split"].default == MOTION_SPLIT == IRNTrainConfig().motion_split
     for arch, freeze, expected in [("efficientnet_lite0", "auto", 0.85), ("resnet18", "auto", 0.25),
@@ -342,8 +371,10 @@ def test_the_default_instance_background_is_irns_unless_the_classifier_was_froze
         (project / "irn" / "config.json").write_text(json.dumps({"cam_run": "cam"}))  # relative: the project's
         assert default_instance_bg(project / "irn") == expected
         assert default_instance_norm(project / "irn") == ("class" if expected == 0.85 else "frame")  # go together
+        assert default_instance_split(project / "irn") == (SPLIT_NCUT if expected == 0.85 else 0.0)
     assert default_instance_bg(tmp_path / "nowhere") == INSTANCE_BG
     assert default_instance_norm(tmp_path / "nowhere") == "frame"  # IRN's
+    assert default_instance_split(tmp_path / "nowhere") == 0.0  # IRN splits nothing
 
 
 def test_pseudo_labels_of_one_video_keep_the_others_in_the_set_json(prepared, tmp_path):
