@@ -15,8 +15,12 @@ WEIGHTS_HELP = (
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train-cam`` and ``cams`` to ``vis-ws``."""
+    _add_train_cam(sub)
+    _add_cams(sub)
+
+
+def _add_train_cam(sub: argparse._SubParsersAction) -> None:
     from training.backbones import ARCHS
-    from training.cam.fcam import AMPLIFICATION, THRESHOLD
     from training.cam.network import FREEZE
     from training.cam.train import CAMTrainConfig
     from training.cli import formatter
@@ -85,6 +89,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar or JSON lines")
     add_nproc_argument(p, "data-parallel training, DDP")
     p.set_defaults(func=run_train_cam)
+
+
+def _add_cams(sub: argparse._SubParsersAction) -> None:
+    from training.cam.fcam import AMPLIFICATION, THRESHOLD
+    from training.cli import formatter
 
     p = sub.add_parser(
         "cams",

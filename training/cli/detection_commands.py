@@ -7,14 +7,21 @@ from pathlib import Path
 
 from training import run_folder
 
-BACKBONES = ("efficientnet_lite0", "resnet50", "resnet18", "mobilenet_v3")  # training.detection.model.BACKBONES
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train`` and ``predict`` to ``vis-ws``."""
+    _add_train(sub)
+    _add_predict(sub)
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
     from training.cli import formatter
     from training.cli.relaunch import add_nproc_argument
+    from training.detection.model import BACKBONES
+    from training.detection.train import DetectionTrainConfig
+    from training.maskconsist.matching import IOM_RANKS
 
+    d = DetectionTrainConfig()  # the one source of every default below
     p = sub.add_parser(
         "train",
         help="train Mask R-CNN on pseudo-labels (--step 1) or with MaskConsist (--step 2)",
@@ -32,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--backbone",
         choices=BACKBONES,
-        default=BACKBONES[0],
+        default=d.backbone,
         help="Mask R-CNN backbone (FPN over it): EfficientNet-Lite0 (ImageNet weights installed with the project), "
         "ResNet-50 (the paper's), ResNet-18 or MobileNetV3-Large",
     )
@@ -45,41 +52,58 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(random init) or a local file (ImageNet state dict, a train-cam run's checkpoint of the same backbone, or "
         "a train run); default: imagenet for efficientnet_lite0, none otherwise",
     )
-    p.add_argument("--step", type=int, choices=(1, 2), default=1, help="1: pseudo-labels; 2: MaskConsist")
+    p.add_argument("--step", type=int, choices=(1, 2), default=d.step, help="1: pseudo-labels; 2: MaskConsist")
     p.add_argument("--init", type=Path, default=None, help="step-1 run folder to start step 2 from")
-    p.add_argument("--epochs", type=int, default=12, help="passes over the frames (step 1) or frame pairs (step 2)")
-    p.add_argument("--iterations", type=int, default=0, help="train exactly this many iterations (overrides --epochs)")
-    p.add_argument("--batch-size", type=int, default=2, help="frames per iteration")
     p.add_argument(
-        "--lr", type=float, default=0.0, help="SGD learning rate (0: 0.02 * batch / 16, a tenth of it in step 2)"
+        "--epochs", type=int, default=d.epochs, help="passes over the frames (step 1) or frame pairs (step 2)"
     )
     p.add_argument(
-        "--warmup", type=int, default=100, help="linear lr warm-up iterations (0: none), then the poly schedule"
+        "--iterations", type=int, default=d.iterations, help="train exactly this many iterations (overrides --epochs)"
     )
-    p.add_argument("--min-size", type=int, default=480, help="resize frames to this short side")
-    p.add_argument("--max-size", type=int, default=800, help="... and at most this long side")
-    p.add_argument("--proposals", type=int, default=2000, help="RPN proposals per training image (half at inference)")
-    p.add_argument("--rois", type=int, default=512, help="RoIs sampled per training image for the box and mask heads")
-    p.add_argument("--delta-max", type=int, default=5, help="MaskConsist pairs (t, t±δ) for δ in 1..delta-max")
-    p.add_argument("--score-threshold", type=float, default=0.5, help="predictions used in the matching")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="frames per iteration")
+    p.add_argument(
+        "--lr", type=float, default=d.lr, help="SGD learning rate (0: 0.02 * batch / 16, a tenth of it in step 2)"
+    )
+    p.add_argument(
+        "--warmup", type=int, default=d.warmup, help="linear lr warm-up iterations (0: none), then the poly schedule"
+    )
+    p.add_argument("--min-size", type=int, default=d.min_size, help="resize frames to this short side")
+    p.add_argument("--max-size", type=int, default=d.max_size, help="... and at most this long side")
+    p.add_argument(
+        "--proposals", type=int, default=d.proposals, help="RPN proposals per training image (half at inference)"
+    )
+    p.add_argument(
+        "--rois", type=int, default=d.rois, help="RoIs sampled per training image for the box and mask heads"
+    )
+    p.add_argument(
+        "--delta-max", type=int, default=d.delta_max, help="MaskConsist pairs (t, t±δ) for δ in 1..delta-max"
+    )
+    p.add_argument("--score-threshold", type=float, default=d.score_threshold, help="predictions used in the matching")
     p.add_argument("--no-intra", action="store_true", help="MaskConsist without intra-frame expansion")
     p.add_argument("--no-inter", action="store_true", help="MaskConsist without inter-frame matching")
     p.add_argument("--no-iom", action="store_true", help="MaskConsist without IoM-NMS of the targets")
-    p.add_argument("--iom-rank", choices=("repair", "fuller", "score"), default="repair",
+    p.add_argument("--iom-rank", choices=IOM_RANKS, default=d.iom_rank,
                    help="which of two overlapping MaskConsist targets IoM-NMS keeps: the larger unless the two "
                    "have the same extent (then the pseudo-label); the larger; or the higher score (IRN's and the "
                    "detector's scores are not comparable)")  # fmt: skip
     p.add_argument("--maskcon-first", action="store_true",
                    help="IoM-NMS keeps transferred masks before pseudo-labels (overrides --iom-rank)")  # fmt: skip
-    p.add_argument("--supervision", choices=("weak", "full"), default="weak", help="pseudo-labels or ground truth")
+    p.add_argument(
+        "--supervision", choices=("weak", "full"), default=d.supervision, help="pseudo-labels or ground truth"
+    )
     p.add_argument("--gt", type=Path, default=None, help="ground-truth YouTube-VIS JSON for --supervision full")
-    p.add_argument("--seed", type=int, default=0, help="seed of init, batch order and augmentation")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of init, batch order and augmentation")
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
     p.add_argument("--frames", type=Path, default=None, help="frames folder (default: JPEGImages/ beside TAGS)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar or JSON lines")
     add_nproc_argument(p, "data-parallel training, DDP")
     p.set_defaults(func=run_train)
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    from training.cli import formatter
+    from training.cli.relaunch import add_nproc_argument
 
     p = sub.add_parser(
         "predict",
