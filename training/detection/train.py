@@ -409,6 +409,46 @@ def _describe_start(config: DetectionTrainConfig, resumed: bool, init: str | os.
     return f" from {config.weights}" if config.weights else " from random init"
 
 
+def _optimizer(model: torch.nn.Module, config: DetectionTrainConfig) -> torch.optim.SGD:
+    """SGD over the trainable parameters at the config's base rate (``initial_lr`` set for the poly schedule)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    base = config.base_lr
+    group = {"params": params, "lr": base, "initial_lr": base}
+    return torch.optim.SGD([group], lr=base, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def frame_targets_of(
+    model: torch.nn.Module,
+    config: DetectionTrainConfig,
+    category_ids: list[int],
+    video: TrainVideo,
+    t: int,
+    t2: int,
+    pairs: dict[str, dict[str, Any]],
+) -> FrameMasks:
+    """The training targets of frame ``t2`` of ``video`` for the item (t, t2).
+
+    Step 1 (t == t2): its pseudo-labels (or ground truth). Step 2: MaskConsist's
+    targets from the model's predictions on both frames, the pseudo-labels and
+    the flow between them (METHOD.md §7); the pair's summary goes into
+    ``pairs[video.key]["t-t2"]`` (the run's matches file).
+    """
+    pseudo_t2 = volume_frame_masks(video.targets, t2)
+    if t == t2:
+        return pseudo_t2
+    assert video.flow is not None  # checked by load_train_videos
+    pred_t, pred_t2 = predict_frames(
+        model, [video.reader[t], video.reader[t2]], category_ids, config.score_threshold, iom_threshold=None
+    )
+    pseudo_t = volume_frame_masks(video.targets, t)
+    targets, summary = pair_matches(
+        pred_t, pred_t2, pseudo_t, pseudo_t2, video.flow.carry(t, t2), t, t2,
+        config.intra, config.inter, config.iom, config.maskcon_first, config.iom_rank,
+    )  # fmt: skip
+    pairs.setdefault(video.key, {})[f"{t}-{t2}"] = summary
+    return targets
+
+
 def train_detector(
     config: DetectionTrainConfig,
     tags_or_gt_json: str | os.PathLike,
@@ -476,14 +516,7 @@ def train_detector(
     device = rank_device(resolve_device(config.device))
     torch.manual_seed(config.seed)
     model = _build_model(config, len(category_ids), run, resumed, init, category_ids)
-    params = [p for p in model.parameters() if p.requires_grad]
-    base = config.base_lr
-    optimizer = torch.optim.SGD(
-        [{"params": params, "lr": base, "initial_lr": base}],
-        lr=base,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-    )
+    optimizer = _optimizer(model, config)
     trainer = TrainingRun(STAGE, run, config, model, optimizer, device)
     inputs = {"pseudo": str(pseudo_dir), "flow": str(flow_dir), "init": str(init), "gt": str(gt_json)}
     files = {CONFIG: {**config_to_dict(config), **inputs}, CATEGORIES: categories}
@@ -495,22 +528,6 @@ def train_detector(
     def batches(epoch: int) -> list[list[tuple[int, int]]]:
         return plan[epoch]
 
-    def targets_of(v: TrainVideo, t: int, t2: int, pairs: dict[str, dict[str, Any]]) -> FrameMasks:
-        pseudo_t2 = volume_frame_masks(v.targets, t2)
-        if t == t2:
-            return pseudo_t2
-        assert v.flow is not None  # checked by load_train_videos
-        pred_t, pred_t2 = predict_frames(
-            model, [v.reader[t], v.reader[t2]], category_ids, config.score_threshold, iom_threshold=None
-        )
-        pseudo_t = volume_frame_masks(v.targets, t)
-        targets, summary = pair_matches(
-            pred_t, pred_t2, pseudo_t, pseudo_t2, v.flow.carry(t, t2), t, t2,
-            config.intra, config.inter, config.iom, config.maskcon_first, config.iom_rank,
-        )  # fmt: skip
-        pairs.setdefault(v.key, {})[f"{t}-{t2}"] = summary
-        return targets
-
     def step_fn(batch: list[tuple[int, int]], step: int, total: int) -> dict[str, float]:
         warm = min(1.0, 0.001 + (step + 1) / config.warmup) if config.warmup else 1.0
         trainer.set_lr(step, total, warm)
@@ -518,7 +535,7 @@ def train_detector(
         for e, i in batch:
             vi, t, t2 = items[i]
             v = videos[vi]
-            frame_targets = targets_of(v, t, t2, step_pairs)
+            frame_targets = frame_targets_of(model, config, category_ids, v, t, t2, step_pairs)
             n_targets += len(frame_targets)
             image, target = training_sample(v.reader[t2], frame_targets, category_ids, config.seed, e, i, config.flip)
             images.append(image.to(device))
@@ -545,7 +562,7 @@ def train_detector(
         message=(
             f"{start} step {step}: step {config.step} ({config.supervision}) on {len(items)} {what} of "
             f"{len(videos)} videos, Mask R-CNN {config.backbone}{_describe_start(config, resumed, init)}, "
-            f"lr {base:g}, {describe_device(device)}"
+            f"lr {config.base_lr:g}, {describe_device(device)}"
             f"{describe_world()}"
         ),
     )
