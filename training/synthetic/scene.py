@@ -230,6 +230,49 @@ def _cross_paths(
     return _fold_path(meet + t * va, ra, h, w), _fold_path(pb + t * vb, rb, h, w)
 
 
+def _pair_paths(
+    rng: np.random.Generator, config: SyntheticConfig, a: _Look, b: _Look, camera_step: np.ndarray
+) -> list[np.ndarray]:
+    """Centre paths of a rigid touching pair: one wander path, the two offset along a random direction."""
+    a.spin = b.spin = 0.0  # a rigid pair, so it keeps touching
+    direction = _unit(rng.uniform(0.0, 2.0 * np.pi))
+    oa = _place(shape_outline(a.category_id, a.size, a.aspect), np.zeros(2), a.angle)
+    ob = _place(shape_outline(b.category_id, b.size, b.aspect), np.zeros(2), b.angle)
+    d = max(0.0, _touch_distance(oa, ob, direction) - _TOUCH_OVERLAP)
+    off_a, off_b = -direction * d / 2.0, direction * d / 2.0
+    radius = float(max(np.linalg.norm(off_a) + a.radius, np.linalg.norm(off_b) + b.radius))
+    centre = _wander_path(rng, config, radius, camera_step)
+    return [centre + off_a, centre + off_b]
+
+
+def _object_paths(
+    rng: np.random.Generator, config: SyntheticConfig, roles: list[str], looks: list[_Look], camera_step: np.ndarray
+) -> list[np.ndarray]:
+    """Each object's (n, 2) centre path, in object order; a pair or cross role without its partner becomes wander.
+
+    ``roles`` is updated in place for those; the random draws are made in object order (the set's bytes depend on it).
+    """
+    paths: list[np.ndarray] = []
+    i, n_objects = 0, len(looks)
+    while i < n_objects:
+        role, look = roles[i], looks[i]
+        if role == "pair" and i + 1 < n_objects and roles[i + 1] == "pair":
+            paths += _pair_paths(rng, config, looks[i], looks[i + 1], camera_step)
+            i += 2
+            continue
+        if role == "cross" and i + 1 < n_objects and roles[i + 1] == "cross":
+            paths += list(_cross_paths(rng, config, looks[i].radius, looks[i + 1].radius, camera_step))
+            i += 2
+            continue
+        if role in ("enter", "leave"):
+            paths.append(_edge_path(rng, config, look.radius, camera_step, entering=role == "enter"))
+        else:
+            roles[i] = "wander"
+            paths.append(_wander_path(rng, config, look.radius, camera_step))
+        i += 1
+    return paths
+
+
 def plan_video(config: SyntheticConfig, index: int) -> Scene:
     """Script video ``index``: camera pan, objects, their paths and depth order.
 
@@ -273,34 +316,7 @@ def plan_video(config: SyntheticConfig, index: int) -> Scene:
     if n_objects == 1:
         roles = ["wander"]
     t = np.arange(n, dtype=np.float64)
-    paths: list[np.ndarray] = []
-    i = 0
-    while i < n_objects:
-        role, look = roles[i], looks[i]
-        if role == "pair" and i + 1 < n_objects and roles[i + 1] == "pair":
-            a, b = looks[i], looks[i + 1]
-            a.spin = b.spin = 0.0  # a rigid pair, so it keeps touching
-            direction = _unit(rng.uniform(0.0, 2.0 * np.pi))
-            oa = _place(shape_outline(a.category_id, a.size, a.aspect), np.zeros(2), a.angle)
-            ob = _place(shape_outline(b.category_id, b.size, b.aspect), np.zeros(2), b.angle)
-            d = max(0.0, _touch_distance(oa, ob, direction) - _TOUCH_OVERLAP)
-            off_a, off_b = -direction * d / 2.0, direction * d / 2.0
-            radius = float(max(np.linalg.norm(off_a) + a.radius, np.linalg.norm(off_b) + b.radius))
-            centre = _wander_path(rng, config, radius, camera_step)
-            paths += [centre + off_a, centre + off_b]
-            i += 2
-            continue
-        if role == "cross" and i + 1 < n_objects and roles[i + 1] == "cross":
-            pa, pb = _cross_paths(rng, config, looks[i].radius, looks[i + 1].radius, camera_step)
-            paths += [pa, pb]
-            i += 2
-            continue
-        if role in ("enter", "leave"):
-            paths.append(_edge_path(rng, config, look.radius, camera_step, entering=role == "enter"))
-        else:
-            roles[i] = "wander"
-            paths.append(_wander_path(rng, config, look.radius, camera_step))
-        i += 1
+    paths = _object_paths(rng, config, roles, looks, camera_step)
     depths = rng.permutation(n_objects)
     light = _unit(rng.uniform(0.0, 2.0 * np.pi))
     tracks = [
