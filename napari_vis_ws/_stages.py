@@ -5,7 +5,7 @@ progress events; :mod:`napari_vis_ws._widgets.pipeline` turns them into
 progress bars and layers. Flow, CAMs and pseudo-labels are
 :mod:`training.pipeline`'s own stages, for one video: the ones ``vis-ws
 pipeline`` runs, reading the settings the project's runs recorded (working
-scale, IRN variant, instance background score and normalisation).
+scale, IRN variant, instance background score, normalisation and split).
 """
 
 from __future__ import annotations
