@@ -42,6 +42,17 @@ def test_tiny_pipeline_goes_from_tags_to_scored_results_and_resumes(tmp_path, ca
     assert "already done, skipped" in out and (run / "maskconsist" / "checkpoint.pt").stat().st_mtime_ns == stamp
 
 
+def test_the_pipeline_hands_every_instance_setting_to_its_stages():
+    from training.cli import build_parser
+    from training.cli.pipeline_commands import settings_of
+
+    argv = ["pipeline", "t.json", "--out", "r", "--instance-bg", "0.6", "--instance-norm", "frame"]
+    given = settings_of(build_parser().parse_args([*argv, "--instance-split", "0.3"]))
+    assert (given.instance_bg, given.instance_norm, given.instance_split) == (0.6, "frame", 0.3)
+    unset = settings_of(build_parser().parse_args(argv[:4]))
+    assert unset.instance_split is None  # the recorded value, else the classifier's default
+
+
 def test_full_supervision_needs_the_ground_truth(tmp_path, capsys):
     assert main(["sample", "--out", str(tmp_path / "d"), "--videos", "1", "--frames", "2", "--height", "64",
                  "--width", "64"]) == 0  # fmt: skip

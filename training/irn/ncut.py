@@ -42,10 +42,10 @@ from training.irn.random_walk import BETA, INFER_RADIUS, image_pairs
 SPLIT_NCUT = 0.2
 """Default split threshold: a region whose best normalized cut is below this is two instances.
 
-Chosen on the validation set (``vis-ws pseudo-labels`` on the generator's
-seed 7, never the benchmark reported on): flowIRN frame AP50 32.1 % without
-the split, 45.6 / 62.6 / 76.5 / 58.0 % at 0.05 / 0.1 / 0.2 / 0.3
-(benchmarks/RESULTS.md)."""
+Chosen on the validation set (the generator's seed 7, never the benchmark
+reported on): flowIRN frame AP50 32.1 % without the split, 45.6 / 62.6 /
+76.5 / 58.0 % at 0.05 / 0.1 / 0.2 / 0.3 (a sweep over one ``vis-ws
+pseudo-labels`` run; benchmarks/RESULTS.md)."""
 MIN_SHARE = 0.2
 """Each side of a split holds at least this share of the region's cells (no slivers)."""
 MIN_CELLS = 8
@@ -102,7 +102,7 @@ def affinity_pairs(
     -------
     AffinityPairs
     """
-    b = torch.as_tensor(np.asarray(boundary.detach().cpu() if isinstance(boundary, torch.Tensor) else boundary))
+    b = boundary.detach().cpu() if isinstance(boundary, torch.Tensor) else torch.from_numpy(np.asarray(boundary))
     src, dst, aff = image_pairs(b.to(torch.float64), radius)
     weight = aff.clamp(0.0, 1.0).cpu().numpy() ** float(beta)
     return AffinityPairs(src.cpu().numpy(), dst.cpu().numpy(), weight, (int(b.shape[0]), int(b.shape[1])))

@@ -278,7 +278,7 @@ def _record(
         record["instance_bg"] = bg_threshold
     if instance_norm != "frame":  # the same for IRN's normalisation
         record["instance_norm"] = instance_norm
-    if split_ncut:  # and for no split
+    if split_ncut:  # and without a split (records made before the option existed)
         record["instance_split"] = split_ncut
     return record
 
