@@ -1,13 +1,15 @@
 """Unsupervised training of RAFT-small on the user's videos (``vis-ws train-flow``).
 
 Random consecutive frame pairs, random crops, both flow directions in one
-batch, the losses of :mod:`training.flow.losses`, AdamW. A run folder holds
-``config.json`` (the :class:`FlowTrainConfig`) and ``checkpoint.pt`` (model,
-optimizer, iteration, sampler RNG state, config), rewritten atomically every
-``checkpoint_every`` iterations, at the end and when the run is stopped
-between iterations. Resuming continues exactly where the checkpoint left off:
-on CPU with one seed, an interrupted and resumed run ends with the same
-weights as an uninterrupted one.
+batch, the losses of :mod:`training.flow.losses`, AdamW. The run folder is
+the house's (:class:`training.loop.TrainingRun`): ``config.json`` (the
+:class:`FlowTrainConfig`) and ``checkpoint.pt`` (model, optimizer, loss
+scaler, ``step`` = iterations done, the pair sampler's RNG state as
+``sampler``, config), rewritten atomically every ``checkpoint_every``
+iterations, at the end and when the run is stopped between iterations.
+Resuming continues exactly where the checkpoint left off: on CPU with one
+seed, an interrupted and resumed run ends with the same weights as an
+uninterrupted one.
 """
 
 from __future__ import annotations
@@ -16,21 +18,20 @@ import contextlib
 import math
 import os
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from training.atomic import write_json
-from training.checkpoint import load_checkpoint, save_checkpoint
+from training.config import config_to_dict
 from training.data.sources import VideoSource, iter_videos
 from training.device import describe_device, resolve_device
 from training.errors import InputError, TrainingStopped
 from training.flow.config import CHECKPOINT_NAME, CONFIG_NAME, PHOTOMETRIC, FlowTrainConfig
 from training.flow.losses import unsupervised_flow_loss
 from training.flow.raft import RAFT_MIN_SIZE, RAFT_STRIDE, build_raft, load_raft_weights
+from training.loop import MixedPrecision, TrainingRun, prepare_run
 from training.progress import Progress
 
 STAGE = "train-flow"
@@ -118,6 +119,10 @@ def learning_rate(config: FlowTrainConfig, iteration: int) -> float:
 def train_flow(config: FlowTrainConfig, out_dir: str | os.PathLike, resume: bool = False) -> Iterator[Progress]:
     """Train RAFT-small on INPUT's videos without flow ground truth.
 
+    The run folder, resume, loss scaling and checkpoint are the house's
+    :class:`~training.loop.TrainingRun`; the loop is per iteration (random
+    pairs, no epochs) and clips the gradient norm.
+
     Parameters
     ----------
     config : FlowTrainConfig
@@ -139,87 +144,50 @@ def train_flow(config: FlowTrainConfig, out_dir: str | os.PathLike, resume: bool
     ------
     InputError
         Bad settings or input videos; an existing run without ``resume``; a
-        checkpoint whose settings differ.
+        run whose settings differ.
     LossNotFiniteError
         (a RuntimeError) The loss became NaN or infinite; the last good checkpoint is kept.
     """
     check_config(config)
     out = Path(out_dir)
-    ckpt_path = out / CHECKPOINT_NAME
-    if ckpt_path.exists() and not resume:
-        raise InputError(out, "already holds a flow training run; pass --resume to continue it or choose another --out")
-    if resume and not ckpt_path.is_file():
-        raise InputError(ckpt_path, "no checkpoint to resume from (run without --resume to start)")
+    resumed = prepare_run(out, resume)
+    if resume and not resumed:
+        raise InputError(out / CHECKPOINT_NAME, "no checkpoint to resume from (run without --resume to start)")
     sources = list(iter_videos(config.input, config.frames))
     pairs = training_pairs(sources, config.crop)
     device = resolve_device(config.device)
-    use_amp = config.amp and device.type == "cuda"
-
     model = build_raft(config.seed)
-    if config.weights and not resume:
+    if config.weights and not resumed:
         load_raft_weights(model, config.weights)
-    model.to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    optimizer = torch.optim.AdamW(model.train().parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    run = TrainingRun(STAGE, out, config, model, optimizer, device)
+    start, _, state = run.open(resumed, RESUMABLE_CHANGES, {CONFIG_NAME: config_to_dict(config)})
     generator = torch.Generator().manual_seed(config.seed)
-    start = 0
-    if resume:
-        state = load_checkpoint(ckpt_path, map_location=device)
-        check_resumable(config, state, ckpt_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["rng"]["sampler"].cpu())
-        if use_amp and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        start = int(state["iteration"])
-    write_json(out / CONFIG_NAME, asdict(config), indent=1)
-
-    def save(iteration: int) -> None:
-        save_checkpoint(
-            ckpt_path,
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "iteration": iteration,
-                "rng": {"sampler": generator.get_state()},
-                "scaler": scaler.state_dict() if use_amp else {},
-                "config": asdict(config),
-            },
-        )
-
-    def kept(iteration: int) -> str:
-        if iteration == 0:
-            return "no checkpoint was written yet; lower --lr"
-        return f"the last good checkpoint {ckpt_path.name} (iteration {iteration}) is kept; resume with a lower --lr"
-
-    where = f"{len(pairs)} frame pairs of {len(sources)} videos on {describe_device(device)}"
+    if resumed:
+        generator.set_state(sampler_state(state, run.checkpoint))
     if start >= config.iterations:
         yield Progress(STAGE, start, config.iterations, "it", message=f"already trained for {start} iterations")
         return
+    where = f"{len(pairs)} frame pairs of {len(sources)} videos on {describe_device(device)}"
     saved = start
+
+    def save(done: int) -> None:
+        nonlocal saved
+        run.save(done, [], sampler=generator.get_state())
+        saved = done
+
     for it in range(start, config.iterations):
         image0, image1 = sample_batch(sources, pairs, config.crop, config.batch_size, generator)
         lr = learning_rate(config, it)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        loss, parts = training_step(model, image0.to(device), image1.to(device), config, it, use_amp)
-        if not torch.isfinite(loss):
-            raise LossNotFiniteError(f"{out}: the flow loss became {loss.item()} at iteration {it + 1}; {kept(saved)}")
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        # with AMP the scaler skips steps with overflowing gradients; without, they would poison the weights
-        if not use_amp and not torch.isfinite(norm):
-            raise LossNotFiniteError(f"{out}: the gradients became {norm.item()} at iteration {it + 1}; {kept(saved)}")
-        scaler.step(optimizer)
-        scaler.update()
+        loss, parts = training_step(run.net, image0.to(device), image1.to(device), config, it, run.precision)
+        clipped_step(run, loss, config.grad_clip, it + 1, saved)
         done = it + 1
         message = f"training RAFT-small on {where}" if it == start else ""
         if done % config.checkpoint_every == 0 or done == config.iterations:
             save(done)
-            saved = done
-            message = f"iteration {done}: saved {ckpt_path}"
+            message = f"iteration {done}: saved {run.checkpoint}"
         metrics = {"loss": float(loss.detach()), **parts, "lr": lr}
         try:
             yield Progress(STAGE, done, config.iterations, "it", metrics, message)
@@ -230,15 +198,56 @@ def train_flow(config: FlowTrainConfig, out_dir: str | os.PathLike, resume: bool
             raise
 
 
+def sampler_state(state: dict[str, Any], path: Path) -> torch.Tensor:
+    """The pair sampler's RNG state saved in a flow checkpoint (InputError naming ``path`` if absent)."""
+    sampler = state.get("sampler")
+    if not isinstance(sampler, torch.Tensor):
+        raise InputError(path, f"not a {STAGE} checkpoint of this run (no sampler state)")
+    return sampler.cpu()
+
+
+def clipped_step(run: TrainingRun, loss: torch.Tensor, clip: float, iteration: int, saved: int) -> None:
+    """Back-propagate ``loss``, clip the gradient norm to ``clip`` and step ``run``'s optimizer.
+
+    Raises
+    ------
+    LossNotFiniteError
+        The loss, or without loss scaling the gradient norm, is not finite at
+        ``iteration`` (1-based); the message names the last good checkpoint
+        (``saved`` iterations).
+    """
+
+    def kept() -> str:
+        if saved == 0:
+            return "no checkpoint was written yet; lower --lr"
+        return f"the last good checkpoint {run.checkpoint.name} (iteration {saved}) is kept; resume with a lower --lr"
+
+    if not torch.isfinite(loss):
+        raise LossNotFiniteError(f"{run.run}: the flow loss became {loss.item()} at iteration {iteration}; {kept()}")
+    scaler = run.precision.scaler
+    run.optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(run.optimizer)
+    norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), clip)
+    # with loss scaling the scaler skips steps with overflowing gradients; without, they would poison the weights
+    if not run.precision.enabled and not torch.isfinite(norm):
+        raise LossNotFiniteError(f"{run.run}: the gradients became {norm.item()} at iteration {iteration}; {kept()}")
+    scaler.step(run.optimizer)
+    scaler.update()
+
+
 def training_step(
     model: torch.nn.Module,
     image0: torch.Tensor,
     image1: torch.Tensor,
     config: FlowTrainConfig,
     iteration: int,
-    use_amp: bool,
+    precision: MixedPrecision | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Forward pass and loss of one batch (both directions in one RAFT call).
+
+    The forward pass runs under ``precision``'s autocast (fp16 on CUDA when
+    enabled); the loss is computed in float32.
 
     Parameters
     ----------
@@ -252,8 +261,7 @@ def training_step(
     n = image0.shape[0]
     x0 = torch.cat([image0, image1]) * 2 - 1  # RAFT's input range [-1, 1]
     x1 = torch.cat([image1, image0]) * 2 - 1
-    autocast = torch.autocast("cuda", dtype=torch.float16) if use_amp else contextlib.nullcontext()
-    with autocast:
+    with precision.autocast() if precision is not None else contextlib.nullcontext():
         flows = model(x0, x1, num_flow_updates=config.flow_updates)
     flows = [f.float() for f in flows]
     return unsupervised_flow_loss(
@@ -268,17 +276,3 @@ def training_step(
         use_occlusion=iteration >= config.occlusion_after,
         max_occluded=config.max_occluded,
     )
-
-
-def check_resumable(config: FlowTrainConfig, state: dict[str, Any], path: Path) -> None:
-    """Raise InputError when ``config`` changes a setting the checkpoint was trained with."""
-    saved = state.get("config")
-    if not isinstance(saved, dict) or not all(k in state for k in ("model", "optimizer", "iteration", "rng")):
-        raise InputError(path, "not a train-flow checkpoint (missing model, optimizer, iteration or rng)")
-    current = asdict(config)
-    for key, value in saved.items():
-        if key in RESUMABLE_CHANGES:
-            continue
-        mine = current.get(key)
-        if (list(mine) if isinstance(mine, tuple) else mine) != (list(value) if isinstance(value, tuple) else value):
-            raise InputError(path, f"was trained with {key}={value!r}, not {mine!r}; resume with the same settings")

@@ -156,20 +156,23 @@ def test_resumed_training_ends_with_the_weights_of_an_uninterrupted_run(video, t
     events = list(train_flow(tiny_config(video), tmp_path / "whole"))
     assert [e.done for e in events] == [1, 2, 3, 4] and "saved" in events[1].message
     list(train_flow(tiny_config(video, iterations=2), tmp_path / "split"))
-    assert load_checkpoint(tmp_path / "split" / "checkpoint.pt")["iteration"] == 2
+    assert load_checkpoint(tmp_path / "split" / "checkpoint.pt")["step"] == 2
     resumed = list(train_flow(tiny_config(video), tmp_path / "split", resume=True))
     assert [e.done for e in resumed] == [3, 4]
     whole, split = state_of(tmp_path / "whole"), state_of(tmp_path / "split")
     assert all(torch.equal(whole[k], split[k]) for k in whole)
+    # config.json keeps the settings the run started with; the checkpoint, those it ended with
     saved = json.loads((tmp_path / "split" / "config.json").read_text())
-    assert FlowTrainConfig.from_dict(saved) == tiny_config(video)
+    assert FlowTrainConfig.from_dict(saved) == tiny_config(video, iterations=2)
+    ended = load_checkpoint(tmp_path / "split" / "checkpoint.pt")["config"]
+    assert FlowTrainConfig.from_dict(ended) == tiny_config(video)
 
 
 def test_stopping_training_between_iterations_saves_a_checkpoint(video, tmp_path):
     events = train_flow(tiny_config(video, iterations=5, checkpoint_every=100), tmp_path / "run")
     assert next(events).done == 1
     events.close()
-    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["iteration"] == 1
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 1
 
 
 def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(video, tmp_path, monkeypatch):
@@ -187,7 +190,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(video, tmp
     with pytest.raises(LossNotFiniteError, match="became nan at iteration 3") as info:
         list(train_flow(tiny_config(video), run))
     assert str(run) in str(info.value) and "\n" not in str(info.value)
-    assert load_checkpoint(run / "checkpoint.pt")["iteration"] == 2
+    assert load_checkpoint(run / "checkpoint.pt")["step"] == 2
 
 
 def test_an_existing_run_is_not_overwritten_and_a_changed_one_not_resumed(video, tmp_path):
@@ -195,7 +198,7 @@ def test_an_existing_run_is_not_overwritten_and_a_changed_one_not_resumed(video,
     list(train_flow(tiny_config(video, iterations=2), run))
     with pytest.raises(InputError, match="pass --resume"):
         list(train_flow(tiny_config(video), run))
-    with pytest.raises(InputError, match="lr=0.0005, not 0.001"):
+    with pytest.raises(InputError, match="started with lr=0.0005, now lr=0.001"):
         list(train_flow(tiny_config(video, lr=1e-3), run, resume=True))
 
 
