@@ -124,6 +124,22 @@ class PipelineWidget(QWidget):
         self._showing = 0  # the load whose layers are being put in the viewer
         self.placer = LayerPlacer(napari_viewer)  # stage layers into the viewer, paced (napari_vis_ws._placing)
 
+        source, stages = self._source_group(), self._stage_group()
+        layout = QVBoxLayout(self)
+        layout.addWidget(source)
+        layout.addWidget(stages)
+        layout.addWidget(self.info)
+        layout.addStretch(1)
+        from napari_vis_ws._docking import tabify_when_docked
+
+        tabify_when_docked(self)  # into a tab with the plugin's other docks (issue 16)
+        self._watched: Callable[[], Any] = lambda: None  # the window whose Close thaws the heap (weak)
+        self._freeze: object | None = None  # the token of the heap freeze this dock made (napari_vis_ws._warm_up)
+        # the backend's imports and napari's unit registry, while the user reads the dock (issue 16)
+        self.warm_up = start_warm_up(self._warmed_up, self._notify)
+
+    def _source_group(self) -> QGroupBox:
+        """The "Video and project" group: tags file, video, project folder, Show results."""
         self.tags_edit = QLineEdit()
         self.tags_edit.setPlaceholderText("frame-tags JSON (vis-ws tags)")
         self.tags_edit.editingFinished.connect(self._tags_changed)
@@ -163,7 +179,10 @@ class PipelineWidget(QWidget):
         form.addRow("Project", project_row)
         form.addRow(self.show_button)
         self._source_controls = [self.tags_edit, tags_browse, self.video_combo, self.project_edit, project_browse]
+        return source
 
+    def _stage_group(self) -> QGroupBox:
+        """The "Stages" group: per stage a Run button, a progress bar and Cancel (``self.stages``)."""
         stages = QGroupBox("Stages")
         grid = QGridLayout(stages)
         self.stages: dict[str, StageRow] = {}
@@ -181,19 +200,7 @@ class PipelineWidget(QWidget):
             grid.addWidget(bar, i, 2)
             grid.addWidget(cancel, i, 3)
             self.stages[name] = StageRow(run, bar, cancel)
-
-        layout = QVBoxLayout(self)
-        layout.addWidget(source)
-        layout.addWidget(stages)
-        layout.addWidget(self.info)
-        layout.addStretch(1)
-        from napari_vis_ws._docking import tabify_when_docked
-
-        tabify_when_docked(self)  # into a tab with the plugin's other docks (issue 16)
-        self._watched: Callable[[], Any] = lambda: None  # the window whose Close thaws the heap (weak)
-        self._freeze: object | None = None  # the token of the heap freeze this dock made (napari_vis_ws._warm_up)
-        # the backend's imports and napari's unit registry, while the user reads the dock (issue 16)
-        self.warm_up = start_warm_up(self._warmed_up, self._notify)
+        return stages
 
     # -- the session's one-time costs (napari_vis_ws._warm_up) ----------------------
     def _warmed_up(self, registry: Any) -> None:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from training import run_folder
+
+if TYPE_CHECKING:
+    from training.detection.train import DetectionTrainConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +23,6 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     from training.cli.relaunch import add_nproc_argument
     from training.detection.model import BACKBONES
     from training.detection.train import DetectionTrainConfig
-    from training.maskconsist.matching import IOM_RANKS
 
     d = DetectionTrainConfig()  # the one source of every default below
     p = sub.add_parser(
@@ -75,6 +78,24 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--rois", type=int, default=d.rois, help="RoIs sampled per training image for the box and mask heads"
     )
+    _add_maskconsist_options(p, d)
+    p.add_argument(
+        "--supervision", choices=("weak", "full"), default=d.supervision, help="pseudo-labels or ground truth"
+    )
+    p.add_argument("--gt", type=Path, default=None, help="ground-truth YouTube-VIS JSON for --supervision full")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of init, batch order and augmentation")
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--frames", type=Path, default=None, help="frames folder (default: JPEGImages/ beside TAGS)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar or JSON lines")
+    add_nproc_argument(p, "data-parallel training, DDP")
+    p.set_defaults(func=run_train)
+
+
+def _add_maskconsist_options(p: argparse.ArgumentParser, d: DetectionTrainConfig) -> None:
+    """``train``'s step-2 options: the frame pairs, the matching and IoM-NMS (defaults from ``d``)."""
+    from training.maskconsist.matching import IOM_RANKS
+
     p.add_argument(
         "--delta-max", type=int, default=d.delta_max, help="MaskConsist pairs (t, t±δ) for δ in 1..delta-max"
     )
@@ -88,17 +109,6 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    "detector's scores are not comparable)")  # fmt: skip
     p.add_argument("--maskcon-first", action="store_true",
                    help="IoM-NMS keeps transferred masks before pseudo-labels (overrides --iom-rank)")  # fmt: skip
-    p.add_argument(
-        "--supervision", choices=("weak", "full"), default=d.supervision, help="pseudo-labels or ground truth"
-    )
-    p.add_argument("--gt", type=Path, default=None, help="ground-truth YouTube-VIS JSON for --supervision full")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of init, batch order and augmentation")
-    p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--frames", type=Path, default=None, help="frames folder (default: JPEGImages/ beside TAGS)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar or JSON lines")
-    add_nproc_argument(p, "data-parallel training, DDP")
-    p.set_defaults(func=run_train)
 
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
