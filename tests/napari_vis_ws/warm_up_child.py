@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import sys
 import time
 
@@ -46,6 +47,7 @@ def main() -> None:
     viewer = napari.Viewer()
     dock_warmed_up(viewer)
     seen["torch_after"] = "torch" in sys.modules
+    seen["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY")
     seen["registry"] = type(pint.get_application_registry().get()).__name__
     seen["gc_enabled"] = gc.isenabled()
     seen["frozen"] = heap_frozen() and gc.get_freeze_count() > 0
