@@ -17,10 +17,13 @@ import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from training.progress import Progress
 from training.run_folder import Project
+
+if TYPE_CHECKING:
+    from training.cli.options import OptionSpec
 
 # stage → (title, its run folder in the project: a training.run_folder.Project attribute)
 STAGES: dict[str, tuple[str, str]] = {
@@ -36,6 +39,16 @@ PROJECT_DIR = "project"  # default project folder, beside the tags file (as the 
 DETECTOR_STAGES = ("maskrcnn", "maskconsist")
 LABELS = {"pseudo": "pseudo-labels", "corrected": "pseudo-labels with my corrections"}
 UNITS = {"it": "iteration"}
+# stage → the `vis-ws` command it runs, whose options its "More options" form shows
+STAGE_COMMANDS = {"classifier": "train-cam", "flowirn": "train-irn", "maskrcnn": "train", "maskconsist": "train"}
+# options the dock sets with its own controls, or that a dock run must not change
+DOCK_FLAGS = frozenset(
+    {"--out", "--epochs", "--irn-epochs", "--iterations", "--weights", "--resume", "--device", "--pseudo", "--progress",
+     "--cam-model", "--cams", "--flow", "--init", "--step", "--frames", "--gt", "--supervision", "--nproc"}
+)  # fmt: skip
+MASKCONSIST_FLAGS = frozenset(
+    {"--delta-max", "--score-threshold", "--no-intra", "--no-inter", "--no-iom", "--iom-rank", "--maskcon-first"}
+)
 # CLI flag → the dock's control for it, as an error message should name it
 DOCK_CONTROLS: dict[str, str] = {
     "--resume": "'resume from the checkpoint'",
@@ -62,6 +75,41 @@ _DEVICE = re.compile(r"\b(cuda(?::\d+)? \([^)]*\)|cpu \(\d+ threads?\))")
 def stage_name(stage: str) -> str:
     """The stage's title without its command: ``MaskConsist, step 2``."""
     return STAGES[stage][0].split(" (")[0]
+
+
+def form_options() -> dict[str, list[OptionSpec]]:
+    """What each stage's "More options" form sets: ``{stage: [OptionSpec, ...]}``.
+
+    Every option of the stage's command (:func:`training.cli.options.command_options`)
+    except those the dock's own controls set (:data:`DOCK_FLAGS`) and, for
+    Mask R-CNN step 1, MaskConsist's. Read in a child process
+    (``python -m training.cli.options``, about 3 s), so torch stays out of
+    napari's; call it in a worker.
+
+    Raises
+    ------
+    InputError
+        The child failed (its last line of error).
+    """
+    import subprocess
+
+    from training.cli.options import OptionSpec
+    from training.errors import InputError
+
+    commands = sorted(set(STAGE_COMMANDS.values()))
+    done = subprocess.run(
+        [sys.executable, "-m", "training.cli.options", *commands], capture_output=True, text=True, timeout=300
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise InputError(None, f"could not read the options of {', '.join(commands)}: {last}")
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    forms = {}
+    for stage, command in STAGE_COMMANDS.items():
+        hidden = DOCK_FLAGS | (MASKCONSIST_FLAGS if stage == "maskrcnn" else frozenset())
+        specs = [OptionSpec.from_dict(d) for d in found[command]]
+        forms[stage] = [spec for spec in specs if spec.flag not in hidden]
+    return forms
 
 
 def output_folder(stage: str, project: str | Path) -> Path:
@@ -94,7 +142,8 @@ def build_command(
         ``PROJECT/pseudo``; ``PROJECT/targets`` with the corrections), ``weights``
         (classifier and Mask R-CNN step 1: a local ImageNet or checkpoint file
         to start from; empty: random init), ``resume`` (bool), ``extra`` (more
-        arguments, a string split like a shell does or a list).
+        arguments, a string split like a shell does or a list), ``more`` (the
+        "More options" form's arguments, a list, before ``extra``).
     launcher : str
         Empty: run on this machine with this Python. Otherwise a command
         prefix (``srun --gres=gpu:1``, ``ssh gpu-host``) followed by ``vis-ws``.
@@ -135,6 +184,7 @@ def build_command(
     args += ["--device", str(options.get("device") or "auto")]
     if options.get("resume"):
         args.append("--resume")
+    args += [str(a) for a in options.get("more") or []]
     extra = options.get("extra") or []
     args += shlex.split(extra) if isinstance(extra, str) else [str(a) for a in extra]
     args += ["--progress", "json"]

@@ -91,6 +91,11 @@ class TrainingRun:
         launcher = self.launcher_edit.text().strip()
         tags_path, project_path = Path(tags).absolute(), Path(project).absolute()
         options = self.options()
+        try:
+            options["more"] = self.more_argv()
+        except ValueError as exc:  # a number field holding text
+            self._fail(f"More options: {exc}")
+            return
         if self.stage in DETECTOR_STAGES and self.labels == "corrected":
             targets = self._write_targets(project_path)
             if targets is None:

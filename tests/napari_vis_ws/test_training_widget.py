@@ -558,3 +558,43 @@ def test_resuming_a_run_continues_its_loss_curve(make_napari_viewer, qtbot, tmp_
     assert dock.loss_plot.values == []
     dock.cancel_button.click()
     qtbot.waitUntil(lambda: not dock.running, timeout=30_000)
+
+
+def test_more_options_are_forms_of_each_commands_own_options_and_reach_only_its_run(
+    make_napari_viewer, qtbot, tmp_path
+):
+    from training.cam.train import CAMTrainConfig
+    from training.irn.train import IRNTrainConfig
+
+    dock = TrainingWidget(make_napari_viewer())
+    dock.tags_edit.setText(str(tmp_path / "tags.json"))
+    dock.more_button.setChecked(True)  # the first look reads every command's options, in a child process
+    qtbot.waitUntil(lambda: bool(dock.more_forms), timeout=120_000)
+    assert set(dock.more_forms) == {"classifier", "flowirn", "maskrcnn", "maskconsist"}
+    specs, form = dock.more_forms["classifier"]
+    fields = {spec.flag: field for spec, field in zip(specs, form, strict=True)}
+    assert fields["--crop"].value == CAMTrainConfig().crop and fields["--pooling"].value == CAMTrainConfig().pooling
+    assert "--out" not in fields and "--epochs" not in fields and "--device" not in fields  # the dock's own controls
+    assert "--crop" in fields["--crop"].tooltip and fields["--crop"].tooltip.count("\n") == 0
+    assert dock.more_argv() == []  # nothing changed: the command's defaults stand
+    fields["--crop"].value = 192
+    fields["--pooling"].value = "lse"
+    assert dock.more_argv() == ["--crop", "192", "--pooling", "lse"]
+    argv = build_command(
+        dock.stage, tmp_path / "tags.json", tmp_path / "project", {**dock.options(), "more": dock.more_argv()}
+    )
+    assert argv[argv.index("--crop") + 1] == "192" and argv[-2:] == ["--progress", "json"]
+
+    dock.stage_combo.setCurrentIndex(dock.stage_combo.findData("flowirn"))
+    assert form.native.isHidden() and not dock.more_forms["flowirn"][1].native.isHidden()
+    assert dock.more_argv() == []  # what was set for the classifier stays with it
+    irn_specs, irn_form = dock.more_forms["flowirn"]
+    irn = {spec.flag: field for spec, field in zip(irn_specs, irn_form, strict=True)}
+    assert irn["--irn-crop"].value == IRNTrainConfig().crop and "--crop" not in irn
+    assert "--delta-max" not in {s.flag for s in dock.more_forms["maskrcnn"][0]}  # step 2's options: step 2 only
+    assert "--delta-max" in {s.flag for s in dock.more_forms["maskconsist"][0]}
+    irn["--irn-lr"].value = "fast"
+    dock.start_button.click()
+    assert not dock.running and dock.status.text() == "More options: --irn-lr 'fast': expected a number"
+    dock.stage_combo.setCurrentIndex(dock.stage_combo.findData("classifier"))
+    assert dock.more_argv() == ["--crop", "192", "--pooling", "lse"]

@@ -111,3 +111,22 @@ def test_every_training_option_defaults_to_its_config_dataclass(tmp_path):
             assert cli == config[field], f"vis-ws {command} --{dest.replace('_', '-')}: {cli!r} vs {cls.__name__}"
             compared += 1
     assert compared >= 40
+
+
+def test_a_commands_options_as_data_carry_its_defaults_choices_and_help():
+    from training.cam.train import CAMTrainConfig
+    from training.cli.options import OptionSpec, command_options, options_json
+
+    specs = {spec.flag: spec for spec in command_options("train-cam")}
+    crop, pooling, amp = specs["--crop"], specs["--pooling"], specs["--no-amp"]
+    assert (crop.kind, crop.default) == (int, CAMTrainConfig().crop) and "crop" in crop.help
+    assert pooling.choices == ("gap", "lse") and amp.kind is bool and "--help" not in specs
+    assert crop.argv(CAMTrainConfig().crop) == [] and crop.argv("192") == ["--crop", "192"]
+    assert amp.argv(True) == ["--no-amp"] and amp.argv(False) == []
+    assert specs["--lr"].argv(" ") == []  # an emptied field: the default
+    with pytest.raises(ValueError, match=r"^--crop 'big': expected a number$"):
+        crop.argv("big")
+    with pytest.raises(ValueError, match="--pooling 'max': expected one of gap, lse"):
+        pooling.argv("max")
+    back = [OptionSpec.from_dict(d) for d in __import__("json").loads(options_json(["train-cam"]))["train-cam"]]
+    assert back == list(specs.values())  # what napari's process reads from the child
