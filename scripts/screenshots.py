@@ -46,6 +46,7 @@ def main() -> None:
     from napari_vis_ws._widgets.corrections import CorrectionsWidget
     from napari_vis_ws._widgets.dataset import DatasetWidget
     from napari_vis_ws._widgets.pipeline import PipelineWidget
+    from napari_vis_ws._widgets.training import TrainingWidget
 
     OUT.mkdir(parents=True, exist_ok=True)
     tags = ensure_sample().parent / "tags.json"
@@ -80,6 +81,19 @@ def main() -> None:
     settle(3)
     viewer.screenshot(str(OUT / "corrections.png"), canvas_only=False)
     print(f"wrote {OUT / 'corrections.png'}")
+
+    training = TrainingWidget(viewer)
+    viewer.window.add_dock_widget(training, name="Training", tabify=True)
+    training.tags_edit.setText(str(tags))
+    training.project_edit.setText(str(project))
+    training.more_button.setChecked(True)  # the classifier's More options, read from `vis-ws train-cam`
+    for _ in range(600):
+        if training.more_forms:
+            break
+        settle(0.2)
+    settle(2)
+    viewer.screenshot(str(OUT / "training.png"), canvas_only=False)
+    print(f"wrote {OUT / 'training.png'}")
     viewer.close()
 
 
