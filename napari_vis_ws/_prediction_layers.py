@@ -15,6 +15,7 @@ import numpy as np
 
 from napari_vis_ws._layers import META_KEY, labels_layer
 from napari_vis_ws._layers import stage_meta as _meta
+from napari_vis_ws._project import predictions_path
 from training.run_folder import Project
 
 PREDICTIONS = "predictions"
@@ -64,11 +65,6 @@ def prediction_layers(
     return [] if mine is None else [_prediction_layer(path, mine, video, categories)]
 
 
-def predictions_path(run: str | os.PathLike, key: str) -> Path:
-    """Where predicting one video from the Training dock writes it: ``RUN/predictions/<key>.json``."""
-    return Project(run).predictions / f"{key}.json"
-
-
 def run_prediction_layers(
     run: str | os.PathLike, video: dict[str, Any], key: str, categories: list[dict[str, Any]]
 ) -> list[tuple]:
@@ -87,33 +83,6 @@ def run_prediction_layers(
     layer = _prediction_layer(results, mine, video, categories)
     layer[1]["metadata"][META_KEY]["video_key"] = key
     return [layer]
-
-
-def detector_checkpoint(run: str | os.PathLike) -> Path | None:
-    """The folder of a run's or project's trained detector (itself, its maskconsist/ or maskrcnn/), or None."""
-    from training.detection.runs import detector_checkpoint as checkpoint_of
-    from training.errors import InputError
-
-    if Path(run).is_file():
-        return None
-    try:
-        return checkpoint_of(run).parent
-    except InputError:
-        return None
-
-
-def matches_path(run: str | os.PathLike, key: str) -> Path | None:
-    """MaskConsist's matches of a video in a run folder (``matches/``) or project (``maskconsist/matches/``)."""
-    return next((path for path in Project(run).matches(key) if path.is_file()), None)
-
-
-def has_predictions(run: str | os.PathLike) -> bool:
-    """Whether a folder holds predictions or a detector that can make them (a cheap look, nothing read)."""
-    run = Path(run)
-    if not run.is_dir():
-        return False
-    project = Project(run)
-    return project.results.is_file() or project.predictions.is_dir() or detector_checkpoint(run) is not None
 
 
 def _table(features: Any) -> dict[str, list]:

@@ -64,13 +64,8 @@ import numpy as np
 
 from napari_vis_ws._layers import META_KEY, labels_layer
 from napari_vis_ws._layers import stage_meta as _meta
-from napari_vis_ws._prediction_layers import (
-    PREDICTIONS,
-    labels_disagreement,
-    match_layers,
-    matches_path,
-    run_prediction_layers,
-)
+from napari_vis_ws._prediction_layers import PREDICTIONS, labels_disagreement, match_layers, run_prediction_layers
+from napari_vis_ws._project import matches_path
 from training.run_folder import Project
 
 FLOW = "flow"

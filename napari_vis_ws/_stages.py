@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_vis_ws._prediction_layers import detector_checkpoint, predictions_path
-from napari_vis_ws._predictions import prediction_work
+from napari_vis_ws._project import detector_checkpoint, prediction_work, predictions_path
 from training.run_folder import Project
 
 if TYPE_CHECKING:
@@ -69,7 +68,7 @@ def predictions_stage(
     """MaskConsist predictions of the video with the project's detector, kept in ``project/predictions/<video>.json``.
 
     Progress events (one per frame predicted), then a
-    :class:`~napari_vis_ws._predictions.LoadedPredictions` (``predictions``,
+    :class:`~napari_vis_ws._project.LoadedPredictions` (``predictions``,
     and ``matches`` when the project has the video's). Predictions already
     stored (``RUN/results.json``, ``RUN/predictions/<video>.json``) are read
     back, not made again. The detector is ``maskconsist/`` when trained, else

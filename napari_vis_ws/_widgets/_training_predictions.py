@@ -18,7 +18,7 @@ from qtpy.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QLineEdit, QProgressB
 
 from napari_vis_ws._layers import FRAMES, META_KEY
 from napari_vis_ws._prediction_layers import PREDICTIONS
-from napari_vis_ws._predictions import LoadedPredictions, prediction_work
+from napari_vis_ws._project import LoadedPredictions, prediction_work
 from napari_vis_ws._stage_layers import attach_disagreement, labels_snapshot
 from napari_vis_ws._workers import start_generator_worker
 

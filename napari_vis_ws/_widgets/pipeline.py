@@ -15,7 +15,7 @@ between two frames, and the layers (:mod:`napari_vis_ws._stage_layers`) are
 built in the worker and handed to the main thread, the only place layers are
 touched. CAM layers refresh while the stage runs; the others appear when it
 ends. Predictions is the Training dock's Load predictions
-(:func:`napari_vis_ws._predictions.prediction_work`) on the project: the
+(:func:`napari_vis_ws._project.prediction_work`) on the project: the
 video's stored predictions, or the project's detector run on it and kept in
 ``RUN/predictions/<video>.json``.
 """
@@ -49,8 +49,8 @@ from qtpy.QtWidgets import (
 
 from napari_vis_ws._layers import FRAMES, META_KEY, dataset_layers
 from napari_vis_ws._placing import LayerPlacer
-from napari_vis_ws._prediction_layers import PREDICTIONS, describe_matches, matches_path
-from napari_vis_ws._predictions import LoadedPredictions
+from napari_vis_ws._prediction_layers import PREDICTIONS, describe_matches
+from napari_vis_ws._project import LoadedPredictions, matches_path
 from napari_vis_ws._stage_layers import (
     PSEUDO_LABELS,
     SHOWN_STAGES,

@@ -67,7 +67,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_vis_ws._prediction_layers import has_predictions
+from napari_vis_ws._project import has_predictions
 from napari_vis_ws._tasks import watch_window
 from napari_vis_ws._training import (
     DETECTOR_STAGES,

@@ -1,11 +1,15 @@
-"""Predictions of one video for the viewer: read from a run, or made by its detector (no Qt; run in a worker).
+"""A run folder or project as the plugin sees it, without Qt: what it holds, and a video's predictions from it.
 
-The Pipeline dock's Predictions stage and the Training dock's Load predictions
-both call :func:`prediction_work` and show what it hands over.
+Run discovery (:func:`detector_checkpoint`, :func:`has_predictions`,
+:func:`predictions_path`, :func:`matches_path`) and prediction loading
+(:func:`prediction_work`, run in a worker): the Pipeline dock's Predictions
+stage and the Training dock's Load predictions both call it and show what it
+hands over. The paths themselves are :class:`training.run_folder.Project`'s.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +18,39 @@ from typing import Any
 import numpy as np
 
 from napari_vis_ws._layers import META_KEY
+from training.run_folder import Project
+
+
+def predictions_path(run: str | os.PathLike, key: str) -> Path:
+    """Where predicting one video from the Training dock writes it: ``RUN/predictions/<key>.json``."""
+    return Project(run).predictions / f"{key}.json"
+
+
+def detector_checkpoint(run: str | os.PathLike) -> Path | None:
+    """The folder of a run's or project's trained detector (itself, its maskconsist/ or maskrcnn/), or None."""
+    from training.detection.runs import detector_checkpoint as checkpoint_of
+    from training.errors import InputError
+
+    if Path(run).is_file():
+        return None
+    try:
+        return checkpoint_of(run).parent
+    except InputError:
+        return None
+
+
+def matches_path(run: str | os.PathLike, key: str) -> Path | None:
+    """MaskConsist's matches of a video in a run folder (``matches/``) or project (``maskconsist/matches/``)."""
+    return next((path for path in Project(run).matches(key) if path.is_file()), None)
+
+
+def has_predictions(run: str | os.PathLike) -> bool:
+    """Whether a folder holds predictions or a detector that can make them (a cheap look, nothing read)."""
+    run = Path(run)
+    if not run.is_dir():
+        return False
+    project = Project(run)
+    return project.results.is_file() or project.predictions.is_dir() or detector_checkpoint(run) is not None
 
 
 @dataclass
@@ -61,14 +98,7 @@ def prediction_work(
     InputError
         No predictions of the video and no trained detector in ``run``; bad files.
     """
-    from napari_vis_ws._prediction_layers import (
-        detector_checkpoint,
-        labels_disagreement,
-        match_layers,
-        matches_path,
-        predictions_path,
-        run_prediction_layers,
-    )
+    from napari_vis_ws._prediction_layers import labels_disagreement, match_layers, run_prediction_layers
     from napari_vis_ws._stages import video_source
     from training import run_folder
     from training.errors import InputError
