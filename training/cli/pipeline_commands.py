@@ -20,7 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the whole weak pipeline: tags → pseudo-labels → Mask R-CNN → MaskConsist → YouTube-VIS results",
         description="Run every stage in RUN, skipping or resuming what is done: flow, classifier, CAMs/f-CAMs, "
         "flowIRN, pseudo-labels (RUN/pseudo), Mask R-CNN on the pseudo-labels (RUN/maskrcnn), MaskConsist "
-        "(RUN/maskconsist), predictions (RUN/results.json) and, with --gt, YouTube-VIS AP (RUN/eval.json). Each "
+        "(RUN/maskconsist; not in the cpu preset, where a longer Mask R-CNN schedule measured better in the same "
+        "time: add it with `vis-ws train --step 2 --init RUN/maskrcnn`), predictions (RUN/results.json) and, with "
+        "--gt, YouTube-VIS AP (RUN/eval.json). Each "
         "stage's config is saved beside its output. --supervision full trains Mask R-CNN on the ground truth "
         "instead (the upper bound). The paper starts every network from ImageNet: EfficientNet-Lite0's ImageNet "
         "weights install with the project and IRN always reads its own frozen ImageNet backbone; a preset's ResNet "
