@@ -1,4 +1,4 @@
-"""What every training loop of the pipeline shares (classifier, IRN, Mask R-CNN).
+"""What every training loop of the pipeline shares (classifier, IRN, Mask R-CNN, RAFT flow).
 
 A run folder holds ``config.json`` (the stage's config dataclass) and
 ``checkpoint.pt``; :func:`epoch_loop` drives the epochs as a generator of
@@ -463,7 +463,8 @@ class TrainingRun:
     device and wraps the model for DDP; :meth:`set_lr` applies the poly schedule,
     :meth:`backward` back-propagates with loss scaling, :meth:`save` writes the
     checkpoint (the scaler's state included) and :meth:`loop` runs
-    :func:`epoch_loop`. The CAM, IRN and detector trainers are built on it.
+    :func:`epoch_loop`. The CAM, IRN, detector and flow trainers are built on it
+    (flow with its own per-iteration loop instead of :meth:`loop`).
 
     Parameters
     ----------
