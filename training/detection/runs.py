@@ -23,7 +23,10 @@ def detector_checkpoint(path: str | os.PathLike) -> Path:
     ----------
     path : path
         A checkpoint file, a ``vis-ws train`` run folder, or a ``vis-ws
-        pipeline`` run folder (its :data:`PIPELINE_DETECTORS`, in that order).
+        pipeline`` run folder (its :data:`PIPELINE_DETECTORS`, in that order,
+        except that a MaskConsist run older than step 1's checkpoint is passed
+        over: it was trained from an earlier step 1, e.g. before a preset
+        without step 2 trained step 1 further).
 
     Raises
     ------
@@ -33,9 +36,13 @@ def detector_checkpoint(path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.is_file():
         return path
-    for folder in (path, *(path / name for name in PIPELINE_DETECTORS)):
-        if checkpoint(folder).is_file():
-            return checkpoint(folder)
+    if checkpoint(path).is_file():
+        return checkpoint(path)
+    found = [checkpoint(path / name) for name in PIPELINE_DETECTORS if checkpoint(path / name).is_file()]
+    if len(found) == 2 and found[1].stat().st_mtime_ns > found[0].stat().st_mtime_ns:
+        return found[1]  # step 2 predates step 1: stale
+    if found:
+        return found[0]
     raise InputError(
         path, "no detector checkpoint here: pass a 'vis-ws train --out' folder or a 'vis-ws pipeline --out' folder"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -173,6 +174,10 @@ def test_predict_takes_a_pipeline_run_folder_its_maskconsist_detector_first(prep
     assert main(["predict", str(prepared / "data/gt.json"), *args]) == 0 and json.loads(out.read_text())
     shutil.copytree(prepared / "step1", run / "maskconsist")
     assert detector_checkpoint(run) == run / "maskconsist" / "checkpoint.pt"
+    # a step 2 trained before step 1 was trained further (an old `cpu` run rerun) is stale: step 1 is used
+    step2 = (run / "maskconsist" / "checkpoint.pt").stat().st_mtime_ns
+    os.utime(run / "maskrcnn" / "checkpoint.pt", ns=(step2 + 10**9, step2 + 10**9))
+    assert detector_checkpoint(run) == run / "maskrcnn" / "checkpoint.pt"
     (tmp_path / "empty").mkdir()
     assert main(["predict", str(prepared / "data/gt.json"), "--model", str(tmp_path / "empty"), "--out",
                  str(tmp_path / "r2.json")]) == 2  # fmt: skip
