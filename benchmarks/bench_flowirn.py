@@ -101,7 +101,15 @@ def main() -> None:
     ap.add_argument("--irn-crop", type=int, default=192)
     ap.add_argument("--crf", action=argparse.BooleanOptionalAction, default=True,
                     help="refine IRN's relation labels with the dense CRF (IRN's way, the default)")  # fmt: skip
-    ap.add_argument("--instance-bg", type=float, default=0.25, help="background score of the instance argmax")
+    ap.add_argument(
+        "--instance-bg",
+        type=float,
+        default=None,
+        help="background score of the instance argmax (default: the pipeline's, from the classifier)",
+    )
+    ap.add_argument("--instance-norm", default=None, help="instance normalisation (default: the pipeline's)")
+    ap.add_argument("--instance-split", type=float, default=None,
+                    help="normalized-cut split threshold, 0 = off (default: the pipeline's)")  # fmt: skip
     ap.add_argument("--suffix", default="", help="appended to the irn-*/pseudo-* folders (other settings, same --work)")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--work", type=Path, default=None, help="keep intermediates here (default: a temp folder)")
@@ -168,11 +176,16 @@ def main() -> None:
         )
         run_dir = work / f"irn-{variant}{tag}{args.suffix}"
         _, t_train = run(train_irn(irn_cfg, tags, cam_run, cams, run_dir, work / "flow", resume=True), variant)
-        bg = f"-bg{args.instance_bg:g}" if args.instance_bg != 0.25 else ""
+        bg = "".join(
+            f"-{name}{value:g}" if isinstance(value, float) else f"-{name}{value}"
+            for name, value in (("bg", args.instance_bg), ("norm", args.instance_norm), ("split", args.instance_split))
+            if value is not None
+        )
         pseudo = work / f"pseudo-{variant}{tag}{args.suffix}{bg}"
         labels = make_pseudo_labels(
-            tags, run_dir, cams, pseudo, use_fcams=irn_cfg.uses_fcams, bg_threshold=args.instance_bg
-        )
+            tags, run_dir, cams, pseudo, use_fcams=irn_cfg.uses_fcams, bg_threshold=args.instance_bg,
+            instance_norm=args.instance_norm, instance_split=args.instance_split,
+        )  # fmt: skip
         _, t_pl = run(labels, variant)
         res = json.loads((pseudo / "pseudo_labels.json").read_text())
         rows[variant] = {**evaluate_frames(gt, res), "train_s": t_train, "fps": n_frames / max(t_pl, 1e-9)}

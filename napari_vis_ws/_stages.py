@@ -20,6 +20,7 @@ from napari_vis_ws._project import detector_checkpoint, prediction_work, predict
 from training.run_folder import Project
 
 if TYPE_CHECKING:
+    from training.cli.options import OptionSpec
     from training.data.sources import VideoSource
 
 DETECTOR_HINT = "train one with `vis-ws pipeline {tags} --out {project}` or the Training dock (Mask R-CNN, MaskConsist)"
@@ -37,25 +38,62 @@ def video_shape(source: VideoSource) -> tuple[int, int, int]:
     return (len(source.reader), *source.reader.frame_shape)
 
 
-def flow_stage(tags: Path, project: Path, video_id: int) -> Iterator[Any]:
+def flow_stage(tags: Path, project: Path, video_id: int, method: str = "dis") -> Iterator[Any]:
     """Optical flow of the video into ``project/flow`` (skipped when already there)."""
     from training.pipeline import flow_stage as backend_stage
 
-    yield from backend_stage(tags, project, [video_id])
+    yield from backend_stage(tags, project, [video_id], method=method)
 
 
-def cams_stage(tags: Path, project: Path, video_id: int) -> Iterator[Any]:
+def cams_stage(tags: Path, project: Path, video_id: int, device: str = "auto") -> Iterator[Any]:
     """CAMs and f-CAMs of the video into ``project/cams`` with the classifier of ``project/cam``."""
     from training.pipeline import cams_stage as backend_stage
 
-    yield from backend_stage(tags, project, [video_id])
+    yield from backend_stage(tags, project, [video_id], device=device)
 
 
-def pseudo_labels_stage(tags: Path, project: Path, video_id: int) -> Iterator[Any]:
-    """flowIRN pseudo-labels of the video into ``project/pseudo``, with the settings the project recorded."""
+def pseudo_labels_stage(tags: Path, project: Path, video_id: int, **settings: Any) -> Iterator[Any]:
+    """flowIRN pseudo-labels of the video into ``project/pseudo``, with the settings the project recorded.
+
+    ``settings`` (``device``, ``instance_bg``, ``instance_norm``,
+    ``instance_split``) override them, as the same options of ``vis-ws
+    pseudo-labels`` do: a video made with another value is made again.
+    """
     from training.pipeline import pseudo_labels_stage as backend_stage
 
-    yield from backend_stage(tags, project, [video_id])
+    yield from backend_stage(tags, project, [video_id], **settings)
+
+
+SETTINGS_COMMAND = "pseudo-labels"
+"""The command whose options the Pipeline dock's Settings form shows (those of :data:`SETTINGS`)."""
+
+SETTINGS: dict[str, tuple[tuple[str, ...], str]] = {
+    "--flow-method": (("flow",), "method"),
+    "--device": (("cams", "pseudo-labels", "predictions"), "device"),
+    "--instance-bg": (("pseudo-labels",), "instance_bg"),
+    "--instance-norm": (("pseudo-labels",), "instance_norm"),
+    "--instance-split": (("pseudo-labels",), "instance_split"),
+}
+"""Flag of :data:`SETTINGS_COMMAND` → (the dock's stages it applies to, their keyword)."""
+
+
+def settings_options() -> dict[str, list[OptionSpec]]:
+    """The Settings form's options: ``{"settings": [OptionSpec, ...]}`` (a child process: call it in a worker)."""
+    from napari_vis_ws._training import read_command_options
+
+    specs = read_command_options([SETTINGS_COMMAND])[SETTINGS_COMMAND]
+    return {"settings": [spec for spec in specs if spec.flag in SETTINGS]}
+
+
+def stage_settings(stage: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The keywords of :data:`STAGE_WORK` ``[stage]`` that the Settings form sets (``values``: flag → value or None).
+
+    A value left None (the field empty or at the command's default) is not
+    passed: the stage uses the project's recorded setting, else its default.
+    """
+    return {
+        kw: values[flag] for flag, (stages, kw) in SETTINGS.items() if stage in stages and values.get(flag) is not None
+    }
 
 
 def predictions_stage(
@@ -64,6 +102,7 @@ def predictions_stage(
     video_id: int,
     categories: list[dict[str, Any]],
     pseudo: tuple[np.ndarray, dict[str, list], str | None] | None = None,
+    device: str = "auto",
 ) -> Iterator[Any]:
     """MaskConsist predictions of the video with the project's detector, kept in ``project/predictions/<video>.json``.
 
@@ -78,6 +117,8 @@ def predictions_stage(
     ----------
     pseudo : ((T, H, W) int, features, video key or None), optional
         The pseudo-labels shown, for their MaskConsist disagreement with the predictions.
+    device : str
+        auto, cpu, cuda or cuda:N.
     """
     from training.errors import InputError
 
@@ -87,10 +128,10 @@ def predictions_stage(
     if not stored and detector_checkpoint(project) is None:
         where = " or ".join(str(p) for p in folders.detectors)
         raise InputError(None, f"no trained detector in {where}: {DETECTOR_HINT.format(tags=tags, project=project)}")
-    yield from prediction_work(tags, video_id, project, categories, "auto", (folders.flow,), pseudo)
+    yield from prediction_work(tags, video_id, project, categories, device, (folders.flow,), pseudo)
 
 
-STAGE_WORK: dict[str, Callable[[Path, Path, int], Iterator[Any]]] = {
+STAGE_WORK: dict[str, Callable[..., Iterator[Any]]] = {  # (tags, project, video_id, **stage_settings)
     "flow": flow_stage,
     "cams": cams_stage,
     "pseudo-labels": pseudo_labels_stage,

@@ -77,14 +77,11 @@ def stage_name(stage: str) -> str:
     return STAGES[stage][0].split(" (")[0]
 
 
-def form_options() -> dict[str, list[OptionSpec]]:
-    """What each stage's "More options" form sets: ``{stage: [OptionSpec, ...]}``.
+def read_command_options(commands: Sequence[str]) -> dict[str, list[OptionSpec]]:
+    """Every option of each ``vis-ws`` command (:func:`training.cli.options.command_options`): ``{command: [...]}``.
 
-    Every option of the stage's command (:func:`training.cli.options.command_options`)
-    except those the dock's own controls set (:data:`DOCK_FLAGS`) and, for
-    Mask R-CNN step 1, MaskConsist's. Read in a child process
-    (``python -m training.cli.options``, about 3 s), so torch stays out of
-    napari's; call it in a worker.
+    Read in a child process (``python -m training.cli.options``, about 3 s),
+    so torch stays out of napari's; call it in a worker.
 
     Raises
     ------
@@ -96,7 +93,6 @@ def form_options() -> dict[str, list[OptionSpec]]:
     from training.cli.options import OptionSpec
     from training.errors import InputError
 
-    commands = sorted(set(STAGE_COMMANDS.values()))
     done = subprocess.run(
         [sys.executable, "-m", "training.cli.options", *commands], capture_output=True, text=True, timeout=300
     )
@@ -104,11 +100,21 @@ def form_options() -> dict[str, list[OptionSpec]]:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise InputError(None, f"could not read the options of {', '.join(commands)}: {last}")
     found = json.loads(done.stdout.strip().splitlines()[-1])
+    return {command: [OptionSpec.from_dict(d) for d in found[command]] for command in commands}
+
+
+def form_options() -> dict[str, list[OptionSpec]]:
+    """What each stage's "More options" form sets: ``{stage: [OptionSpec, ...]}``.
+
+    Every option of the stage's command (:func:`read_command_options`, in a
+    child process: call it in a worker) except those the dock's own controls
+    set (:data:`DOCK_FLAGS`) and, for Mask R-CNN step 1, MaskConsist's.
+    """
+    found = read_command_options(sorted(set(STAGE_COMMANDS.values())))
     forms = {}
     for stage, command in STAGE_COMMANDS.items():
         hidden = DOCK_FLAGS | (MASKCONSIST_FLAGS if stage == "maskrcnn" else frozenset())
-        specs = [OptionSpec.from_dict(d) for d in found[command]]
-        forms[stage] = [spec for spec in specs if spec.flag not in hidden]
+        forms[stage] = [spec for spec in found[command] if spec.flag not in hidden]
     return forms
 
 

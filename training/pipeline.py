@@ -95,22 +95,27 @@ class PipelineSettings:
     supervision : str
         ``weak`` (tags only) or ``full`` (Mask R-CNN on the ground truth, the upper bound).
     weights : str or None
-        Where the classifier and Mask R-CNN start: None (each backbone's default), ``imagenet``,
-        ``none`` or an absolute path of a local state dict.
+        Where the classifier and Mask R-CNN start: None (each backbone's default: ``imagenet`` for
+        efficientnet_lite0, ``none`` for a ResNet), ``imagenet``, ``none`` (random init) or a local
+        ImageNet state dict of the preset's backbone (made absolute).
     working_size : int or None
         Short side, in pixels, small frames are seen at (METHOD.md §9); None: the preset's.
     motion_split : float
-        flowIRN's experimental motion split (:func:`training.irn.losses.motion_split`); 0 = off.
+        flowIRN, experimental: same-class pixel pairs whose flow differs by this much (in units of
+        the frame's 95th-percentile motion) are trained as two instances
+        (:func:`training.irn.losses.motion_split`); 0: off, as the paper (no reliable gain measured).
     instance_bg, instance_norm, instance_split : float or None, str or None, float or None
         The instance argmax's background score and normalisation, and the normalized-cut split of
         touching instances (0: off); None: recorded, else from the classifier.
     seed : int
+        Seeds every stage (initial weights, batch order, augmentation).
     device : str
         auto, cpu, cuda or cuda:N.
     frames : Path or None
         Frames folder (default: ``JPEGImages/`` beside the tags).
     gt : Path or None
-        YouTube-VIS ground truth; needed for ``full`` supervision.
+        YouTube-VIS ground truth of the videos: the results are scored against it (``eval.json``);
+        needed for ``full`` supervision.
     """
 
     preset: str

@@ -18,6 +18,12 @@ ends. Predictions is the Training dock's Load predictions
 (:func:`napari_vis_ws._project.prediction_work`) on the project: the
 video's stored predictions, or the project's detector run on it and kept in
 ``RUN/predictions/<video>.json``.
+
+**Settings…** shows a form of the options of ``vis-ws pseudo-labels`` that
+the stages take (flow method, device, the instance background score,
+normalisation and split), generated from the command itself; a field left
+empty keeps what the project recorded, else the default, so the dock and
+the command line make the same labels.
 """
 
 from __future__ import annotations
@@ -60,9 +66,17 @@ from napari_vis_ws._stage_layers import (
     newest_result,
     project_layers,
 )
-from napari_vis_ws._stages import STAGE_WORK, predictions_stage, video_shape, video_source
+from napari_vis_ws._stages import (
+    STAGE_WORK,
+    predictions_stage,
+    settings_options,
+    stage_settings,
+    video_shape,
+    video_source,
+)
 from napari_vis_ws._tasks import register_task, update_task, wait_for_workers, watch_window
 from napari_vis_ws._warm_up import settle, start_warm_up, thaw
+from napari_vis_ws._widgets._option_forms import OptionForms
 from napari_vis_ws._workers import start_generator_worker, start_worker
 
 if TYPE_CHECKING:
@@ -125,9 +139,18 @@ class PipelineWidget(QWidget):
         self.placer = LayerPlacer(napari_viewer)  # stage layers into the viewer, paced (napari_vis_ws._placing)
 
         source, stages = self._source_group(), self._stage_group()
+        self.settings = OptionForms(
+            "Settings…",
+            "How the stages run: the options of `vis-ws pseudo-labels` they take (empty: the project's recorded "
+            "setting, else the default)",
+            settings_options,
+            self._notify,
+        )
+        self.settings.select("settings")
         layout = QVBoxLayout(self)
         layout.addWidget(source)
         layout.addWidget(stages)
+        layout.addWidget(self.settings)
         layout.addWidget(self.info)
         layout.addStretch(1)
         from napari_vis_ws._docking import tabify_when_docked
@@ -390,12 +413,17 @@ class PipelineWidget(QWidget):
         if ready is None:
             return
         tags, project, video_id = ready
+        try:
+            settings = stage_settings(name, self.settings.values("settings"))
+        except ValueError as exc:  # a Settings field its option cannot take
+            self._notify(f"{TITLES[name]}: {exc}")
+            return
         categories = self._categories
         pseudo = labels_snapshot(self.viewer, PSEUDO_LABELS) if name == PREDICTIONS else None  # for the disagreement
 
         def work() -> Iterator[Any]:
             if name == PREDICTIONS:  # hands over its own layers (a LoadedPredictions) at its end
-                yield from predictions_stage(tags, project, video_id, categories, pseudo)
+                yield from predictions_stage(tags, project, video_id, categories, pseudo, **settings)
                 return
             source = video_source(tags, video_id)
             shape = video_shape(source)
@@ -403,7 +431,7 @@ class PipelineWidget(QWidget):
             def build() -> list[tuple]:
                 return project_layers(project, source.key, categories, shape, (name,))
 
-            events = STAGE_WORK[name](tags, project, video_id)
+            events = STAGE_WORK[name](tags, project, video_id, **settings)
             yield from with_layers(events, build, REFRESH_S if name == "cams" else None)
 
         row = self.stages[name]

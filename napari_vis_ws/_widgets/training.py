@@ -79,10 +79,9 @@ from napari_vis_ws._training import (
     form_options,
     output_folder,
 )
-from napari_vis_ws._widgets._option_forms import form_argv, option_form
+from napari_vis_ws._widgets._option_forms import OptionForms
 from napari_vis_ws._widgets._training_predictions import PredictionLoading
 from napari_vis_ws._widgets._training_run import TrainingRun
-from napari_vis_ws._workers import start_worker
 
 if TYPE_CHECKING:
     import napari
@@ -114,8 +113,6 @@ class TrainingWidget(TrainingRun, PredictionLoading, QWidget):
         self._stage_options: dict[str, dict[str, Any]] = {}  # the option fields of each stage shown so far
         self._shown_stage = ""  # the stage whose options the fields show
         self._last_out = ""  # the output folder of the last run started here (a resume of it keeps its curve)
-        self.more_forms: dict[str, tuple[list[Any], Any]] = {}  # stage → (its OptionSpecs, its magicgui form)
-        self._forms_loader: Any = None  # the worker reading the commands' options
 
         layout = QVBoxLayout(self)
         layout.addLayout(self._build_form())
@@ -195,16 +192,13 @@ class TrainingWidget(TrainingRun, PredictionLoading, QWidget):
         weights_row.addWidget(self.weights_button)
         form.addRow("Weights", weights_row)
         form.addRow("", self.resume_check)
-        self.more_button = QPushButton("More options…")
-        self.more_button.setCheckable(True)
-        self.more_button.setToolTip("Every other option of the stage's command, with its default (vis-ws … --help)")
-        self.more_button.toggled.connect(self._show_more)
-        self.more_box = QWidget()
-        self.more_layout = QVBoxLayout(self.more_box)
-        self.more_layout.setContentsMargins(0, 0, 0, 0)
-        self.more_box.setVisible(False)
-        form.addRow(self.more_button)
-        form.addRow(self.more_box)
+        self.more = OptionForms(
+            "More options…",
+            "Every other option of the stage's command, with its default (vis-ws … --help)",
+            form_options,
+            self._fail,
+        )
+        form.addRow(self.more)
         form.addRow("Options", self.extra_edit)
         form.addRow("Launcher", self.launcher_edit)
         return form
@@ -301,35 +295,19 @@ class TrainingWidget(TrainingRun, PredictionLoading, QWidget):
         self.labels_combo.setEnabled(self.stage in DETECTOR_STAGES)
         self.weights_edit.setEnabled(self.stage in WEIGHTS_STAGES)
         self.weights_button.setEnabled(self.stage in WEIGHTS_STAGES)
-        self._show_stage_form()
+        self.more.select(self.stage)
         self._update_out()
 
     # -- more options: forms generated from each command's options ----------------
-    def _show_more(self, shown: bool) -> None:
-        """Show the chosen stage's "More options" form; the first time, read the commands' options first."""
-        self.more_box.setVisible(shown)
-        if shown and not self.more_forms and self._forms_loader is None:
-            self.more_button.setText("More options… (reading the commands' options)")
-            self._forms_loader = start_worker(form_options, self._forms_read, self._forms_failed)
+    @property
+    def more_button(self) -> QPushButton:
+        """Shows the chosen stage's "More options" form (the first time, reads the commands' options)."""
+        return self.more.button
 
-    def _forms_read(self, forms: dict[str, list[Any]]) -> None:
-        self._forms_loader = None
-        self.more_button.setText("More options…")
-        for stage, specs in forms.items():
-            form = option_form(specs)
-            self.more_forms[stage] = (specs, form)
-            self.more_layout.addWidget(form.native)
-        self._show_stage_form()
-
-    def _forms_failed(self, message: str) -> None:
-        self._forms_loader = None
-        self.more_button.setText("More options…")
-        self._fail(message)
-
-    def _show_stage_form(self) -> None:
-        """Only the chosen stage's form is shown: each keeps its own values."""
-        for stage, (_, form) in self.more_forms.items():
-            form.native.setVisible(stage == self.stage)
+    @property
+    def more_forms(self) -> dict[str, tuple[list[Any], Any]]:
+        """Stage → (its OptionSpecs, its magicgui form), once read."""
+        return self.more.forms
 
     def more_argv(self) -> list[str]:
         """The chosen stage's "More options" that differ from its command's defaults, as arguments.
@@ -339,10 +317,7 @@ class TrainingWidget(TrainingRun, PredictionLoading, QWidget):
         ValueError
             A field its option cannot take (one line naming the flag).
         """
-        if self.stage not in self.more_forms:
-            return []
-        specs, form = self.more_forms[self.stage]
-        return form_argv(specs, form)
+        return self.more.argv(self.stage)
 
     def _update_out(self, *_: Any) -> None:
         project = self.project_edit.text().strip()

@@ -352,3 +352,36 @@ def test_dock_labels_a_video_with_the_projects_recorded_instance_background(proj
     list(pseudo_labels_stage(tags, run, 1))  # made by the dock: at the project's 0.6
     record = json.loads((run / "pseudo/synth_0000/pseudo.json").read_text())
     assert record["instance_bg"] == 0.6 and record["instance_norm"] == "class"  # and its instance normalisation
+
+
+def test_settings_form_is_the_commands_options_and_reaches_the_stage(dock, qtbot, project, tmp_path):
+    # issue 18: the Pipeline dock ran only the recorded or preset settings, with no form to change them
+    from napari.utils.notifications import notification_manager
+
+    folder = _fresh(project, tmp_path / "p")
+    for name in ("flow", "cams"):
+        shutil.copytree(project / "run" / name, folder / name)
+    _open(dock, qtbot, project, folder)
+    dock.settings.button.setChecked(True)  # read from `vis-ws pseudo-labels` in a child process
+    qtbot.waitUntil(lambda: bool(dock.settings.forms), timeout=120_000)
+    specs, form = dock.settings.forms["settings"]
+    assert [s.flag for s in specs] == ["--flow-method", "--instance-bg", "--instance-norm", "--instance-split",
+                                       "--device"]  # fmt: skip
+    assert "background score of the instance argmax" in form.instance_bg.tooltip  # the command's help
+    assert form.flow_method.value == "dis" and form.instance_bg.value == ""  # empty: the recorded setting
+
+    form.instance_bg.value = "high"
+    seen = len(notification_manager.records)
+    pseudo = dock.stages["pseudo-labels"]
+    pseudo.run_button.click()
+    assert pseudo.run_button.isEnabled() and dock.worker is None  # refused before anything ran
+    assert [str(n.message) for n in notification_manager.records[seen:]] == [
+        "Pseudo-labels: --instance-bg 'high': expected a number"
+    ]
+    form.instance_bg.value = "0.6"
+    form.instance_norm.value = "class"
+    pseudo.run_button.click()
+    _wait(qtbot, pseudo.run_button)
+    record = json.loads((folder / f"pseudo/{KEY}/pseudo.json").read_text())
+    assert record["instance_bg"] == 0.6 and record["instance_norm"] == "class"
+    assert dock.viewer.layers["pseudo-labels"].data.shape == (T, H, W)

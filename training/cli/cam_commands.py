@@ -6,12 +6,6 @@ import argparse
 import math
 from pathlib import Path
 
-WEIGHTS_HELP = (
-    "where the backbone starts: imagenet (Lite0: the weights installed with the project; a ResNet: torchvision's "
-    "file in the torch hub cache, downloaded there when missing and a network answers), none (random init) or a "
-    "local file (ImageNet state dict or vis-ws checkpoint); default: imagenet for efficientnet_lite0, none for a ResNet"
-)
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train-cam`` and ``cams`` to ``vis-ws``."""
@@ -24,7 +18,7 @@ def _add_train_cam(sub: argparse._SubParsersAction) -> None:
     from training.cam.network import FREEZE
     from training.cam.train import CAMTrainConfig
     from training.cli import formatter
-    from training.cli.irn_commands import add_working_size_argument
+    from training.cli.fields import add_field
     from training.cli.relaunch import add_nproc_argument
 
     d = CAMTrainConfig()
@@ -38,52 +32,17 @@ def _add_train_cam(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("tags", type=Path, help="frame-tags JSON ('vis-ws tags'); frames in JPEGImages/ beside it")
     p.add_argument("--out", required=True, type=Path, help="run folder to write")
-    p.add_argument(
-        "--arch",
-        choices=ARCHS,
-        default=d.arch,
-        help="backbone: EfficientNet-Lite0 (ImageNet weights installed with the project), ResNet-50 (IRN's) or -18",
-    )
-    p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the tagged frames")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="frames per iteration")
-    p.add_argument("--crop", type=int, default=d.crop, help="side of the square training crop")
-    p.add_argument(
-        "--lr",
-        type=float,
-        default=d.lr,
-        help="classifier learning rate at step 0 (the backbone gets a tenth), poly decay",
-    )
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of init, batch order and augmentation")
-    p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
-    p.add_argument("--weights", default=None, metavar="imagenet|none|FILE", help=WEIGHTS_HELP)
-    p.add_argument(
-        "--freeze",
-        choices=("auto", *FREEZE),
-        default=d.freeze,
-        help="what of the backbone stays fixed: the whole backbone (only the 1x1 classifier trains), IRN's stem "
-        "recipe or nothing; auto: backbone from imagenet weights, else none",
-    )
-    p.add_argument(
-        "--channel-shuffle",
-        type=float,
-        default=d.channel_shuffle,
-        help="probability of permuting a frame's RGB channels (stops a classifier from learning videos by colour)",
-    )
-    p.add_argument(
-        "--pooling",
-        choices=("gap", "lse"),
-        default=d.pooling,
-        help="class scores from the score maps: gap (IRN) or lse, log-sum-exp (localises better from random init)",
-    )
-    p.add_argument(
-        "--freeze-stem",
-        action="store_true",
-        help="IRN's recipe for ImageNet weights (--freeze stem): the stem frozen, stages up to stride 8 detached, "
-        "BatchNorm statistics fixed",
-    )
-    p.add_argument("--workers", type=int, default=d.workers, help="data loader processes")
-    add_working_size_argument(p, d.working_size)
+    add_field(p, d, "arch", choices=ARCHS)
+    for field in ("epochs", "batch_size", "crop", "lr", "seed", "device"):
+        add_field(p, d, field)
+    add_field(p, d, "amp", flag="--no-amp")
+    add_field(p, d, "weights", default=None, metavar="imagenet|none|FILE")  # None: the arch's default
+    add_field(p, d, "freeze", choices=("auto", *FREEZE))
+    add_field(p, d, "channel_shuffle")
+    add_field(p, d, "pooling", choices=("gap", "lse"))
+    add_field(p, d, "freeze_stem", action="store_true")
+    add_field(p, d, "workers")
+    add_field(p, d, "working_size", metavar="PX")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--frames", type=Path, default=None, help="frames folder (default: JPEGImages/ beside TAGS)")
     p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar or JSON lines")

@@ -20,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     from training.cli import formatter
+    from training.cli.fields import add_field
     from training.cli.relaunch import add_nproc_argument
     from training.detection.model import BACKBONES
     from training.detection.train import DetectionTrainConfig
@@ -39,52 +40,17 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pseudo", type=Path, default=None, help="RUN/pseudo of 'vis-ws pseudo-labels' (weak supervision)")
     p.add_argument("--out", required=True, type=Path, help="run folder to write")
     p.add_argument("--flow", type=Path, default=None, help="'vis-ws flow' output (needed by --step 2)")
-    p.add_argument(
-        "--backbone",
-        choices=BACKBONES,
-        default=d.backbone,
-        help="Mask R-CNN backbone (FPN over it): EfficientNet-Lite0 (ImageNet weights installed with the project), "
-        "ResNet-50 (the paper's), ResNet-18 or MobileNetV3-Large",
-    )
-    p.add_argument(
-        "--weights",
-        default=None,
-        metavar="imagenet|none|FILE",
-        help="step 1: where the backbone starts: imagenet (Lite0: installed with the project; a ResNet or MobileNet: "
-        "torchvision's file in the torch hub cache, downloaded there when missing and a network answers), none "
-        "(random init) or a local file (ImageNet state dict, a train-cam run's checkpoint of the same backbone, or "
-        "a train run); default: imagenet for efficientnet_lite0, none otherwise",
-    )
-    p.add_argument("--step", type=int, choices=(1, 2), default=d.step, help="1: pseudo-labels; 2: MaskConsist")
+    add_field(p, d, "backbone", choices=BACKBONES)
+    add_field(p, d, "weights", default=None, metavar="imagenet|none|FILE")
+    add_field(p, d, "step", choices=(1, 2))
     p.add_argument("--init", type=Path, default=None, help="step-1 run folder to start step 2 from")
-    p.add_argument(
-        "--epochs", type=int, default=d.epochs, help="passes over the frames (step 1) or frame pairs (step 2)"
-    )
-    p.add_argument(
-        "--iterations", type=int, default=d.iterations, help="train exactly this many iterations (overrides --epochs)"
-    )
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="frames per iteration")
-    p.add_argument(
-        "--lr", type=float, default=d.lr, help="SGD learning rate (0: 0.02 * batch / 16, a tenth of it in step 2)"
-    )
-    p.add_argument(
-        "--warmup", type=int, default=d.warmup, help="linear lr warm-up iterations (0: none), then the poly schedule"
-    )
-    p.add_argument("--min-size", type=int, default=d.min_size, help="resize frames to this short side")
-    p.add_argument("--max-size", type=int, default=d.max_size, help="... and at most this long side")
-    p.add_argument(
-        "--proposals", type=int, default=d.proposals, help="RPN proposals per training image (half at inference)"
-    )
-    p.add_argument(
-        "--rois", type=int, default=d.rois, help="RoIs sampled per training image for the box and mask heads"
-    )
+    for field in ("epochs", "iterations", "batch_size", "lr", "warmup", "min_size", "max_size", "proposals", "rois"):
+        add_field(p, d, field)
     _add_maskconsist_options(p, d)
-    p.add_argument(
-        "--supervision", choices=("weak", "full"), default=d.supervision, help="pseudo-labels or ground truth"
-    )
+    add_field(p, d, "supervision", choices=("weak", "full"))
     p.add_argument("--gt", type=Path, default=None, help="ground-truth YouTube-VIS JSON for --supervision full")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of init, batch order and augmentation")
-    p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
+    add_field(p, d, "seed")
+    add_field(p, d, "device")
     p.add_argument("--frames", type=Path, default=None, help="frames folder (default: JPEGImages/ beside TAGS)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar or JSON lines")
@@ -94,21 +60,15 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _add_maskconsist_options(p: argparse.ArgumentParser, d: DetectionTrainConfig) -> None:
     """``train``'s step-2 options: the frame pairs, the matching and IoM-NMS (defaults from ``d``)."""
+    from training.cli.fields import add_field
     from training.maskconsist.matching import IOM_RANKS
 
-    p.add_argument(
-        "--delta-max", type=int, default=d.delta_max, help="MaskConsist pairs (t, t±δ) for δ in 1..delta-max"
-    )
-    p.add_argument("--score-threshold", type=float, default=d.score_threshold, help="predictions used in the matching")
-    p.add_argument("--no-intra", action="store_true", help="MaskConsist without intra-frame expansion")
-    p.add_argument("--no-inter", action="store_true", help="MaskConsist without inter-frame matching")
-    p.add_argument("--no-iom", action="store_true", help="MaskConsist without IoM-NMS of the targets")
-    p.add_argument("--iom-rank", choices=IOM_RANKS, default=d.iom_rank,
-                   help="which of two overlapping MaskConsist targets IoM-NMS keeps: the larger unless the two "
-                   "have the same extent (then the pseudo-label); the larger; or the higher score (IRN's and the "
-                   "detector's scores are not comparable)")  # fmt: skip
-    p.add_argument("--maskcon-first", action="store_true",
-                   help="IoM-NMS keeps transferred masks before pseudo-labels (overrides --iom-rank)")  # fmt: skip
+    add_field(p, d, "delta_max")
+    add_field(p, d, "score_threshold")
+    for switch in ("intra", "inter", "iom"):
+        add_field(p, d, switch, flag=f"--no-{switch}")
+    add_field(p, d, "iom_rank", choices=IOM_RANKS)
+    add_field(p, d, "maskcon_first", action="store_true")
 
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:

@@ -11,6 +11,7 @@ from training.errors import InputError
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the optical flow subcommands to ``vis-ws``."""
     from training.cli import formatter
+    from training.cli.fields import add_field
     from training.flow.classical import METHODS
     from training.flow.config import PHOTOMETRIC, FlowTrainConfig
 
@@ -58,27 +59,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("input", type=Path, help="dataset JSON, folder of frames or video file")
     p.add_argument("--out", required=True, type=Path, metavar="RUN", help="run folder")
-    p.add_argument(
-        "--frames", type=Path, default=None, help="frames folder of a dataset JSON (default: JPEGImages/ beside it)"
-    )
-    p.add_argument("--iterations", type=int, default=d.iterations, help="training iterations in all")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="frame pairs per iteration")
-    p.add_argument(
-        "--crop", type=int, nargs=2, metavar=("H", "W"), default=list(d.crop), help="random crop size (>= 128, x8)"
-    )
-    p.add_argument("--lr", type=float, default=d.lr, help="AdamW learning rate")
-    p.add_argument("--flow-updates", type=int, default=d.flow_updates, help="RAFT refinements while training")
-    p.add_argument(
-        "--photometric", choices=PHOTOMETRIC, default=d.photometric, help="photometric loss (ssim: +0.15 L1)"
-    )
-    p.add_argument("--smoothness-weight", type=float, default=d.smoothness_weight, help="edge-aware smoothness weight")
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="iterations between checkpoints")
-    p.add_argument("--seed", type=int, default=d.seed, help="random seed (init, pairs, crops)")
-    p.add_argument(
-        "--weights", type=Path, default=None, metavar="PATH", help="initial RAFT-small weights or checkpoint"
-    )
-    p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    add_field(p, d, "frames", type=Path)
+    for field in ("iterations", "batch_size"):
+        add_field(p, d, field)
+    add_field(p, d, "crop", type=int, nargs=2, metavar=("H", "W"), default=list(d.crop))
+    for field in ("lr", "flow_updates"):
+        add_field(p, d, field)
+    add_field(p, d, "photometric", choices=PHOTOMETRIC)
+    for field in ("smoothness_weight", "checkpoint_every", "seed"):
+        add_field(p, d, field)
+    add_field(p, d, "weights", type=Path, metavar="PATH")
+    add_field(p, d, "device")
+    add_field(p, d, "amp", flag="--no-amp")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress bar or JSON lines on stdout")
     p.set_defaults(func=run_train_flow)

@@ -12,49 +12,21 @@ from training.run_folder import Project
 
 def _add_irn_options(p: argparse.ArgumentParser) -> None:
     """IRN's options; their defaults are :class:`~training.irn.train.IRNTrainConfig`'s (its single source)."""
+    from training.cli.fields import add_field
     from training.irn.train import BACKBONES, VARIANTS, IRNTrainConfig
 
     d = IRNTrainConfig()
-    p.add_argument("--variant", choices=VARIANTS, default=d.variant, help="Table 4 row: which flow cues to use")
-    p.add_argument(
-        "--irn-backbone",
-        choices=BACKBONES,
-        default=d.backbone,
-        help="IRN's frozen ImageNet feature network (a ResNet's file from the torch hub cache), or the trained "
-        "classifier's",
-    )
-    p.add_argument("--irn-epochs", type=int, default=d.epochs, help="IRN training epochs")
-    p.add_argument("--irn-batch-size", type=int, default=d.batch_size, help="IRN frames per iteration")
-    p.add_argument("--irn-crop", type=int, default=d.crop, help="IRN square crop side (multiple of 4)")
-    p.add_argument("--irn-lr", type=float, default=d.lr, help="IRN learning rate (SGD, poly schedule)")
-    p.add_argument("--irn-radius", type=int, default=d.radius, help="IRN pair radius γ on the stride-4 grid (< crop/8)")
-    p.add_argument(
-        "--crf",
-        action=argparse.BooleanOptionalAction,
-        default=d.crf,
-        help="refine the relation labels with IRN's dense CRF (pydensecrf2)",
-    )
-    add_motion_split_argument(p)
-    add_working_size_argument(p, d.working_size)
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of init, batch order and augmentation")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_field(p, d, "variant", choices=VARIANTS)
+    add_field(p, d, "backbone", prefix="irn-", choices=BACKBONES)
+    for field in ("epochs", "batch_size", "crop", "lr", "radius"):
+        add_field(p, d, field, prefix="irn-", what="IRN")
+    add_field(p, d, "crf")
+    add_field(p, d, "motion_split", metavar="T")
+    add_field(p, d, "working_size", metavar="PX")
+    add_field(p, d, "seed")
+    add_field(p, d, "device")
     p.add_argument("--frames", type=Path, default=None, help="frames folder (default: JPEGImages/ beside TAGS)")
     p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar or JSON lines")
-
-
-def add_motion_split_argument(p: argparse.ArgumentParser) -> None:
-    """``--motion-split T`` (:func:`training.irn.losses.motion_split`)."""
-    from training.irn.losses import MOTION_SPLIT
-
-    p.add_argument(
-        "--motion-split",
-        type=float,
-        default=MOTION_SPLIT,
-        metavar="T",
-        help="flowIRN, experimental: same-class pixel pairs whose flow differs by T (in units of the frame's "
-        "95th-percentile motion) are trained as two instances, for touching objects moving apart; 0 (the "
-        "default): off, as the paper (no reliable gain measured: benchmarks/RESULTS.md)",
-    )
 
 
 def add_instance_arguments(p: argparse.ArgumentParser) -> None:
@@ -100,23 +72,12 @@ def check_instance_arguments(args: argparse.Namespace) -> None:
         check_instance_split(args.instance_split)
 
 
-def add_working_size_argument(p: argparse.ArgumentParser, default: int | None) -> None:
-    """``--working-size PX`` (METHOD.md §9, :mod:`training.working_scale`); ``default`` from the command's config."""
-    p.add_argument(
-        "--working-size",
-        type=int,
-        default=default,
-        metavar="PX",
-        help="short side, in pixels, that smaller frames are upsampled to for the classifier, its CAMs and IRN "
-        "(IRN's constants assume objects of 100-300 px; labels come back at frame size); 0: frame size",
-    )
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train-irn`` and ``pseudo-labels`` to ``vis-ws``."""
     from training.backbones import ARCHS
     from training.cam.train import CAMTrainConfig
     from training.cli import formatter
+    from training.cli.fields import add_field
     from training.cli.relaunch import add_nproc_argument
 
     p = sub.add_parser(
@@ -155,18 +116,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("tags", type=Path, help="frame-tags JSON")
     p.add_argument("--out", required=True, type=Path, help="run folder (flow/, cam/, cams/, irn/, pseudo/)")
     p.add_argument("--flow-method", choices=("dis", "farneback", "tvl1"), default="dis", help="optical flow method")
-    p.add_argument("--arch", choices=ARCHS, default=CAMTrainConfig().arch, help="classifier backbone")
-    p.add_argument(
-        "--weights",
-        default=None,
-        metavar="imagenet|none|FILE",
-        help="where the classifier starts: imagenet, none (random init) or a local file; default: imagenet for "
-        "efficientnet_lite0, none for a ResNet",
-    )
     cam = CAMTrainConfig()  # the classifier's defaults: those of `vis-ws train-cam`
-    p.add_argument("--cam-epochs", type=int, default=cam.epochs, help="classifier training epochs")
-    p.add_argument("--cam-batch-size", type=int, default=cam.batch_size, help="classifier frames per iteration")
-    p.add_argument("--cam-crop", type=int, default=cam.crop, help="classifier square crop side")
+    add_field(p, cam, "arch", choices=ARCHS)
+    add_field(p, cam, "weights", default=None, metavar="imagenet|none|FILE")
+    for field in ("epochs", "batch_size", "crop"):
+        add_field(p, cam, field, prefix="cam-", what="classifier")
     add_instance_arguments(p)
     _add_irn_options(p)
     add_nproc_argument(p, "flow, CAMs and pseudo-labels sharded by video, DDP training")

@@ -63,8 +63,8 @@ class OptionSpec:
         """The flag without its dashes (``batch-size``), as a form labels it."""
         return self.flag.lstrip("-")
 
-    def argv(self, value: Any) -> list[str]:
-        """The arguments that set ``value``: [] for the default, ``[flag]`` for a switch that is on.
+    def value(self, value: Any) -> Any:
+        """``value`` as the option takes it, or None where the command's default stands (empty, or the default).
 
         Raises
         ------
@@ -72,19 +72,34 @@ class OptionSpec:
             ``value`` is not of the option's kind (the message names the flag).
         """
         if self.kind is bool:
-            return [self.flag] if bool(value) and not self.default else []
+            return True if bool(value) and not self.default else None
+        if value is None:
+            return None
         if isinstance(value, str):
             value = value.strip()
             if not value:
-                return []
+                return None
         try:
             typed = self.kind(value)
         except (TypeError, ValueError):
-            what = 'a number' if self.kind is not str else 'text'
+            what = "a number" if self.kind is not str else "text"
             raise ValueError(f"{self.flag} {value!r}: expected {what}") from None
         if self.choices is not None and typed not in self.choices:
             raise ValueError(f"{self.flag} {typed!r}: expected one of {', '.join(map(str, self.choices))}")
-        return [] if typed == self.default else [self.flag, str(typed)]
+        return None if typed == self.default else typed
+
+    def argv(self, value: Any) -> list[str]:
+        """The arguments that set ``value``: [] for the default, ``[flag]`` for a switch that is on.
+
+        Raises
+        ------
+        ValueError
+            As :meth:`value`.
+        """
+        typed = self.value(value)
+        if typed is None:
+            return []
+        return [self.flag] if self.kind is bool else [self.flag, str(typed)]
 
 
 def _subparser(command: str) -> argparse.ArgumentParser:
@@ -115,7 +130,7 @@ def command_options(command: str) -> list[OptionSpec]:
             kind = action.type or str
         else:
             continue
-        text = (action.help or "").replace("%(default)s", str(action.default))
+        text = (action.help or "").replace("%(default)s", str(action.default)).replace("%%", "%")
         choices = tuple(action.choices) if action.choices is not None else None
         specs.append(OptionSpec(flags[0], kind, action.default, choices, text))
     return specs

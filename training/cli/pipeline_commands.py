@@ -13,7 +13,9 @@ from training.run_folder import Project
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``pipeline`` to ``vis-ws``."""
     from training.cli import formatter
-    from training.cli.irn_commands import add_instance_arguments, add_motion_split_argument, add_working_size_argument
+    from training.cli.fields import add_field
+    from training.cli.irn_commands import add_instance_arguments
+    from training.irn.train import VARIANTS
 
     p = sub.add_parser(
         "pipeline",
@@ -36,26 +38,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--preset",
         choices=sorted(PRESETS),
         default=None,
-        help="model sizes and training lengths: tiny (a smoke test), cpu (ImageNet EfficientNet-Lite0, about 22 min "
+        help="model sizes and training lengths: tiny (a smoke test), cpu (ImageNet EfficientNet-Lite0, about 17 min "
         "for 300 frames of 120x160 on 2 cores, seen at 360x480), default (the paper's ResNet-50 GPU setup); "
         "default: cpu without a GPU, default with one",
     )
-    p.add_argument("--variant", default="flowirn", help="first-module variant (irn, irn+fbound, irn+fcam, flowirn)")
-    p.add_argument("--supervision", choices=("weak", "full"), default="weak", help="weak: tags only; full: GT masks")
-    p.add_argument("--gt", type=Path, default=None, help="YouTube-VIS ground truth: scores the results (eval.json)")
-    p.add_argument(
-        "--weights",
-        default=None,
-        metavar="imagenet|none|FILE",
-        help="where the classifier and Mask R-CNN start: imagenet, none (random init) or a local ImageNet state dict "
-        "of the preset's backbone; default: imagenet for efficientnet_lite0, none for a ResNet",
-    )
-    add_working_size_argument(p, None)
-    add_motion_split_argument(p)
+    d = PipelineSettings(preset="")  # the defaults of every option below but --preset
+    add_field(p, d, "variant", choices=VARIANTS)
+    add_field(p, d, "supervision", choices=("weak", "full"))
+    add_field(p, d, "gt", type=Path)
+    add_field(p, d, "weights", metavar="imagenet|none|FILE")
+    add_field(p, d, "working_size", type=int, metavar="PX")
+    add_field(p, d, "motion_split", metavar="T")
     add_instance_arguments(p)
-    p.add_argument("--seed", type=int, default=0, help="seed of every stage")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--frames", type=Path, default=None, help="frames folder (default: JPEGImages/ beside TAGS)")
+    add_field(p, d, "seed")
+    add_field(p, d, "device")
+    add_field(p, d, "frames", type=Path)
     p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar or JSON lines")
     p.set_defaults(func=run_pipeline)
 

@@ -80,16 +80,16 @@ class DetectionTrainConfig:
         the project); ResNet-50-FPN is the paper's; ResNet-18 and MobileNetV3
         suit a CPU.
     weights : str
-        Step 1: where the backbone starts. ``imagenet``
-        (:func:`training.backbones.imagenet_file`; a ResNet's or MobileNet's
-        file from the torch hub cache, downloaded when missing and possible),
-        a local file of backbone weights (ImageNet, a ``train-cam`` checkpoint
-        of the same backbone, or a detector run, see
-        :func:`~training.detection.model.load_backbone_weights`), or ""
-        (``none``) to train from scratch. Left empty in step 1 it becomes the
-        backbone's default (:func:`training.backbones.default_weights`:
-        ``imagenet`` for Lite0, "" otherwise). Step 2 takes its weights from
-        ``init``.
+        Step 1: where the backbone starts: ``imagenet`` (Lite0: the weights
+        installed with the project; a ResNet's or MobileNet's file from the
+        torch hub cache, downloaded when missing and a network answers:
+        :func:`training.backbones.imagenet_file`), ``none`` (random init,
+        stored as "") or a local file (an ImageNet state dict, a ``train-cam``
+        checkpoint of the same backbone or a detector run:
+        :func:`~training.detection.model.load_backbone_weights`). Left empty in
+        step 1 it becomes the backbone's default
+        (:func:`training.backbones.default_weights`): ``imagenet`` for Lite0,
+        ``none`` otherwise. Step 2 starts from ``init``.
     step : {1, 2}
         1: train on pseudo-labels; 2: MaskConsist, from a step-1 model (``init``).
     supervision : {"weak", "full"}
@@ -137,7 +137,9 @@ class DetectionTrainConfig:
     score_threshold : float
         Predictions below this score are left out of the matching.
     seed : int
+        Seeds the initial weights, the batch order and the augmentation.
     device : str
+        ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
     amp : bool
         Mixed precision on CUDA (ignored on the CPU).
     """

@@ -69,11 +69,14 @@ class IRNTrainConfig:
     Attributes
     ----------
     variant : {"irn", "irn+fbound", "irn+fcam", "flowirn"}
-        See the module docstring.
+        The row of the paper's Table 4: relation labels from the CAMs (irn,
+        irn+fbound) or the f-CAMs (irn+fcam, flowirn), with the flow-boundary
+        loss (irn+fbound, flowirn) or without (see the module docstring).
     epochs : int
-        IRN: 3 on VOC (10k images); small video sets need more passes.
+        Passes over the tagged frames (IRN: 3 on VOC's 10k images; small video
+        sets need more).
     batch_size : int
-        IRN: 32.
+        Frames per iteration (IRN: 32).
     crop : int
         Square crop side, a multiple of 4 (IRN: 512). Crops may reach
         ``radius − 1`` grid cells past the frame, so every cell is trained as
@@ -97,7 +100,9 @@ class IRNTrainConfig:
     flow_weight, flow_lambda : float
         Weight of L_F_B in the total and its λ (not published; 1 and 0.1).
     seed : int
+        Seeds the initial weights, the batch order and the augmentation.
     device : str
+        ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
     amp : bool
         Mixed precision on CUDA (ignored on the CPU).
     workers : int
