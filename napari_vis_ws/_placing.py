@@ -3,7 +3,8 @@
 napari spends 0.1-0.3 s of the main thread on every layer it adds (layer
 controls, vispy visuals) and a garbage collection on every layer it removes,
 so :class:`LayerPlacer` reuses what it can (a same-named layer takes the new
-data; a layer no longer needed is renamed for a new one of the same kind),
+data, :func:`~napari_vis_ws._project.put_layer`; a layer no longer needed is
+renamed for a new one of the same kind),
 puts one layer in per turn of the event loop when asked, and keeps the stage
 layers above the others in :func:`~napari_vis_ws._stage_layers.layer_rank`
 order. Only the main thread calls it.
@@ -20,14 +21,9 @@ from typing import Any
 from qtpy.QtCore import QTimer
 
 from napari_vis_ws._layers import META_KEY
+from napari_vis_ws._project import fits, put_layer
 from napari_vis_ws._stage_layers import SHOWN_STAGES, layer_rank, newest_result
 from napari_vis_ws._warm_up import heap_frozen
-
-
-def _fits(layer: Any, kwargs: dict[str, Any], kind: str) -> bool:
-    """Whether ``layer`` can take the data of a layer-data tuple (same kind, both RGB or neither)."""
-    same = layer.__class__.__name__.lower() == kind and kind != "shapes"  # shapes carry per-shape styles: add anew
-    return same and bool(getattr(layer, "rgb", False)) == bool(kwargs.get("rgb"))
 
 
 @contextmanager
@@ -65,32 +61,9 @@ class LayerPlacer:
         self.pacing = False
         self._token = 0  # the latest paced set; an older one stops where it is
 
-    def put(
-        self, data: Any, kwargs: dict[str, Any], kind: str, restyle: bool = False, visible: bool = True
-    ) -> None:
-        """Add a layer, or give a same-named layer of the same kind the new data.
-
-        An updated layer keeps its display settings (opacity, visibility,
-        contrast) unless ``restyle``, for a layer reused under a new name; a
-        new one is shown when ``visible``.
-        """
-        name = kwargs["name"]
-        if restyle or name not in self.viewer.layers:
-            kwargs = {**kwargs, "visible": visible}
-        if name in self.viewer.layers:
-            layer = self.viewer.layers[name]
-            if _fits(layer, kwargs, kind):
-                layer.data = data
-                if "features" in kwargs:
-                    layer.features = kwargs["features"]
-                if restyle:
-                    for key in ("colormap", "contrast_limits", "blending", "opacity", "visible"):
-                        if key in kwargs:
-                            setattr(layer, key, kwargs[key])
-                layer.metadata = {**layer.metadata, **kwargs.get("metadata", {})}
-                return
-            self.viewer.layers.remove(name)
-        getattr(self.viewer, f"add_{kind}")(data, **kwargs)
+    def put(self, data: Any, kwargs: dict[str, Any], kind: str, restyle: bool = False, visible: bool = True) -> None:
+        """:func:`~napari_vis_ws._project.put_layer` into this viewer."""
+        put_layer(self.viewer, data, kwargs, kind, restyle, visible)
 
     def show(
         self,
@@ -123,7 +96,7 @@ class LayerPlacer:
         def put(data: Any, kwargs: dict[str, Any], kind: str) -> None:
             reuse = None
             if kwargs["name"] not in self.viewer.layers:
-                reuse = next((ly for ly in stale if _fits(ly, kwargs, kind)), None)
+                reuse = next((ly for ly in stale if fits(ly, kwargs, kind)), None)
             if reuse is not None:
                 stale.remove(reuse)
                 reuse.name = kwargs["name"]

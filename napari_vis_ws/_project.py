@@ -5,6 +5,12 @@ Run discovery (:func:`detector_checkpoint`, :func:`has_predictions`,
 (:func:`prediction_work`, run in a worker): the Pipeline dock's Predictions
 stage and the Training dock's Load predictions both call it and show what it
 hands over. The paths themselves are :class:`training.run_folder.Project`'s.
+
+Layers go into the viewer through :func:`put_layers` (one layer:
+:func:`put_layer`), the one rule every dock follows: a same-named layer of the
+same kind takes the new data in place, anything else is replaced. It touches
+the viewer, so only the main thread calls it; the Pipeline dock paces it one
+layer per event-loop turn (:mod:`napari_vis_ws._placing`).
 """
 
 from __future__ import annotations
@@ -134,3 +140,55 @@ def prediction_work(
     for _, kwargs, _ in layers:
         kwargs["metadata"][META_KEY].update(project=str(run), video_key=source.key)
     yield LoadedPredictions(source.key, layers, dis, predicted)
+
+
+def fits(layer: Any, kwargs: dict[str, Any], kind: str) -> bool:
+    """Whether ``layer`` can take the data of a layer-data tuple (same kind, both RGB or neither).
+
+    Shapes never do: they carry per-shape styles, so they are added anew.
+    """
+    same = layer.__class__.__name__.lower() == kind and kind != "shapes"
+    return same and bool(getattr(layer, "rgb", False)) == bool(kwargs.get("rgb"))
+
+
+def put_layer(
+    viewer: Any, data: Any, kwargs: dict[str, Any], kind: str, restyle: bool = False, visible: bool = True
+) -> None:
+    """Add a layer, or give a same-named layer of the same kind the new data (its features and metadata too).
+
+    An updated layer keeps its display settings (opacity, visibility,
+    contrast) unless ``restyle``, for a layer reused under a new name; a new
+    one is shown when ``visible``.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+    data, kwargs, kind : a layer-data tuple (``kwargs["name"]`` names the layer)
+    """
+    name = kwargs["name"]
+    if restyle or name not in viewer.layers:
+        kwargs = {**kwargs, "visible": visible}
+    if name in viewer.layers:
+        layer = viewer.layers[name]
+        if fits(layer, kwargs, kind):
+            layer.data = data
+            if "features" in kwargs:
+                layer.features = kwargs["features"]
+            if restyle:
+                for key in ("colormap", "contrast_limits", "blending", "opacity", "visible"):
+                    if key in kwargs:
+                        setattr(layer, key, kwargs[key])
+            layer.metadata = {**layer.metadata, **kwargs.get("metadata", {})}
+            return
+        viewer.layers.remove(name)
+    getattr(viewer, f"add_{kind}")(data, **kwargs)
+
+
+def put_layers(viewer: Any, layers: list[tuple], restyle: bool = False) -> None:
+    """:func:`put_layer` each layer-data tuple, at once (shown unless its kwargs say ``visible=False``).
+
+    With ``restyle``, a reused layer takes the new display settings too, as a
+    file opened anew should look.
+    """
+    for data, kwargs, kind in layers:
+        put_layer(viewer, data, kwargs, kind, restyle, visible=kwargs.get("visible", True))

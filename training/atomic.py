@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-# the temporary file of a write to NAME: mkstemp(prefix=".NAME.", suffix=".tmp") in atomic_open
+# the temporary file of a write to NAME: mkstemp(prefix=".NAME.", suffix=".tmp") in atomic_path
 TEMP_FILE = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]+\.tmp$")
 STALE_TEMP_S = 60.0  # a write in progress touches its file every few seconds; older ones are a killed write's
 
@@ -41,8 +41,8 @@ def new_file_mode(path: Path) -> int:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
-    """Open ``path`` for binary writing; it appears only if the block succeeds.
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path to write ``path``'s content to; it becomes ``path`` only if the block succeeds.
 
     Parameters
     ----------
@@ -51,17 +51,18 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
 
     Yields
     ------
-    file : BinaryIO
-        A temporary file in the same folder, renamed to ``path`` on success
-        and removed on any exception.
+    tmp : Path
+        An empty file in the same folder (``.NAME.*.tmp``, which
+        :func:`remove_stale_temp_files` knows), synced to disk and renamed to
+        ``path`` on success with :func:`new_file_mode`, removed on any exception.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
             os.fchmod(f.fileno(), new_file_mode(path))
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -69,6 +70,19 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Open ``path`` for binary writing; it appears only if the block succeeds (:func:`atomic_path`).
+
+    Yields
+    ------
+    file : BinaryIO
+        The temporary file, open for writing.
+    """
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        yield f
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -18,7 +18,7 @@ from qtpy.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QLineEdit, QProgressB
 
 from napari_vis_ws._layers import FRAMES, META_KEY
 from napari_vis_ws._prediction_layers import PREDICTIONS
-from napari_vis_ws._project import LoadedPredictions, prediction_work
+from napari_vis_ws._project import LoadedPredictions, prediction_work, put_layers
 from napari_vis_ws._stage_layers import attach_disagreement, labels_snapshot
 from napari_vis_ws._workers import start_generator_worker
 
@@ -130,19 +130,7 @@ class PredictionLoading:
 
     def _show_predictions(self, loaded: LoadedPredictions) -> None:
         """Add (or refresh) the layers; hand the disagreement to the pseudo-labels layer."""
-        from napari.layers import Labels
-
-        for data, kwargs, kind in loaded.layers:
-            name = kwargs["name"]
-            if name in self.viewer.layers:
-                layer = self.viewer.layers[name]
-                if kind == "labels" and isinstance(layer, Labels):  # isinstance: a plugin dock sees a proxy
-                    layer.data = data
-                    layer.features = kwargs["features"]
-                    layer.metadata = {**layer.metadata, **kwargs["metadata"]}
-                    continue
-                self.viewer.layers.remove(name)  # shapes carry per-shape styles: add anew
-            getattr(self.viewer, f"add_{kind}")(data, **kwargs)
+        put_layers(self.viewer, loaded.layers)
         attach_disagreement(self.viewer, loaded.disagreement)
         predictions = next((d for d, kw, _ in loaded.layers if kw["name"] == PREDICTIONS), None)
         count = 0 if predictions is None else len([k for k in np.unique(predictions) if k])

@@ -27,19 +27,11 @@ from qtpy.QtWidgets import (
 
 from napari_vis_ws._docking import tabify_when_docked
 from napari_vis_ws._layers import dataset_layers, find_dataset_json, frames_layer
+from napari_vis_ws._project import put_layers
 from napari_vis_ws._workers import start_worker
 
 if TYPE_CHECKING:
     import napari
-
-
-def _replace_layers(viewer: napari.viewer.Viewer, layer_data: list[tuple]) -> None:
-    """Add layers, replacing same-named ones (so reopening does not stack copies)."""
-    for data, kwargs, kind in layer_data:
-        name = kwargs["name"]
-        if name in viewer.layers:
-            viewer.layers.remove(name)
-        getattr(viewer, f"add_{kind}")(data, **kwargs)
 
 
 class DatasetWidget(QWidget):
@@ -197,7 +189,7 @@ class DatasetWidget(QWidget):
         self.worker = start_worker(load, self._show, self._notify, lambda: self.open_button.setEnabled(True))
 
     def _show(self, layer_data: list[tuple]) -> None:
-        _replace_layers(self.viewer, layer_data)
+        put_layers(self.viewer, layer_data, restyle=True)
         frames = layer_data[0][0]
         t, h, w = frames.shape[:3]
         extra = f", {layer_data[1][0].max()} instances" if len(layer_data) > 1 else ""

@@ -57,7 +57,7 @@ def test_open_sample_run_pipeline_correct_and_export(make_napari_viewer, qtbot, 
     assert viewer.layers["frames"].data.shape == (T, H, W, 3)
 
     # -- the pipeline on the sample's first video, into a fresh project holding the two models
-    # not from the Plugins menu: there the dock sees layers through proxies, and its `_fits` (type(layer).__name__)
+    # not from the Plugins menu: there the dock sees layers through proxies, and its `fits` (type(layer).__name__)
     # then re-creates every CAM layer at each refresh, a garbage collection each (see the report)
     pipeline = PipelineWidget(viewer)
     viewer.window.add_dock_widget(pipeline)

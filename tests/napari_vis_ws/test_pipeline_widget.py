@@ -206,11 +206,34 @@ def test_layers_seen_through_napari_public_proxy_are_updated_in_place():
     from napari.layers import Image
     from napari.utils._proxies import PublicOnlyProxy
 
-    from napari_vis_ws._placing import _fits
+    from napari_vis_ws._project import fits
 
     layer = Image(np.zeros((2, 8, 8), np.float32))
-    assert _fits(PublicOnlyProxy(layer), {}, "image")
-    assert not _fits(PublicOnlyProxy(layer), {}, "labels")
+    assert fits(PublicOnlyProxy(layer), {}, "image")
+    assert not fits(PublicOnlyProxy(layer), {}, "labels")
+
+
+def test_put_layers_reuses_a_same_named_layer_of_the_same_kind_and_replaces_the_rest(make_napari_viewer):
+    # issue 18: one rule for every dock (the Dataset dock removed and re-added, the Training dock had its own loop)
+    from napari_vis_ws._project import put_layers
+
+    viewer = make_napari_viewer()
+    labels = np.zeros((2, 8, 8), np.int32)
+    first = [(labels, {"name": "l", "features": {"index": [0]}, "opacity": 0.3}, "labels"),
+             (np.zeros((2, 8, 8), np.uint8), {"name": "i", "contrast_limits": (0, 255)}, "image"),
+             ([np.array([[0, 0, 0], [0, 4, 4]])], {"name": "s", "shape_type": "line"}, "shapes")]  # fmt: skip
+    put_layers(viewer, first)
+    kept, shapes = viewer.layers["l"], viewer.layers["s"]
+    kept.opacity = 0.9  # the user's choice
+    again = [(labels + 1, {"name": "l", "features": {"index": [0, 1]}, "opacity": 0.3}, "labels"),
+             (np.zeros((2, 8, 8), np.float32), {"name": "i", "contrast_limits": (0, 1)}, "image"),
+             ([np.array([[0, 1, 1], [0, 5, 5]])], {"name": "s", "shape_type": "line"}, "shapes")]  # fmt: skip
+    put_layers(viewer, again)
+    assert viewer.layers["l"] is kept and kept.data.max() == 1 and list(kept.features["index"]) == [0, 1]
+    assert kept.opacity == 0.9 and tuple(viewer.layers["i"].contrast_limits) == (0, 255)  # display settings kept
+    assert viewer.layers["s"] is not shapes and len(viewer.layers) == 3  # shapes added anew, nothing stacked
+    put_layers(viewer, again, restyle=True)  # a file opened anew looks as new
+    assert viewer.layers["l"] is kept and kept.opacity == 0.3 and tuple(viewer.layers["i"].contrast_limits) == (0, 1)
 
 
 # -- Predictions --------------------------------------------------------------------------

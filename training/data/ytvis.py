@@ -9,6 +9,7 @@ ground truth, ``annotations`` (id, video_id, category_id, iscrowd, per-frame
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
@@ -50,14 +51,8 @@ def validate_videos(data: dict[str, Any], path: str | os.PathLike) -> dict[int, 
     if not isinstance(videos, list):
         raise InputError(path, "missing 'videos' list")
     out: dict[int, dict[str, Any]] = {}
-    for i, v in enumerate(videos):
-        where = f"videos[{i}]"
-        if not isinstance(v, dict):
-            raise InputError(path, f"{where} is not an object")
-        if not is_json_int(v.get("id")):
-            raise InputError(path, f"{where}: 'id' must be an integer")
+    for where, v in _entries(videos, "videos", path):
         vid: int = v["id"]
-        where = f"videos[{i}] (id {vid})"
         if vid in out:
             raise InputError(path, f"{where}: duplicate video id")
         names = v.get("file_names")
@@ -78,6 +73,22 @@ def validate_videos(data: dict[str, Any], path: str | os.PathLike) -> dict[int, 
             raise InputError(path, f"{where}: 'length' {length!r} does not match {len(names)} file_names")
         out[vid] = v
     return out
+
+
+def _entries(items: list[Any], name: str, path: str | os.PathLike) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each entry of the JSON list ``name``, an object with an integer ``id``, and where it is (``videos[3] (id 7)``).
+
+    Raises
+    ------
+    InputError
+        Naming the entry: not an object, or no integer id.
+    """
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise InputError(path, f"{name}[{i}] is not an object")
+        if not is_json_int(item.get("id")):
+            raise InputError(path, f"{name}[{i}]: 'id' must be an integer")
+        yield f"{name}[{i}] (id {item['id']})", item
 
 
 def validate_categories(data: dict[str, Any], path: str | os.PathLike) -> dict[int, dict[str, Any]]:
@@ -109,13 +120,7 @@ def validate_annotations(data: dict[str, Any], path: str | os.PathLike) -> None:
     if not isinstance(anns, list):
         raise InputError(path, "missing 'annotations' list")
     seen: set[int] = set()
-    for i, a in enumerate(anns):
-        where = f"annotations[{i}]"
-        if not isinstance(a, dict):
-            raise InputError(path, f"{where} is not an object")
-        if not is_json_int(a.get("id")):
-            raise InputError(path, f"{where}: 'id' must be an integer")
-        where = f"annotations[{i}] (id {a['id']})"
+    for where, a in _entries(anns, "annotations", path):
         if a["id"] in seen:
             raise InputError(path, f"{where}: duplicate annotation id")
         seen.add(a["id"])

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from training.atomic import new_file_mode, write_json
+from training.atomic import atomic_path, write_json
 from training.errors import InputError
 from training.json_io import read_json
 
@@ -134,25 +133,14 @@ def flow_writer(
         call :func:`release_pages` on it every few pairs to keep memory flat.
     """
     npy, rec = flow_paths(flow_dir, key)
-    npy.parent.mkdir(parents=True, exist_ok=True)
     pairs = max(n_frames - 1, 0)
-    fd, tmp = tempfile.mkstemp(prefix=f".{npy.name}.", suffix=".tmp", dir=npy.parent)
-    os.close(fd)
     with contextlib.suppress(FileNotFoundError):
         rec.unlink()  # the old record no longer describes what is being written
-    try:
+    with atomic_path(npy) as tmp:
         arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(pairs, height, width, 5))
         yield arr
         arr.flush()
         del arr
-        with open(tmp, "rb+") as f:
-            os.fchmod(f.fileno(), new_file_mode(npy))
-            os.fsync(f.fileno())
-        os.replace(tmp, npy)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
     record = {"n_frames": n_frames, "height": height, "width": width, "channels": list(CHANNELS), **meta}
     write_json(rec, record, indent=1)
 
