@@ -22,6 +22,50 @@ PREDICTIONS = "predictions"
 MATCHES = "matches"
 WARPED = "warped masks"
 DISAGREEMENT_SCORE = 0.5  # predictions below it are left out of the disagreement (as in MaskConsist's matching)
+SCORE_THRESHOLD = 0.5  # the predictions layer draws the instances scored at least this (the docks' slider)
+CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+"""Colour of category id c: ``CLASS_COLORS[(c - 1) % 9]`` (matplotlib's tab10 without its grey)."""
+HIDDEN = (0.0, 0.0, 0.0, 0.0)
+
+
+def class_color(category_id: int) -> str:
+    """The colour instances of a class are drawn in (:data:`CLASS_COLORS`)."""
+    return CLASS_COLORS[(int(category_id) - 1) % len(CLASS_COLORS)]
+
+
+def score_colormap(features: Any, threshold: float) -> dict[int | None, Any]:
+    """A Labels colormap (napari's ``DirectLabelColormap`` dict) that draws instances scored ≥ ``threshold``.
+
+    Parameters
+    ----------
+    features : DataFrame or dict of columns
+        The layer's ``index``, ``category_id`` and ``score`` per id.
+    threshold : float
+        In [0, 1].
+
+    Returns
+    -------
+    dict
+        id → its class colour (:func:`class_color`) when its score reaches
+        ``threshold``, else transparent; ``None`` (every other id, the
+        background) transparent. Low-score noise is not drawn at all.
+    """
+    table = _table(features)
+    rows = zip(table.get("index", []), table.get("category_id", []), table.get("score", []), strict=True)
+    colors: dict[int | None, Any] = {None: HIDDEN}
+    for index, category, score in rows:
+        if int(index) != 0:
+            colors[int(index)] = class_color(category) if float(score) >= threshold else HIDDEN
+    return colors
+
+
+def show_above(layer: Any, threshold: float) -> tuple[int, int]:
+    """Draw only the instances of a predictions layer scored ≥ ``threshold``; (shown, all) instance counts."""
+    colors = score_colormap(layer.features, threshold)
+    layer.colormap = colors
+    layer.metadata = {**layer.metadata, META_KEY: {**layer.metadata.get(META_KEY, {}), "score_threshold": threshold}}
+    instances = [c for k, c in colors.items() if k is not None]
+    return sum(c != HIDDEN for c in instances), len(instances)
 
 
 def _video_results(path: Path, video_id: int) -> list[dict[str, Any]] | None:
@@ -49,6 +93,8 @@ def _prediction_layer(
         raise InputError(path, f"video {video['id']}: {exc}") from None
     layer = labels_layer(volume, categories, PREDICTIONS, {"path": str(path)})
     layer[1]["metadata"][META_KEY].update(stage="predictions", video_key=video.get("name", ""))
+    layer[1]["colormap"] = score_colormap(layer[1]["features"], SCORE_THRESHOLD)  # the docks' slider moves it
+    layer[1]["opacity"] = 0.7
     return layer
 
 
@@ -58,7 +104,9 @@ def prediction_layers(
     """``predictions``: the tubes a trained model predicted for this video (``vis-ws predict``); [] without them.
 
     Overlapping tubes are painted highest score on top; each id's class and
-    score are in the layer's features.
+    score are in the layer's features (napari's status bar shows them under
+    the cursor). Drawn in its class's colour when scored at least
+    :data:`SCORE_THRESHOLD`, not drawn below (:func:`show_above` moves it).
     """
     path = Path(results_json)
     mine = _video_results(path, video["id"])

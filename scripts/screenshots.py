@@ -9,6 +9,7 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import napari  # noqa: E402
@@ -25,6 +26,14 @@ def settle(seconds: float = 1.0) -> None:
     while time.time() < end:
         QApplication.processEvents()
         time.sleep(0.02)
+
+
+def wait_for(done: Callable[[], bool], seconds: float = 120.0) -> None:
+    """Process events until ``done()`` (a form read in a child process) or ``seconds`` pass."""
+    for _ in range(int(seconds / 0.2)):
+        if done():
+            return
+        settle(0.2)
 
 
 PROJECT = Path(__file__).resolve().parent.parent / "runs" / "screenshots"
@@ -68,6 +77,8 @@ def main() -> None:
     pipeline.set_tags(tags)
     pipeline.set_project(project)
     pipeline.show_results()
+    pipeline.settings.button.setChecked(True)  # the Settings form, read from `vis-ws pseudo-labels`
+    wait_for(lambda: bool(pipeline.settings.forms))
     settle(8)
     for layer in viewer.layers:  # the stage layers over the frames, labels on top
         layer.visible = layer.name in ("frames", "flow vectors", "pseudo-labels", "centroids")
@@ -87,10 +98,7 @@ def main() -> None:
     training.tags_edit.setText(str(tags))
     training.project_edit.setText(str(project))
     training.more_button.setChecked(True)  # the classifier's More options, read from `vis-ws train-cam`
-    for _ in range(600):
-        if training.more_forms:
-            break
-        settle(0.2)
+    wait_for(lambda: bool(training.more_forms))
     settle(2)
     viewer.screenshot(str(OUT / "training.png"), canvas_only=False)
     print(f"wrote {OUT / 'training.png'}")

@@ -20,6 +20,7 @@ from napari_vis_ws._layers import FRAMES, META_KEY
 from napari_vis_ws._prediction_layers import PREDICTIONS
 from napari_vis_ws._project import LoadedPredictions, prediction_work, put_layers
 from napari_vis_ws._stage_layers import attach_disagreement, labels_snapshot
+from napari_vis_ws._widgets._score_slider import ScoreSlider
 from napari_vis_ws._workers import start_generator_worker
 
 
@@ -63,6 +64,8 @@ class PredictionLoading:
         pred_buttons.addWidget(self.predict_cancel_button)
         pred_layout.addLayout(pred_buttons)
         pred_layout.addWidget(self.predict_progress)
+        self.score_slider = ScoreSlider(self.viewer)  # which predictions are drawn
+        pred_layout.addWidget(self.score_slider)
         pred_layout.addWidget(self.predict_status)
         return predictions
 

@@ -77,6 +77,7 @@ from napari_vis_ws._stages import (
 from napari_vis_ws._tasks import register_task, update_task, wait_for_workers, watch_window
 from napari_vis_ws._warm_up import settle, start_warm_up, thaw
 from napari_vis_ws._widgets._option_forms import OptionForms
+from napari_vis_ws._widgets._score_slider import ScoreSlider
 from napari_vis_ws._workers import start_generator_worker, start_worker
 
 if TYPE_CHECKING:
@@ -147,9 +148,11 @@ class PipelineWidget(QWidget):
             self._notify,
         )
         self.settings.select("settings")
+        self.score_slider = ScoreSlider(napari_viewer)  # which predictions are drawn
         layout = QVBoxLayout(self)
         layout.addWidget(source)
         layout.addWidget(stages)
+        layout.addWidget(self.score_slider)
         layout.addWidget(self.settings)
         layout.addWidget(self.info)
         layout.addStretch(1)

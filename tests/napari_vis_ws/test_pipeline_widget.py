@@ -289,6 +289,44 @@ def test_run_predictions_shows_the_detectors_tubes_and_keeps_them_in_the_project
     assert "matches" in _names(dock) and saved.stat().st_mtime_ns == stamp
 
 
+def test_score_slider_draws_only_confident_predictions_in_their_class_colour(dock, qtbot, project, tmp_path):
+    # issue 19: low-score noise covered the frames; a slider (default 0.5) chooses what is drawn
+    from napari_vis_ws._prediction_layers import class_color
+    from napari_vis_ws._widgets.training import TrainingWidget
+    from training.data.sources import iter_videos
+    from training.export import LabelVolume, labels_to_ytvis
+
+    folder = tmp_path / "p"
+    video = next(iter_videos(project / "data/tags.json")).video
+    labels = np.zeros((T, H, W), np.int32)
+    labels[:, 5:20, 5:20], labels[:, 30:50, 30:60] = 1, 2
+    volume = LabelVolume(labels, {1: 1, 2: 2}, {1: 0.9, 2: 0.2}, video)
+    folder.mkdir()
+    (folder / "results.json").write_text(json.dumps(labels_to_ytvis(volume, "results")))
+    _open(dock, qtbot, project, folder)  # stored predictions show with the other results
+    qtbot.waitUntil(lambda: "predictions" in _names(dock), timeout=30_000)
+    layer = dock.viewer.layers["predictions"]
+    ids = {int(i): float(s) for i, s in zip(layer.features["index"], layer.features["score"], strict=True) if i}
+    confident, noise = max(ids, key=ids.get), min(ids, key=ids.get)
+
+    def alpha(i: int) -> float:
+        return float(layer.colormap.map(np.array([i]))[0, 3])
+
+    qtbot.waitUntil(lambda: alpha(noise) == 0.0, timeout=10_000)  # hidden at the default 0.5, not drawn
+    assert alpha(confident) == 1.0 and dock.score_slider.label.text() == "0.50 (1 of 2 shown)"
+    cat = dict(zip(layer.features["index"], layer.features["category_id"], strict=True))[confident]
+    np.testing.assert_allclose(layer.colormap.map(np.array([confident]))[0, :3],
+                               [int(class_color(cat)[k:k + 2], 16) / 255 for k in (1, 3, 5)], atol=0.01)  # fmt: skip
+    assert np.array_equal(np.unique(layer.data), [0, 1, 2])  # every prediction stays in the layer
+    training = TrainingWidget(dock.viewer)  # a second dock's slider follows the same layer
+    dock.viewer.window.add_dock_widget(training)
+    dock.score_slider.slider.setValue(10)
+    assert alpha(noise) == 1.0 and dock.score_slider.label.text() == "0.10 (2 of 2 shown)"
+    assert training.score_slider.slider.value() == 10
+    training.score_slider.slider.setValue(95)
+    assert alpha(confident) == 0.0 and dock.score_slider.slider.value() == 95
+
+
 def test_cancel_stops_predicting_between_frames_and_writes_nothing(
     dock, qtbot, project, detector, tmp_path, monkeypatch
 ):
