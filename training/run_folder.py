@@ -5,6 +5,7 @@ pipeline TAGS --out RUN`` write, and the plugin's Pipeline, Training and
 Corrections docks read and write::
 
     RUN/
+      tags.json                          a project's videos and frame tags (vis-ws project new)
       flow/<video>.npy, <video>.json     optical flow (vis-ws flow)
       cam/                               trained classifier (a training run)
       cams/<video>/                      CAMs and f-CAMs (vis-ws cams)
@@ -36,6 +37,7 @@ CONFIG = "config.json"  # a training run's settings (its config dataclass)
 CATEGORIES = "categories.json"  # the classes a run was trained on
 MATCHES = "matches"  # a MaskConsist run's inter-frame matches, one JSON per video
 RESULTS = "results.json"  # RUN/results.json
+TAGS = "tags.json"  # a project's frame tags (training.data.new_project)
 DETECTORS = ("maskconsist", "maskrcnn")  # a project's detector runs, the preferred first
 
 
@@ -53,6 +55,11 @@ class Project:
 
     def __init__(self, root: str | os.PathLike) -> None:
         object.__setattr__(self, "root", Path(root))
+
+    @property
+    def tags(self) -> Path:
+        """A project's frame-tags JSON, its videos read from their sources (``vis-ws project new``)."""
+        return self.root / TAGS
 
     @property
     def flow(self) -> Path:

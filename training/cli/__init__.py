@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         flow_commands,
         irn_commands,
         pipeline_commands,
+        project_commands,
     )
 
     parser = argparse.ArgumentParser(
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     sub.required = True
     modules = [  # in pipeline order, as `vis-ws --help` lists them
+        project_commands,
         data_commands,
         flow_commands,
         cam_commands,

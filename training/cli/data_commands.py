@@ -151,6 +151,8 @@ def describe(path: Path, frames: Path | None = None) -> dict[str, Any]:
             info["tagged_frames"] = sum(1 for t in data["frame_tags"] if t["category_ids"])
         root = frames if frames is not None else path.parent / "JPEGImages"
         info["frames_folder"] = str(root) if root.is_dir() else None
+        if any(v.get("source") for v in data["videos"]):  # a project's videos: read from their files
+            info["sources"] = [str(v["source"]) for v in data["videos"] if v.get("source")]
         return info
     reader = open_frames(path)
     t, h, w, _ = reader.shape

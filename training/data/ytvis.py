@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from training.data.video import ImageSequenceReader
+from training.data.video import FrameReader, ImageSequenceReader
 from training.errors import InputError
 from training.export.labels import LabelVolume, ytvis_to_labels
 from training.json_io import is_json_int, read_json
@@ -223,7 +223,27 @@ def dataset_video_frames(
     data: dict[str, Any],
     video_id: int,
     frames: str | os.PathLike | None = None,
-) -> ImageSequenceReader:
-    """Lazy reader of one dataset video's frames (``--frames DIR`` or ``JPEGImages/``)."""
+) -> FrameReader:
+    """Lazy reader of one dataset video's frames: its ``source`` (a project's video file or frames folder,
+    :mod:`training.data.new_project`), else ``--frames DIR`` or ``JPEGImages/``.
+
+    Raises
+    ------
+    InputError
+        A ``source`` that no longer holds the frames the JSON lists (moved, replaced: naming both).
+    """
     video = video_by_id(data, video_id, json_path)
+    if video.get("source"):
+        from training.data.video import open_frames
+
+        source = Path(json_path).parent / str(video["source"])  # relative: beside the JSON
+        reader = open_frames(source)
+        t, h, w, _ = reader.shape
+        if (t, h, w) != (len(video["file_names"]), video["height"], video["width"]):
+            raise InputError(
+                json_path,
+                f"video {video.get('name', video_id)}: its source {source} has {t} frames of {w}x{h}, the project "
+                f"lists {len(video['file_names'])} of {video['width']}x{video['height']} (was the file replaced?)",
+            )
+        return reader
     return ImageSequenceReader(frame_paths(frames_root(json_path, frames), video), path=json_path)

@@ -1,0 +1,65 @@
+"""``vis-ws project new|add|remove``: a project from a user's own videos (:mod:`training.data.new_project`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from training.errors import InputError
+from training.run_folder import Project
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``project`` (with ``new``, ``add``, ``remove``) to ``vis-ws``."""
+    from training.cli import formatter
+
+    p = sub.add_parser(
+        "project",
+        help="a project from your own videos: PROJECT/tags.json, frames read from the files (nothing extracted)",
+        description="Make a project of video files or frames folders and a class list. PROJECT/tags.json is a "
+        "frame-tags file valid for every vis-ws command (vis-ws pipeline PROJECT/tags.json --out PROJECT); its "
+        "videos are read from their files, which must stay where they are. No frame is tagged yet: tag them "
+        "in the plugin, or edit frame_tags. Adding or removing videos keeps the others' ids, tags and results.",
+        formatter_class=formatter,
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION", title="actions")
+    actions.required = True
+    new = actions.add_parser("new", help="make PROJECT/tags.json from videos and classes", formatter_class=formatter)
+    new.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="video files or frames folders")
+    new.add_argument("--classes", nargs="+", required=True, metavar="NAME", help="the class names to tag")
+    new.add_argument("--out", required=True, type=Path, metavar="PROJECT", help="project folder (created)")
+    add = actions.add_parser("add", help="add videos to a project", formatter_class=formatter)
+    add.add_argument("project", type=Path, help="project folder")
+    add.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="video files or frames folders")
+    remove = actions.add_parser("remove", help="remove videos (by name) and their tags", formatter_class=formatter)
+    remove.add_argument("project", type=Path, help="project folder")
+    remove.add_argument("names", nargs="+", metavar="NAME", help="the videos' names in the project")
+    p.set_defaults(func=run_project)
+
+
+def run_project(args: argparse.Namespace) -> int:
+    """``vis-ws project new|add|remove``: write PROJECT/tags.json atomically, then say what it holds."""
+    from training.atomic import write_json
+    from training.data.new_project import add_videos, new_project_tags, remove_videos
+    from training.data.tags import load_tags
+
+    folder = args.out if args.action == "new" else args.project
+    path = Project(folder).tags
+    if args.action == "new":
+        if path.exists():
+            raise InputError(path, "exists: add videos with 'vis-ws project add', or choose another --out")
+        if folder.exists() and not folder.is_dir():
+            raise InputError(folder, "exists and is not a folder")
+        tags = new_project_tags(args.videos, args.classes)
+    else:
+        if not path.is_file():
+            raise InputError(folder, "is not a project (no tags.json): make one with 'vis-ws project new'")
+        tags = load_tags(path)
+        tags = add_videos(tags, args.videos) if args.action == "add" else remove_videos(tags, args.names)
+    write_json(path, tags, indent=1)
+    frames = sum(len(v["file_names"]) for v in tags["videos"])
+    classes = ", ".join(c["name"] for c in tags["categories"])
+    print(f"wrote {path}: {len(tags['videos'])} videos, {frames} frames, classes {classes}")
+    for v in tags["videos"]:
+        print(f"  {v['name']}: {v['length']} frames of {v['width']}x{v['height']} from {v.get('source', '?')}")
+    return 0

@@ -1,0 +1,144 @@
+"""A project from a user's own videos: a frame-tags JSON whose videos are read from their source files.
+
+``vis-ws project new VIDEO... --classes person bicycle --out PROJECT`` writes
+``PROJECT/tags.json`` (:attr:`training.run_folder.Project.tags`): a frame-tags
+file like any other (:mod:`training.data.tags`), valid for every ``vis-ws``
+command, whose ``videos`` entries carry a ``source``: the absolute path of the
+video file or frames folder. Frames are read from there lazily
+(:func:`training.data.ytvis.dataset_video_frames`); nothing is extracted. Each
+entry's ``file_names`` are names only (``<name>/00000.jpg``), as YouTube-VIS
+needs one per frame; ``name`` (the file's stem, made unique) keys every
+per-video output of the project, so adding or removing videos later keeps what
+was done for the others. ``frame_tags`` starts empty: an untagged frame is
+unknown, not "no object" (the classifier trains only on tagged frames).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from training.errors import InputError
+
+SOURCE = "source"
+"""Key of a ``videos`` entry naming the file or folder its frames are read from."""
+
+
+def check_classes(classes: Sequence[str]) -> list[str]:
+    """The class names, stripped; refused in one line when empty, blank or given twice."""
+    names = [str(c).strip() for c in classes]
+    if not names:
+        raise InputError(None, "project: give at least one class (--classes person bicycle ...)")
+    if any(not n for n in names):
+        raise InputError(None, "project: a class name is empty")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise InputError(None, f"project: class {twice[0]!r} is given twice")
+    return names
+
+
+def _check_frame_sizes(reader: Any, path: Path) -> None:
+    """Every frame of a folder has the first frame's size (headers only, no decoding)."""
+    from PIL import Image
+
+    h, w = reader.frame_shape
+    for i, f in enumerate(getattr(reader, "files", [])):
+        try:
+            with Image.open(f) as im:
+                size = im.size
+        except Exception as exc:
+            raise InputError(f, f"frame {i}: cannot read the image ({type(exc).__name__})") from None
+        if size != (w, h):
+            raise InputError(
+                path, f"frame {i} ({f.name}) is {size[0]}x{size[1]}, frame 0 is {w}x{h}: a video has one frame size"
+            )
+
+
+def video_entry(source: str | os.PathLike, video_id: int, name: str) -> dict[str, Any]:
+    """The ``videos`` entry of a video file or frames folder, after checking that its frames can be read.
+
+    Parameters
+    ----------
+    source : path
+        A video file (mp4, avi, mov, ...), a folder of frames or a TIFF stack.
+    video_id : int
+    name : str
+        The video's name in the project (unique; keys its outputs).
+
+    Raises
+    ------
+    InputError
+        Naming ``source``: missing, not a video, undecodable, frames of different sizes.
+    """
+    from training.data.video import open_frames
+
+    path = Path(source).resolve()
+    reader = open_frames(path)
+    reader.read(0)  # decodable, not only demuxable
+    if path.is_dir():
+        _check_frame_sizes(reader, path)
+    t, h, w, _ = reader.shape
+    names = [f"{name}/{i:05d}.jpg" for i in range(t)]
+    return {"id": video_id, "name": name, "file_names": names, "height": h, "width": w, "length": t, SOURCE: str(path)}
+
+
+def _unique_name(stem: str, taken: set[str]) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem).strip(".") or "video"
+    name, n = safe, 2
+    while name in taken:
+        name, n = f"{safe}-{n}", n + 1
+    return name
+
+
+def add_videos(tags: dict[str, Any], sources: Sequence[str | os.PathLike]) -> dict[str, Any]:
+    """``tags`` with the videos of ``sources`` appended (new ids after the largest; tags of the others kept).
+
+    Raises
+    ------
+    InputError
+        A source that cannot be read (:func:`video_entry`), or one the project already holds.
+    """
+    videos = list(tags["videos"])
+    held = {str(v.get(SOURCE)) for v in videos}
+    taken = {str(v.get("name", "")) for v in videos}
+    next_id = max((int(v["id"]) for v in videos), default=0) + 1
+    for source in sources:
+        path = Path(source).resolve()
+        if str(path) in held:
+            raise InputError(path, "is already in the project")
+        name = _unique_name(path.stem if path.is_file() else path.name, taken)
+        videos.append(video_entry(path, next_id, name))
+        held.add(str(path))
+        taken.add(name)
+        next_id += 1
+    return {**tags, "videos": videos}
+
+
+def new_project_tags(sources: Sequence[str | os.PathLike], classes: Sequence[str]) -> dict[str, Any]:
+    """A frame-tags object of ``sources`` (at least one) and ``classes`` (ids 1..K), nothing tagged yet."""
+    if not sources:
+        raise InputError(None, "project: give at least one video file or frames folder")
+    categories = [{"id": i, "name": n} for i, n in enumerate(check_classes(classes), start=1)]
+    return add_videos({"videos": [], "categories": categories, "frame_tags": []}, sources)
+
+
+def remove_videos(tags: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """``tags`` without the videos called ``names`` and their frame tags (the others keep ids and tags).
+
+    Raises
+    ------
+    InputError
+        A name the project does not hold (the message lists those it does).
+    """
+    held = [str(v.get("name", "")) for v in tags["videos"]]
+    unknown = [n for n in names if n not in held]
+    if unknown:
+        raise InputError(None, f"project: no video called {unknown[0]!r} (it has {', '.join(held) or 'none'})")
+    gone = {int(v["id"]) for v in tags["videos"] if v.get("name") in names}
+    return {
+        **tags,
+        "videos": [v for v in tags["videos"] if int(v["id"]) not in gone],
+        "frame_tags": [t for t in tags["frame_tags"] if int(t["video_id"]) not in gone],
+    }
