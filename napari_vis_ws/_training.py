@@ -31,8 +31,10 @@ STAGES: dict[str, tuple[str, str]] = {
     "flowirn": ("flowIRN (train-irn)", "irn"),
     "maskrcnn": ("Mask R-CNN, step 1 (train --step 1)", "maskrcnn"),
     "maskconsist": ("MaskConsist, step 2 (train --step 2)", "maskconsist"),
+    "pipeline": ("Run all: every stage this machine's preset runs (pipeline)", "root"),
 }
-WEIGHTS_STAGES = ("classifier", "maskrcnn")  # the stages that take --weights (the others start from a run)
+WEIGHTS_STAGES = ("classifier", "maskrcnn", "pipeline")  # the stages that take --weights (the others start from a run)
+EPOCH_STAGES = ("classifier", "flowirn", "maskrcnn", "maskconsist")  # the stages the Epochs box and resume apply to
 DEVICES = ("auto", "cpu", "cuda")
 EXIT_INTERRUPTED = 130  # training.cli: stopped by SIGINT, checkpoint saved
 PROJECT_DIR = "project"  # default project folder, beside the tags file (as the Pipeline dock)
@@ -40,7 +42,13 @@ DETECTOR_STAGES = ("maskrcnn", "maskconsist")
 LABELS = {"pseudo": "pseudo-labels", "corrected": "pseudo-labels with my corrections"}
 UNITS = {"it": "iteration"}
 # stage → the `vis-ws` command it runs, whose options its "More options" form shows
-STAGE_COMMANDS = {"classifier": "train-cam", "flowirn": "train-irn", "maskrcnn": "train", "maskconsist": "train"}
+STAGE_COMMANDS = {
+    "classifier": "train-cam",
+    "flowirn": "train-irn",
+    "maskrcnn": "train",
+    "maskconsist": "train",
+    "pipeline": "pipeline",
+}
 # options the dock sets with its own controls, or that a dock run must not change
 DOCK_FLAGS = frozenset(
     {"--out", "--epochs", "--irn-epochs", "--iterations", "--weights", "--resume", "--device", "--pseudo", "--progress",
@@ -136,8 +144,10 @@ def build_command(
     ----------
     stage : one of :data:`STAGES`
         ``classifier`` (``train-cam``), ``flowirn`` (``train-irn`` on ``cam/``,
-        ``cams/``, ``flow/``), ``maskrcnn`` (``train --step 1`` on ``pseudo/``)
-        or ``maskconsist`` (``train --step 2`` from the step-1 run).
+        ``cams/``, ``flow/``), ``maskrcnn`` (``train --step 1`` on ``pseudo/``),
+        ``maskconsist`` (``train --step 2`` from the step-1 run) or ``pipeline``
+        (``vis-ws pipeline`` into the project: every stage, what is done kept;
+        no epochs or resume, its preset's settings and the "More options").
     tags, project : paths
         The frame-tags JSON and the run folder (``flow/ cam/ cams/ irn/ pseudo/ ...``).
     options : mapping
@@ -162,9 +172,11 @@ def build_command(
         raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
     project = Path(project)
     out = Path(options.get("out") or output_folder(stage, project))
-    epochs = int(options.get("epochs") or 0)
+    epochs = int(options.get("epochs") or 0) if stage in EPOCH_STAGES else 0
     args: list[str]
-    if stage == "classifier":
+    if stage == "pipeline":  # every stage, each resuming or skipping what the project holds
+        args = ["pipeline", str(tags), "--out", str(out)]
+    elif stage == "classifier":
         args = ["train-cam", str(tags), "--out", str(out)]
         if epochs:
             args += ["--epochs", str(epochs)]
@@ -188,7 +200,7 @@ def build_command(
     if options.get("weights") and stage in WEIGHTS_STAGES:
         args += ["--weights", str(options["weights"])]
     args += ["--device", str(options.get("device") or "auto")]
-    if options.get("resume"):
+    if options.get("resume") and stage in EPOCH_STAGES:
         args.append("--resume")
     args += [str(a) for a in options.get("more") or []]
     extra = options.get("extra") or []

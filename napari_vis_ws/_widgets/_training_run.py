@@ -280,8 +280,10 @@ class TrainingRun:
             if line.strip():
                 self.log.appendPlainText(line.rstrip())
             return
-        if self.events and self.events[-1][1].stage != event.stage:
+        if self.events and self.events[-1][1].stage != event.stage:  # the pipeline's next stage
             self.events = []
+            if "loss" in event.metrics or self.stage == "pipeline":
+                self.loss_plot.clear()  # one curve per training stage
         self.events.append((time.monotonic(), event))
         self.progress.setRange(0, max(event.total, 1))
         self.progress.setValue(min(event.done, max(event.total, 1)))
@@ -318,6 +320,10 @@ class TrainingRun:
             self.status.setText(f"finished (exit code 0): model in {out}")
             if self.stage in DETECTOR_STAGES:
                 self.status.setText(f"finished (exit code 0): model in {out}; Load predictions shows what it sees")
+            elif self.stage == "pipeline":
+                self.status.setText(f"finished (exit code 0): every stage in {out}; Load predictions shows them")
+        elif cancelled and self.stage == "pipeline":
+            self.status.setText(f"cancelled (exit code {self.exit_code}): Start again goes on where it stopped")
         elif cancelled:
             self.status.setText(f"cancelled (exit code {self.exit_code}): checkpoint in {out}; tick resume to go on")
         elif crashed:

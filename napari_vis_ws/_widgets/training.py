@@ -25,6 +25,13 @@ saved in the project (``PROJECT/corrections/``), written as training targets
 to ``PROJECT/targets`` when the run starts. A resumed run continues the loss
 curve of the run it resumes.
 
+The stage **Run all** runs ``vis-ws pipeline`` into the project: every stage
+from the tags to the predictions, training what is missing with this
+machine's preset (its "More options" choose another, and the instance
+settings), each stage resuming or skipping what the project holds, so
+Cancel and Start again goes on where it stopped. The progress bar follows
+the stage running, and each training stage starts its own loss curve.
+
 A launcher (default empty: this machine) prefixes the command, e.g.
 ``srun --gres=gpu:1`` or ``ssh gpu-host``, to train on a GPU server or
 cluster that shares the project folder (``vis-ws`` must be on its PATH).
@@ -72,6 +79,7 @@ from napari_vis_ws._tasks import watch_window
 from napari_vis_ws._training import (
     DETECTOR_STAGES,
     DEVICES,
+    EPOCH_STAGES,
     LABELS,
     PROJECT_DIR,
     STAGES,
@@ -293,6 +301,8 @@ class TrainingWidget(TrainingRun, PredictionLoading, QWidget):
         self._shown_stage = self.stage
         self.iterations_spin.setEnabled(self.stage in DETECTOR_STAGES)
         self.labels_combo.setEnabled(self.stage in DETECTOR_STAGES)
+        self.epochs_spin.setEnabled(self.stage in EPOCH_STAGES)
+        self.resume_check.setEnabled(self.stage in EPOCH_STAGES)  # the pipeline always resumes
         self.weights_edit.setEnabled(self.stage in WEIGHTS_STAGES)
         self.weights_button.setEnabled(self.stage in WEIGHTS_STAGES)
         self.more.select(self.stage)
@@ -330,7 +340,7 @@ class TrainingWidget(TrainingRun, PredictionLoading, QWidget):
         return {
             "out": self.out_edit.text().strip() or None,
             "device": self.device_combo.currentText().strip() or "auto",
-            "epochs": self.epochs_spin.value(),
+            "epochs": self.epochs_spin.value() if self.epochs_spin.isEnabled() else 0,
             "iterations": self.iterations_spin.value() if self.iterations_spin.isEnabled() else 0,
             "weights": self.weights_edit.text().strip() if self.weights_edit.isEnabled() else "",
             "resume": self.resume_check.isChecked(),

@@ -79,6 +79,10 @@ def test_build_command_for_every_stage(tmp_path):
         assert argv[argv.index("--weights") + 1] == "/w/r18.pth"
     for stage in ("flowirn", "maskconsist"):
         assert "--weights" not in build_command(stage, tags, p, {"weights": "/w/r18.pth"})
+    # Run all: `vis-ws pipeline` into the project; it always resumes and takes no epochs
+    assert build_command("pipeline", tags, p, {**opts, "resume": True, "weights": "/w/r18.pth"}) == [
+        *py, "pipeline", str(tags), "--out", str(p), "--weights", "/w/r18.pth", *tail,
+    ]  # fmt: skip
     with pytest.raises(ValueError, match="unknown stage"):
         build_command("nope", tags, p, {})
 
@@ -129,6 +133,29 @@ def test_a_short_training_runs_from_the_dock(make_napari_viewer, qtbot, data, tm
     assert json.loads((tmp_path / "cam" / "config.json").read_text())["weights"] == str(imagenet)
     dock.stage_combo.setCurrentIndex(dock.stage_combo.findData("flowirn"))  # IRN starts from the classifier
     assert not dock.weights_edit.isEnabled() and dock.options()["weights"] == ""
+
+
+@pytest.mark.slow
+def test_run_all_takes_tags_to_predictions_in_the_project_from_the_dock(make_napari_viewer, qtbot, data, tmp_path):
+    # issue 19: one Run from the dock, training what is missing, one stage after another
+    project = tmp_path / "project"
+    dock = _dock(make_napari_viewer, data, project / "cam", epochs=7, extra="--preset tiny")
+    dock.stage_combo.setCurrentIndex(dock.stage_combo.findData("pipeline"))
+    assert not dock.epochs_spin.isEnabled() and not dock.resume_check.isEnabled()
+    assert dock.out_edit.text() == str(project)
+    stages_seen: list[str] = []
+    dock.start_button.click()
+    qtbot.waitUntil(lambda: not dock.running or bool(dock.events), timeout=120_000)
+    while dock.running:
+        qtbot.wait(200)
+        if dock.events and (not stages_seen or stages_seen[-1] != dock.events[-1][1].stage):
+            stages_seen.append(dock.events[-1][1].stage)
+            assert len(dock.loss_plot.values) <= 1  # a new stage starts its own curve
+    assert dock.exit_code == 0, dock.log.toPlainText()
+    assert {"train-cam", "train-irn", "pseudo-labels"} <= set(stages_seen)
+    assert (project / "pseudo/pseudo_labels.json").is_file() and (project / "results.json").is_file()
+    assert "--epochs" not in dock.command and dock.status.text().startswith("finished (exit code 0): every stage")
+    assert dock.load_button.isEnabled()  # its predictions are there to show
 
 
 def test_cancel_stops_gracefully_with_a_checkpoint(make_napari_viewer, qtbot, data, tmp_path):
@@ -570,7 +597,8 @@ def test_more_options_are_forms_of_each_commands_own_options_and_reach_only_its_
     dock.tags_edit.setText(str(tmp_path / "tags.json"))
     dock.more_button.setChecked(True)  # the first look reads every command's options, in a child process
     qtbot.waitUntil(lambda: bool(dock.more_forms), timeout=120_000)
-    assert set(dock.more_forms) == {"classifier", "flowirn", "maskrcnn", "maskconsist"}
+    assert set(dock.more_forms) == {"classifier", "flowirn", "maskrcnn", "maskconsist", "pipeline"}
+    assert {"--preset", "--variant", "--instance-bg"} <= {s.flag for s in dock.more_forms["pipeline"][0]}
     specs, form = dock.more_forms["classifier"]
     fields = {spec.flag: field for spec, field in zip(specs, form, strict=True)}
     assert fields["--crop"].value == CAMTrainConfig().crop and fields["--pooling"].value == CAMTrainConfig().pooling
