@@ -85,6 +85,7 @@ if TYPE_CHECKING:
 
 
 PROJECT_DIR = "project"  # default project folder, beside the tags file
+PLUGIN, TRAINING_DOCK = "napari-vis-ws", "Training"  # napari.yaml: the dock that runs Run all
 REFRESH_S = 0.5  # how often the layers of a running stage are rebuilt
 STOP_WAIT_S = 60.0  # closing the window waits this long for a stage to stop after its current frame
 DOCK_STAGES = (*STAGES, PREDICTIONS)  # one row each, in this order
@@ -208,9 +209,16 @@ class PipelineWidget(QWidget):
         return source
 
     def _stage_group(self) -> QGroupBox:
-        """The "Stages" group: per stage a Run button, a progress bar and Cancel (``self.stages``)."""
+        """The "Stages" group: per stage a Run button, a progress bar and Cancel (``self.stages``); Run all."""
         stages = QGroupBox("Stages")
         grid = QGridLayout(stages)
+        self.run_all_button = QPushButton("Run all…")
+        self.run_all_button.setToolTip(
+            "Every stage for every video, training what is missing with this machine's preset (vis-ws pipeline), "
+            "in the Training dock: its progress, Cancel and loss curve; the results show here when it ends"
+        )
+        self.run_all_button.clicked.connect(self.run_all)
+        grid.addWidget(self.run_all_button, len(DOCK_STAGES), 1)
         self.stages: dict[str, StageRow] = {}
         for i, name in enumerate(DOCK_STAGES):
             run = QPushButton(f"Run {TITLES[name]}")
@@ -457,6 +465,32 @@ class PipelineWidget(QWidget):
         )
         what = f"{TITLES[name]} of video {video_id} in {project}: quitting stops it after the current frame"
         self._task = register_task(self.viewer, what, self.stop_and_wait)
+
+    def run_all(self) -> Any:
+        """Start Run all (``vis-ws pipeline``) on the tags and project in the Training dock; returns that dock.
+
+        The Training dock runs it as a subprocess (progress, Cancel, quitting
+        safely); when it ends, this dock shows the video's results again.
+        """
+        if self._tags is None or self.project is None:
+            self._notify("Run all: choose a frame-tags JSON and a project folder first")
+            return None
+        _, training = self.viewer.window.add_plugin_dock_widget(PLUGIN, TRAINING_DOCK, tabify=True)
+        if training.running:
+            self._notify("Run all: the Training dock is already running; wait for it or cancel it there")
+            return training
+        training.tags_edit.setText(str(self._tags))
+        training.project_edit.setText(str(self.project))
+        training.stage_combo.setCurrentIndex(training.stage_combo.findData("pipeline"))
+        training.start()
+        if training.process is not None:  # after the dock's own handler: its exit code is known
+            training.process.finished.connect(lambda *_: self._run_all_finished(training))
+        return training
+
+    def _run_all_finished(self, training: Any) -> None:
+        """Show what Run all made, unless it was stopped (napari closing: no worker may start then)."""
+        if training.exit_code == 0 and not self._closing:
+            self.show_results("Run all finished. ")
 
     def stop_and_wait(self, timeout_s: float = STOP_WAIT_S) -> bool:
         """Stop the running stage after its current frame and wait until it has cleaned up (closing the window).
