@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from training.cli.options import OptionSpec
     from training.data.sources import VideoSource
 
-DETECTOR_HINT = "train one with `vis-ws pipeline {tags} --out {project}` or the Training dock (Mask R-CNN, MaskConsist)"
+DETECTOR_HINT = (
+    "Run all trains one, or the Training dock (Mask R-CNN, MaskConsist), or `vis-ws pipeline {tags} --out {project}`"
+)
 
 
 def video_source(tags: Path, video_id: int) -> VideoSource:

@@ -71,7 +71,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-MODEL_HINT = "train it from the Training dock or with `vis-ws pseudo-labels`"
+MODEL_HINT = "Run all trains what is missing, or train it from the Training dock or with `vis-ws pseudo-labels`"
 """What a per-video stage tells a user whose project lacks the model it needs."""
 
 

@@ -196,7 +196,7 @@ def test_a_stage_without_its_model_says_what_is_missing_in_one_line(dock, qtbot,
     _wait(qtbot, row.run_button)
     text = dock.info.text()
     model = "cam" if stage == "cams" else "irn"
-    assert text.startswith(f"{missing} {tmp_path / 'empty' / model}: train it from the Training dock")
+    assert text.startswith(f"{missing} {tmp_path / 'empty' / model}: Run all trains what is missing, or train it")
     assert "vis-ws pseudo-labels" in text and "\n" not in text
     assert row.progress.value() == 0 and not (tmp_path / "empty").exists()
 
@@ -391,7 +391,7 @@ def test_predictions_without_a_detector_say_what_is_missing_in_one_line(dock, qt
     tags = project / "data/tags.json"
     expected = (
         f"no trained detector in {empty / 'maskconsist'} or {empty / 'maskrcnn'}: "
-        f"train one with `vis-ws pipeline {tags} --out {empty}` or the Training dock (Mask R-CNN, MaskConsist)"
+        f"Run all trains one, or the Training dock (Mask R-CNN, MaskConsist), or `vis-ws pipeline {tags} --out {empty}`"
     )
     assert dock.info.text() == expected
     assert [str(n.message) for n in notification_manager.records[seen:]] == [expected]

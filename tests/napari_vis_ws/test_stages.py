@@ -94,7 +94,7 @@ def test_a_dock_stage_on_a_video_the_tags_do_not_hold_names_it(cli_run):
 def test_a_dock_stage_without_its_model_says_what_to_train(cli_run, tmp_path):
     run = tmp_path / "run"
     (run / "cams").mkdir(parents=True)
-    with pytest.raises(InputError, match=r"no trained classifier in .*cam: train it from the Training dock"):
+    with pytest.raises(InputError, match=r"no trained classifier in .*cam: Run all trains what is missing"):
         list(STAGE_WORK["cams"](cli_run / "data/tags.json", run, 1))
-    with pytest.raises(InputError, match=r"no trained IRN in .*irn: train it from the Training dock"):
+    with pytest.raises(InputError, match=r"no trained IRN in .*irn: Run all trains what is missing"):
         list(STAGE_WORK["pseudo-labels"](cli_run / "data/tags.json", run, 1))
