@@ -7,7 +7,7 @@ from qtpy.QtWidgets import QDockWidget
 
 pytestmark = pytest.mark.gui
 
-DOCKS = ["Dataset", "Pipeline", "Corrections", "Export", "Training"]
+DOCKS = ["Dataset", "Tags", "Pipeline", "Corrections", "Export", "Training"]
 
 
 def _open(viewer, qtbot, names: list[str]) -> list[QDockWidget]:
@@ -20,7 +20,7 @@ def _open(viewer, qtbot, names: list[str]) -> list[QDockWidget]:
     return docks
 
 
-def test_the_five_docks_open_as_tabs_in_a_window_that_fits_the_screen(make_napari_viewer, qtbot):
+def test_the_plugins_docks_open_as_tabs_in_a_window_that_fits_the_screen(make_napari_viewer, qtbot):
     viewer = make_napari_viewer(show=True)
     main = viewer.window._qt_window
     docks = _open(viewer, qtbot, DOCKS)

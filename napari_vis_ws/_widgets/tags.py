@@ -1,0 +1,368 @@
+"""The Tags dock: frame-level class tags, the only supervision the method needs, made keyboard first.
+
+Choose a project's ``tags.json`` (``vis-ws project new``, or any frame-tags
+file) and a video: its frames open in the viewer, and a timeline shows one
+strip per class over the video's frames: the class's colour where it is
+tagged, grey where the frame is tagged without it, hatched where the frame is
+untagged (unknown: the classifier does not train on it). Click the timeline
+(or move napari's slider) to go to a frame; drag on a class's strip to tag a
+range (right button: clear it). With the timeline focused, the keys of
+:class:`training.data.tag_edits.TagSession` tag: ``1``-``9`` toggle a class on
+this frame, ``Shift`` + number extends it from its last tagged frame to here,
+``0`` marks the frame empty, ``C`` copies the previous frame, ``Delete``
+untags, arrows / Page Up / Page Down / Home / End move, ``Ctrl+Z`` undoes one
+action. Classes can be added and renamed. Every change is saved to the tags
+file within a second, atomically, so a crash loses at most the last second.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qtpy.QtCore import QEvent, QObject, QRect, Qt, QTimer
+from qtpy.QtGui import QBrush, QColor, QKeyEvent, QMouseEvent, QPainter, QPaintEvent
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_vis_ws._docking import tabify_when_docked
+from napari_vis_ws._layers import FRAMES, frames_layer
+from napari_vis_ws._prediction_layers import class_color
+from napari_vis_ws._project import put_layers
+from napari_vis_ws._tasks import watch_window
+
+if TYPE_CHECKING:
+    import napari
+
+    from training.data.tag_edits import TagSession
+
+SAVE_DELAY_MS = 1000  # a change is written this long after the last one
+ROW = 22  # height of one class's strip, px
+KEYS = {
+    Qt.Key_Left: "left", Qt.Key_Right: "right", Qt.Key_PageUp: "pageup", Qt.Key_PageDown: "pagedown",
+    Qt.Key_Home: "home", Qt.Key_End: "end", Qt.Key_Delete: "delete", Qt.Key_Backspace: "delete", Qt.Key_C: "c",
+}  # fmt: skip
+SHIFTED_DIGITS = {")": "0", "!": "1", "@": "2", "#": "3", "$": "4", "%": "5", "^": "6", "&": "7", "*": "8", "(": "9"}
+
+
+def key_name(event: QKeyEvent) -> str:
+    """A Qt key press as :meth:`TagSession.press` names it (``shift+2``, ``ctrl+z``, ``left``); "" for others."""
+    mods = event.modifiers()
+    ctrl = "ctrl+" if mods & Qt.ControlModifier else ""
+    shift = "shift+" if mods & Qt.ShiftModifier else ""
+    if event.key() == Qt.Key_Z and ctrl:
+        return f"ctrl+{shift}z"
+    text = event.text()
+    digit = text if text.isdigit() else SHIFTED_DIGITS.get(text, "")
+    if Qt.Key_0 <= event.key() <= Qt.Key_9:
+        digit = str(event.key() - Qt.Key_0)
+    if digit and not ctrl:
+        return f"{shift}{digit}"
+    return KEYS.get(event.key(), "") if not ctrl else ""
+
+
+class TagStrips(QWidget):
+    """The timeline: one strip per class over the frames, the current frame marked; it takes the keys."""
+
+    def __init__(self, dock: TagsWidget) -> None:
+        super().__init__()
+        self.dock = dock
+        self.setFocusPolicy(Qt.StrongFocus)
+        self.setMinimumHeight(2 * ROW)
+        self._drag: tuple[int, int, bool] | None = None  # (class column, first frame, on)
+
+    def _frame_at(self, x: float) -> int:
+        session = self.dock.session
+        n = session.n_frames if session is not None else 1
+        return int(min(max(x / max(self.width(), 1) * n, 0), n - 1))
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt's name)
+        session = self.dock.session
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor("#202020"))
+        if session is None:
+            return
+        n, w = session.n_frames, self.width()
+        for k, category in enumerate(session.category_ids):
+            colour = QColor(class_color(category))
+            for t in range(n):
+                x0, x1 = int(t * w / n), int((t + 1) * w / n)
+                cell = QRect(x0, k * ROW + 2, max(x1 - x0, 1), ROW - 4)
+                if not session.tagged[t]:
+                    painter.fillRect(cell, QBrush(QColor("#555555"), Qt.BDiagPattern))  # unknown
+                else:
+                    painter.fillRect(cell, colour if session.present[t, k] else QColor("#3a3a3a"))
+        x = int((session.frame + 0.5) * w / n)
+        painter.setPen(QColor("white"))
+        painter.drawLine(x, 0, x, self.height())
+        painter.end()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        session = self.dock.session
+        if session is None:
+            return
+        self.setFocus()
+        frame = self._frame_at(event.pos().x())
+        column = int(event.pos().y() // ROW)
+        if 0 <= column < len(session.category_ids):
+            self._drag = (column, frame, event.button() != Qt.RightButton)
+        self.dock.go(frame)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._drag is not None:
+            self.dock.go(self._frame_at(event.pos().x()))
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        session = self.dock.session
+        if self._drag is not None and session is not None:
+            column, first, on = self._drag
+            last = self._frame_at(event.pos().x())
+            if last != first or on:  # a click tags its frame; a right click without a drag only moves
+                session.set_range(column, first, last, on)
+                self.dock.changed()
+        self._drag = None
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        session = self.dock.session
+        key = key_name(event)
+        if session is None or not key or not session.press(key):
+            super().keyPressEvent(event)
+            return
+        moved = key in ("left", "right", "pageup", "pagedown", "home", "end")
+        self.dock.go(session.frame) if moved else self.dock.changed()
+
+
+class TagsWidget(QWidget):
+    """Tag frames of a project's videos with classes (see the module docstring)."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.session: TagSession | None = None
+        self.tags_path: Path | None = None
+        self._tags: dict[str, Any] | None = None
+        self._dirty = False  # changes not written yet
+        self._watched: Any = lambda: None  # napari's window, whose Close saves (weak)
+        self._save_timer = QTimer(self)
+        self._save_timer.setSingleShot(True)
+        self._save_timer.timeout.connect(self.save)
+
+        self.tags_edit = QLineEdit()
+        self.tags_edit.setPlaceholderText("PROJECT/tags.json (vis-ws project new) or a frame-tags JSON")
+        self.tags_edit.editingFinished.connect(lambda: self.open(self.tags_edit.text().strip()))
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.addWidget(self.tags_edit)
+        row.addWidget(browse)
+        self.video_combo = QComboBox()
+        self.video_combo.currentIndexChanged.connect(self._video_changed)
+        self.class_edit = QLineEdit()
+        self.class_edit.setPlaceholderText("class name")
+        add = QPushButton("Add class")
+        add.clicked.connect(self.add_class)
+        rename = QPushButton("Rename")
+        rename.setToolTip("Rename the class chosen in the list to the name typed")
+        rename.clicked.connect(self.rename_class)
+        self.class_combo = QComboBox()
+        classes = QHBoxLayout()
+        classes.addWidget(self.class_combo)
+        classes.addWidget(self.class_edit)
+        classes.addWidget(add)
+        classes.addWidget(rename)
+        self.legend = QLabel("")
+        self.legend.setWordWrap(True)
+        self.strips = TagStrips(self)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Tags", row)
+        form.addRow("Video", self.video_combo)
+        form.addRow("Classes", classes)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.legend)
+        layout.addWidget(self.strips)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+        self.viewer.dims.events.current_step.connect(self._step_changed)
+        self.destroyed.connect(lambda *_, d=self.viewer.dims.events.current_step, f=self._step_changed: d.disconnect(f))
+        tabify_when_docked(self)
+
+    # -- choosing ---------------------------------------------------------------------
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Frame tags", "", "JSON (*.json)")
+        if path:
+            self.tags_edit.setText(path)
+            self.open(path)
+
+    def open(self, path: str | Path) -> None:
+        """Read a frame-tags file and list its videos (bad files are named in one line)."""
+        from training.data.tags import load_tags
+        from training.errors import InputError
+
+        if not str(path):
+            return
+        self.save()  # the file open so far keeps its last changes
+        try:
+            tags = load_tags(path)
+        except InputError as exc:
+            self._fail(str(exc))
+            return
+        self.tags_path, self._tags = Path(path), tags
+        self.tags_edit.setText(str(path))
+        self.video_combo.blockSignals(True)
+        self.video_combo.clear()
+        for v in tags["videos"]:
+            self.video_combo.addItem(f"{v.get('name', v['id'])} ({len(v['file_names'])} frames)", v["id"])
+        self.video_combo.blockSignals(False)
+        self._video_changed()
+
+    def _video_changed(self, *_: Any) -> None:
+        from training.data.sources import iter_videos
+        from training.data.tag_edits import TagSession
+        from training.errors import InputError
+
+        if self._tags is None or self.video_combo.currentData() is None:
+            return
+        if self.session is not None:
+            self._tags = self.session.tags()  # the tags of the video left, kept
+        video_id = int(self.video_combo.currentData())
+        self.session = TagSession(self._tags, video_id)
+        self._show_classes()
+        try:
+            source = next(iter_videos(self.tags_path, video_ids=[video_id]))  # type: ignore[arg-type]
+            put_layers(self.viewer, [frames_layer(source.reader, {"video_key": source.key})], restyle=True)
+        except InputError as exc:
+            self._fail(str(exc))  # tag anyway: the strips do not need the frames
+        self.go(0)
+
+    def _show_classes(self) -> None:
+        assert self._tags is not None
+        self.class_combo.clear()
+        parts = []
+        for n, c in enumerate(self._tags["categories"], start=1):
+            self.class_combo.addItem(f"{n}: {c['name']}", c["id"])
+            key = str(n) if n <= 9 else "-"
+            parts.append(f"<span style='color:{class_color(c['id'])}'>■</span> {key} {c['name']}")
+        self.legend.setText(" · ".join(parts))
+        self.strips.setMinimumHeight(max(len(self._tags["categories"]), 1) * ROW)
+        self.strips.update()
+
+    # -- the frame ----------------------------------------------------------------------
+    def go(self, frame: int) -> None:
+        """Look at ``frame`` in the timeline and in the viewer."""
+        if self.session is None:
+            return
+        self.session.go(frame)
+        if FRAMES in self.viewer.layers and self.viewer.dims.ndim >= 3 and self.viewer.dims.current_step[0] != frame:
+            self.viewer.dims.set_current_step(0, self.session.frame)
+        self._show_status()
+
+    def _step_changed(self, *_: Any) -> None:
+        if self.session is not None and FRAMES in self.viewer.layers and self.viewer.dims.ndim >= 3:
+            self.session.go(int(self.viewer.dims.current_step[0]))
+            self._show_status()
+
+    def _show_status(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        t = session.frame
+        names = {c["id"]: c["name"] for c in (self._tags or {}).get("categories", [])}
+        what = "untagged"
+        if session.tagged[t]:
+            what = ", ".join(names[session.category_ids[k]] for k in range(len(session.category_ids))
+                             if session.present[t, k]) or "nothing (tagged empty)"  # fmt: skip
+        done = int(session.tagged.sum())
+        self.status.setText(f"frame {t + 1}/{session.n_frames}: {what}. {done} of {session.n_frames} frames tagged")
+        self.strips.update()
+
+    # -- changes --------------------------------------------------------------------------
+    def changed(self) -> None:
+        """The tags changed: show them, and save within :data:`SAVE_DELAY_MS`."""
+        self._show_status()
+        self._dirty = True
+        self._save_timer.start(SAVE_DELAY_MS)
+
+    def save(self) -> None:
+        """Write the tags file now, atomically (nothing to do when nothing changed)."""
+        from training.atomic import write_json
+
+        if self.session is None or self.tags_path is None or not self._dirty:
+            return
+        self._save_timer.stop()
+        self._dirty = False
+        self._tags = self.session.tags()
+        try:
+            write_json(self.tags_path, self._tags, indent=1)
+        except OSError as exc:
+            self._fail(f"{self.tags_path}: cannot save the tags ({exc.strerror or exc})")
+
+    def add_class(self) -> None:
+        """Add the class typed (a new id after the largest); its strip appears."""
+        self._edit_classes(self.class_edit.text().strip(), None)
+
+    def rename_class(self) -> None:
+        """Rename the class chosen in the list to the name typed (its tags stay)."""
+        self._edit_classes(self.class_edit.text().strip(), self.class_combo.currentData())
+
+    def _edit_classes(self, name: str, category_id: int | None) -> None:
+        if self.session is None or self._tags is None:
+            self._fail("open a tags file first")
+            return
+        names = [c["name"] for c in self._tags["categories"] if c["id"] != category_id]
+        if not name or name in names:
+            self._fail(f"class name {name!r} is {'empty' if not name else 'taken'}")
+            return
+        tags = self.session.tags()
+        cats = [dict(c) for c in tags["categories"]]
+        if category_id is None:
+            cats.append({"id": max((c["id"] for c in cats), default=0) + 1, "name": name})
+        else:
+            next(c for c in cats if c["id"] == category_id)["name"] = name
+        self._tags = {**tags, "categories": cats}
+        self.class_edit.clear()
+        frame = self.session.frame
+        from training.data.tag_edits import TagSession
+
+        self.session = TagSession(self._tags, self.session.video_id)
+        self.session.go(frame)
+        self._show_classes()
+        self.changed()
+
+    def _fail(self, message: str) -> None:
+        from napari.utils.notifications import show_error
+
+        self.status.setText(message)
+        show_error(message)
+
+    def hideEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
+        """Hidden (another tab, the dock closed): what is pending is saved now."""
+        self.save()
+        super().hideEvent(event)
+
+    def event(self, event: QEvent) -> bool:
+        """Once docked, hear napari's window close (:func:`~napari_vis_ws._tasks.watch_window`)."""
+        if event.type() in (QEvent.ParentChange, QEvent.Show):
+            QTimer.singleShot(0, self._watch_window)
+        return super().event(event)
+
+    def _watch_window(self) -> None:
+        self._watched = watch_window(self, self._watched)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        """napari's window closes: what is pending is saved before it goes."""
+        if event.type() == QEvent.Close and watched is self._watched():
+            self.save()
+        return False

@@ -1,0 +1,116 @@
+"""The Tags dock, driven as a person would: keys on the timeline, a drag, undo, classes, autosave (issue 19)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from qtpy.QtCore import QPoint, Qt
+
+from training.cli import main
+
+pytestmark = pytest.mark.gui
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "JPEGImages"
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    """A project of the sample's two videos (16 frames each), nothing tagged."""
+    videos = [str(SAMPLE / "synth_0000"), str(SAMPLE / "synth_0001")]
+    assert main(["project", "new", *videos, "--classes", "disc", "star", "--out", str(tmp_path / "p")]) == 0
+    return tmp_path / "p"
+
+
+@pytest.fixture
+def dock(make_napari_viewer, qtbot, project):
+    from napari_vis_ws._widgets.tags import TagsWidget
+
+    viewer = make_napari_viewer()
+    w = TagsWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.open(project / "tags.json")
+    return w
+
+
+def _saved(project: Path, video_id: int = 1) -> dict[int, list[int]]:
+    tags = json.loads((project / "tags.json").read_text())
+    return {e["frame"]: e["category_ids"] for e in tags["frame_tags"] if e["video_id"] == video_id}
+
+
+def test_keys_on_the_timeline_tag_frames_and_are_saved(dock, qtbot, project):
+    viewer, strips = dock.viewer, dock.strips
+    assert dock.video_combo.count() == 2 and viewer.layers["frames"].data.shape == (16, 240, 320, 3)
+    assert "frame 1/16: untagged. 0 of 16 frames tagged" in dock.status.text()
+    strips.setFocus()
+    qtbot.keyClick(strips, Qt.Key_1)  # disc on frame 0
+    for _ in range(5):
+        qtbot.keyClick(strips, Qt.Key_Right)
+    assert viewer.dims.current_step[0] == 5  # the viewer follows the timeline
+    qtbot.keyClick(strips, Qt.Key_1, Qt.ShiftModifier)  # disc from frame 0 to here
+    qtbot.keyClick(strips, Qt.Key_2)  # star here too
+    qtbot.keyClick(strips, Qt.Key_PageDown)  # frame 15
+    qtbot.keyClick(strips, Qt.Key_0)  # nothing there
+    assert "frame 16/16: nothing (tagged empty). 7 of 16 frames tagged" in dock.status.text()
+    qtbot.waitUntil(lambda: len(_saved(project)) == 7, timeout=5000)  # autosaved within a second
+    saved = _saved(project)
+    assert saved[0] == [1] and saved[5] == [1, 2] and saved[15] == [] and 10 not in saved  # 10: still unknown
+    qtbot.keyClick(strips, Qt.Key_Z, Qt.ControlModifier)  # one action undone: frame 15 unknown again
+    qtbot.waitUntil(lambda: 15 not in _saved(project), timeout=5000)
+    viewer.dims.set_current_step(0, 8)  # napari's slider moves the timeline
+    qtbot.keyClick(strips, Qt.Key_C)  # frame 7's tags (none: unknown) copied
+    assert dock.session.frame == 8 and not dock.session.tagged[8]
+
+
+def test_dragging_on_a_class_strip_tags_a_range_and_classes_can_be_added(dock, qtbot, project):
+    strips = dock.strips
+    strips.resize(320, 60)
+    x = lambda frame: int((frame + 0.5) * strips.width() / 16)  # noqa: E731
+    qtbot.mousePress(strips, Qt.LeftButton, pos=QPoint(x(3), 30))  # the star strip (row 2)
+    qtbot.mouseMove(strips, QPoint(x(9), 30))
+    qtbot.mouseRelease(strips, Qt.LeftButton, pos=QPoint(x(9), 30))
+    assert np.flatnonzero(dock.session.present[:, 1]).tolist() == list(range(3, 10))
+    dock.class_edit.setText("square")
+    dock.add_class()
+    assert dock.class_combo.count() == 3 and "3 square" in dock.legend.text()
+    dock.class_edit.setText("disc")
+    dock.add_class()  # a name taken: refused, nothing added
+    assert dock.class_combo.count() == 3 and "class name 'disc' is taken" in dock.status.text()
+    dock.video_combo.setCurrentIndex(1)  # the other video: video 1's tags are kept
+
+    def names() -> list[str]:
+        return [c["name"] for c in json.loads((project / "tags.json").read_text())["categories"]]
+
+    qtbot.waitUntil(lambda: names() == ["disc", "star", "square"], timeout=5000)  # autosaved
+    assert sorted(_saved(project)) == list(range(3, 10))
+    assert main(["info", str(project / "tags.json")]) == 0  # still a valid frame-tags file
+
+
+def test_a_bad_tags_file_is_named_in_one_line(make_napari_viewer, tmp_path):
+    from napari.utils.notifications import notification_manager
+
+    from napari_vis_ws._widgets.tags import TagsWidget
+
+    dock = TagsWidget(make_napari_viewer())
+    (tmp_path / "t.json").write_text('{"videos": []}')
+    seen = len(notification_manager.records)
+    dock.open(tmp_path / "t.json")
+    messages = [str(n.message) for n in notification_manager.records[seen:]]
+    assert len(messages) == 1 and "t.json" in messages[0] and "\n" not in messages[0]
+    assert dock.session is None
+
+
+def test_closing_napari_right_after_a_change_keeps_it(make_napari_viewer, qtbot, project):
+    from napari_vis_ws._widgets.tags import TagsWidget
+
+    viewer = make_napari_viewer(show=True)
+    dock = TagsWidget(viewer)
+    viewer.window.add_dock_widget(dock)
+    dock.open(project / "tags.json")
+    qtbot.wait(100)  # the window shows, the dock docks
+    dock.strips.setFocus()
+    qtbot.keyClick(dock.strips, Qt.Key_2)
+    viewer.close()  # before the autosave's second: saved as the dock is hidden
+    assert _saved(project) == {0: [2]}
