@@ -1,10 +1,12 @@
 """The Tags dock: frame-level class tags, the only supervision the method needs, made keyboard first.
 
-Choose a project's ``tags.json`` (``vis-ws project new``, or any frame-tags
-file) and a video: its frames open in the viewer, and a timeline shows one
-strip per class over the video's frames: the class's colour where it is
-tagged, grey where the frame is tagged without it, hatched where the frame is
-untagged (unknown: the classifier does not train on it). Click the timeline
+**New project** makes one from video files or frames folders and class
+names (``vis-ws project new``: the frames stay in the videos). Choose a
+project's ``tags.json`` (or any frame-tags file) and a video: its frames
+open in the viewer, and a timeline shows one strip per class over the
+video's frames: the class's colour where it is tagged, grey where the frame
+is tagged without it, hatched where the frame is untagged (unknown: the
+classifier does not train on it). Click the timeline
 (or move napari's slider) to go to a frame; drag on a class's strip to tag a
 range (right button: clear it). With the timeline focused, the keys of
 :class:`training.data.tag_edits.TagSession` tag: ``1``-``9`` toggle a class on
@@ -26,6 +28,7 @@ from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -39,6 +42,7 @@ from napari_vis_ws._layers import FRAMES, frames_layer
 from napari_vis_ws._prediction_layers import class_color
 from napari_vis_ws._project import put_layers
 from napari_vis_ws._tasks import watch_window
+from napari_vis_ws._workers import start_worker
 
 if TYPE_CHECKING:
     import napari
@@ -152,6 +156,7 @@ class TagsWidget(QWidget):
         self._tags: dict[str, Any] | None = None
         self._dirty = False  # changes not written yet
         self._watched: Any = lambda: None  # napari's window, whose Close saves (weak)
+        self._creating: Any = None  # the worker making a new project
         self._save_timer = QTimer(self)
         self._save_timer.setSingleShot(True)
         self._save_timer.timeout.connect(self.save)
@@ -190,6 +195,7 @@ class TagsWidget(QWidget):
         form.addRow("Video", self.video_combo)
         form.addRow("Classes", classes)
         layout = QVBoxLayout(self)
+        layout.addWidget(self._new_project_group())
         layout.addLayout(form)
         layout.addWidget(self.legend)
         layout.addWidget(self.strips)
@@ -198,6 +204,61 @@ class TagsWidget(QWidget):
         self.viewer.dims.events.current_step.connect(self._step_changed)
         self.destroyed.connect(lambda *_, d=self.viewer.dims.events.current_step, f=self._step_changed: d.disconnect(f))
         tabify_when_docked(self)
+
+    def _new_project_group(self) -> QGroupBox:
+        """ "New project": video files or frames folders, class names, a folder (``vis-ws project new``)."""
+        self.videos_edit = QLineEdit()
+        self.videos_edit.setPlaceholderText("video files or frames folders, separated by ;")
+        add_videos = QPushButton("Add videos…")
+        add_videos.clicked.connect(self._browse_videos)
+        self.new_classes_edit = QLineEdit()
+        self.new_classes_edit.setPlaceholderText("class names, separated by commas: person, bicycle")
+        self.new_folder_edit = QLineEdit()
+        self.new_folder_edit.setPlaceholderText("project folder (made)")
+        self.create_button = QPushButton("Create project")
+        self.create_button.setToolTip("Write PROJECT/tags.json; frames stay in the videos (nothing is extracted)")
+        self.create_button.clicked.connect(self.create_project)
+        group = QGroupBox("New project")
+        form = QFormLayout(group)
+        row = QHBoxLayout()
+        row.addWidget(self.videos_edit)
+        row.addWidget(add_videos)
+        form.addRow("Videos", row)
+        form.addRow("Classes", self.new_classes_edit)
+        form.addRow("Folder", self.new_folder_edit)
+        form.addRow(self.create_button)
+        return group
+
+    def _browse_videos(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Videos", "", "Videos (*.mp4 *.avi *.mov *.webm *.mkv *.m4v)")
+        if paths:
+            known = [p for p in self.videos_edit.text().split(";") if p.strip()]
+            self.videos_edit.setText(";".join([*known, *paths]))
+
+    def create_project(self) -> None:
+        """Make the project in a worker (each video's first frame is decoded), then open it here."""
+        from training.run_folder import Project
+
+        sources = [Path(p.strip()) for p in self.videos_edit.text().split(";") if p.strip()]
+        classes = [c for c in self.new_classes_edit.text().split(",") if c.strip()]
+        folder = self.new_folder_edit.text().strip()
+        if not folder:
+            self._fail("New project: choose a project folder")
+            return
+        path = Project(folder).tags
+
+        def work() -> Path:
+            from training.atomic import write_json
+            from training.data.new_project import new_project_tags
+            from training.errors import InputError
+
+            if path.exists():
+                raise InputError(path, "exists: open it above, or choose another folder")
+            write_json(path, new_project_tags(sources, classes), indent=1)
+            return path
+
+        self.create_button.setEnabled(False)
+        self._creating = start_worker(work, self.open, self._fail, lambda: self.create_button.setEnabled(True))
 
     # -- choosing ---------------------------------------------------------------------
     def _browse(self) -> None:

@@ -202,28 +202,6 @@ def test_a_stage_without_its_model_says_what_is_missing_in_one_line(dock, qtbot,
 
 
 @pytest.mark.slow
-def test_run_all_hands_the_project_to_the_training_dock_and_shows_what_it_made(dock, qtbot, project, tmp_path):
-    # issue 19: one Run from the Pipeline dock, from tags to predictions
-    viewer = dock.viewer
-    _, training = viewer.window.add_plugin_dock_widget("napari-vis-ws", "Training", tabify=True)
-    training.stage_combo.setCurrentIndex(training.stage_combo.findData("pipeline"))
-    training.extra_edit.setText("--preset tiny")  # seconds, not the cpu preset's quarter of an hour
-    training.stage_combo.setCurrentIndex(0)  # the options typed stay with the Run all stage
-    folder = tmp_path / "fresh"
-    _open(dock, qtbot, project, folder)
-    assert dock.run_all(), "no Training dock"
-    assert training.running and training.stage == "pipeline" and training.command[-6:-2] == [
-        "--device", "auto", "--preset", "tiny"]  # fmt: skip
-    assert training.command[training.command.index("--out") + 1] == str(folder)
-    dock.run_all()  # a second click while it runs starts nothing
-    qtbot.waitUntil(lambda: not training.running, timeout=600_000)
-    assert training.exit_code == 0, training.log.toPlainText()
-    qtbot.waitUntil(lambda: dock.info.text().startswith("Run all finished. "), timeout=60_000)
-    qtbot.waitUntil(lambda: {"pseudo-labels", "predictions"} <= set(_names(dock)), timeout=60_000)
-    assert (folder / "results.json").is_file()
-
-
-@pytest.mark.slow
 def test_quitting_napari_during_run_all_stops_it_cleanly(dock, qtbot, project, tmp_path):
     # the finished run must not start a worker while napari closes (napari's task list is being walked)
     viewer = dock.viewer

@@ -1,0 +1,88 @@
+"""Your own videos end to end in the plugin (issue 19): new project → tag by keyboard → Run all → layers → export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from qtpy.QtCore import Qt
+
+pytestmark = pytest.mark.gui
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "JPEGImages"
+
+
+def _keys(qtbot, widget, *keys) -> None:
+    for key in keys:
+        shift = key.startswith("shift+")
+        code = {"home": Qt.Key_Home, "end": Qt.Key_End}.get(key) or getattr(Qt, f"Key_{key[-1]}")
+        qtbot.keyClick(widget, code, Qt.ShiftModifier if shift else Qt.NoModifier)
+
+
+def _new_project(make_napari_viewer, qtbot, videos: list[Path], classes: str, folder: Path):
+    viewer = make_napari_viewer()
+    _, tags = viewer.window.add_plugin_dock_widget("napari-vis-ws", "Tags")
+    tags.videos_edit.setText(";".join(map(str, videos)))
+    tags.new_classes_edit.setText(classes)
+    tags.new_folder_edit.setText(str(folder))
+    tags.create_button.click()
+    qtbot.waitUntil(lambda: tags.session is not None, timeout=60_000)
+    return viewer, tags
+
+
+def test_a_real_clip_becomes_a_project_tagged_over_frame_ranges_by_keyboard(make_napari_viewer, qtbot, real_clip,
+                                                                             tmp_path):  # fmt: skip
+    viewer, tags = _new_project(make_napari_viewer, qtbot, [real_clip], "person, bicycle", tmp_path / "bikes")
+    assert viewer.layers["frames"].data.shape == (250, 272, 640, 3) and tags.video_combo.count() == 1
+    strips = tags.strips
+    strips.setFocus()
+    _keys(qtbot, strips, "1")  # frame 0: person
+    tags.go(120)  # a click on the timeline
+    _keys(qtbot, strips, "shift+1", "2")  # person over 0-120, bicycle at 120
+    _keys(qtbot, strips, "end", "shift+2")  # bicycle over 120-249
+    tags.save()
+    saved = json.loads((tmp_path / "bikes/tags.json").read_text())
+    by_frame = {e["frame"]: e["category_ids"] for e in saved["frame_tags"]}
+    assert len(by_frame) == 250 and by_frame[0] == [1] and by_frame[120] == [1, 2] and by_frame[249] == [2]
+
+
+@pytest.mark.slow
+def test_sample_videos_new_project_tagged_run_all_and_exported(make_napari_viewer, qtbot, tmp_path):
+    folder = tmp_path / "mine"
+    videos = [SAMPLE / "synth_0000", SAMPLE / "synth_0001"]
+    viewer, tags = _new_project(make_napari_viewer, qtbot, videos, "disc, star", folder)
+    for index in (0, 1):  # tag each video by keyboard: disc everywhere, star in its second half
+        tags.video_combo.setCurrentIndex(index)
+        tags.strips.setFocus()
+        _keys(qtbot, tags.strips, "home", "1", "end", "shift+1")
+        tags.go(8)
+        _keys(qtbot, tags.strips, "2", "end", "shift+2")
+    tags.save()
+
+    _, training = viewer.window.add_plugin_dock_widget("napari-vis-ws", "Training", tabify=True)
+    training.stage_combo.setCurrentIndex(training.stage_combo.findData("pipeline"))
+    training.extra_edit.setText("--preset tiny")  # seconds, not the cpu preset's quarter of an hour
+    _, pipeline = viewer.window.add_plugin_dock_widget("napari-vis-ws", "Pipeline", tabify=True)
+    pipeline.set_tags(folder / "tags.json")
+    pipeline.set_project(folder)  # the project folder holds the runs too
+    qtbot.waitUntil(pipeline.show_button.isEnabled, timeout=60_000)
+    assert pipeline.run_all() is training
+    assert training.running and training.stage == "pipeline" and training.command[-6:-2] == [
+        "--device", "auto", "--preset", "tiny"]  # fmt: skip
+    assert training.command[training.command.index("--out") + 1] == str(folder)
+    pipeline.run_all()  # a second click while it runs starts nothing
+    qtbot.waitUntil(lambda: not training.running, timeout=900_000)
+    assert training.exit_code == 0, training.log.toPlainText()
+    qtbot.waitUntil(lambda: pipeline.info.text().startswith("Run all finished. "), timeout=60_000)
+    qtbot.waitUntil(lambda: {"pseudo-labels", "predictions"} <= {ly.name for ly in viewer.layers}, timeout=120_000)
+    assert (folder / "results.json").is_file() and (folder / "pseudo/synth_0000/pseudo.npz").is_file()
+
+    _, export = viewer.window.add_plugin_dock_widget("napari-vis-ws", "Export", tabify=True)
+    assert "pseudo-labels" in export.checked_layers()
+    out = tmp_path / "labels.json"
+    export.out_edit.setText(str(out))
+    export.export_button.click()
+    qtbot.waitUntil(export.export_button.isEnabled, timeout=30_000)
+    written = json.loads(out.read_text())
+    assert written["videos"][0]["length"] == 16 and {c["name"] for c in written["categories"]} == {"disc", "star"}
