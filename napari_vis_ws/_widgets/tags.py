@@ -280,7 +280,7 @@ class TagsWidget(QWidget):
         except InputError as exc:
             self._fail(str(exc))
             return
-        self.tags_path, self._tags = Path(path), tags
+        self.tags_path, self._tags, self.session = Path(path), tags, None  # the old file's session is done
         self.tags_edit.setText(str(path))
         self.video_combo.blockSignals(True)
         self.video_combo.clear()

@@ -86,6 +86,10 @@ def test_dragging_on_a_class_strip_tags_a_range_and_classes_can_be_added(dock, q
     qtbot.waitUntil(lambda: names() == ["disc", "star", "square"], timeout=5000)  # autosaved
     assert sorted(_saved(project)) == list(range(3, 10))
     assert main(["info", str(project / "tags.json")]) == 0  # still a valid frame-tags file
+    other = project.parent / "other"  # opening another project: its tags, not the ones shown before
+    assert main(["project", "new", str(SAMPLE / "synth_0001"), "--classes", "box", "--out", str(other)]) == 0
+    dock.open(other / "tags.json")
+    assert dock.session.category_ids == [1] and not dock.session.tagged.any() and dock.video_combo.count() == 1
 
 
 def test_a_bad_tags_file_is_named_in_one_line(make_napari_viewer, tmp_path):
