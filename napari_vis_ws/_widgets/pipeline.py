@@ -406,10 +406,13 @@ class PipelineWidget(QWidget):
         """Put the loaded layers in the viewer, one per turn of the event loop while ``current()``; then ``ready()``."""
         key, (t, h, w), frames, layers = loaded
         if frames:
+            before = self.viewer.layers[FRAMES].data.shape if FRAMES in self.viewer.layers else None
             for data, kwargs, kind in frames:
                 self.placer.put(data, kwargs, kind)
             self.viewer.layers.move(self.viewer.layers.index(FRAMES), 0)
             self.viewer.dims.set_current_step(0, 0)
+            if before is not None and before != self.viewer.layers[FRAMES].data.shape:
+                self.viewer.reset_view()  # another frame size (another dock's video): the whole frame in view
         names = ", ".join(kw["name"] for _, kw, _ in layers)
         found = f"results: {names}" if layers else f"no results yet in {self.project}: run the stages below"
         self.info.setText(f"{note}{key}: {t} frames of {w}×{h}; {found}")

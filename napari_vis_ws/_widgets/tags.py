@@ -180,10 +180,11 @@ class TagsWidget(QWidget):
         rename.clicked.connect(self.rename_class)
         self.class_combo = QComboBox()
         classes = QHBoxLayout()
-        classes.addWidget(self.class_combo)
-        classes.addWidget(self.class_edit)
-        classes.addWidget(add)
-        classes.addWidget(rename)
+        classes.addWidget(self.class_combo, stretch=1)
+        classes.addWidget(self.class_edit, stretch=1)
+        class_buttons = QHBoxLayout()
+        class_buttons.addWidget(add)
+        class_buttons.addWidget(rename)
         self.legend = QLabel("")
         self.legend.setWordWrap(True)
         self.strips = TagStrips(self)
@@ -194,6 +195,7 @@ class TagsWidget(QWidget):
         form.addRow("Tags", row)
         form.addRow("Video", self.video_combo)
         form.addRow("Classes", classes)
+        form.addRow("", class_buttons)
         layout = QVBoxLayout(self)
         layout.addWidget(self._new_project_group())
         layout.addLayout(form)
@@ -303,7 +305,10 @@ class TagsWidget(QWidget):
         self._show_classes()
         try:
             source = next(iter_videos(self.tags_path, video_ids=[video_id]))  # type: ignore[arg-type]
+            shape = self.viewer.layers[FRAMES].data.shape if FRAMES in self.viewer.layers else None
             put_layers(self.viewer, [frames_layer(source.reader, {"video_key": source.key})], restyle=True)
+            if shape != self.viewer.layers[FRAMES].data.shape:
+                self.viewer.reset_view()  # another frame size: the whole frame in view
         except InputError as exc:
             self._fail(str(exc))  # tag anyway: the strips do not need the frames
         self.go(0)
