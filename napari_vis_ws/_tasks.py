@@ -10,7 +10,7 @@ training run saving its checkpoint), so quitting napari never leaves a
 half-written file. The registry is napari's private window API
 (``Window._register_task_status``, napari >= 0.5); without it the task
 functions do nothing, and a dock relies on its window's Close event instead
-(:func:`watch_window`).
+(:class:`WindowClose`, which the docks also use to save on closing).
 
 Waiting must not run the Qt event loop: while napari closes its window,
 ``processEvents`` lets it delete parts of the window it then uses again.
@@ -22,6 +22,8 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable
 from typing import Any
+
+from qtpy.QtCore import QEvent, QObject, QTimer
 
 PROVIDER = "napari-vis-ws"  # the name napari's close dialog gives our running work
 
@@ -76,21 +78,45 @@ def wait_for_workers(timeout_s: float) -> bool:
     return bool(QThreadPool.globalInstance().waitForDone(int(timeout_s * 1000)))
 
 
-def watch_window(widget: Any, watched: Callable[[], Any]) -> Callable[[], Any]:
-    """Make ``widget`` an event filter of its top-level window (napari's main window) to hear its Close event.
+class WindowClose(QObject):
+    """Calls ``on_close()`` when the top-level window a dock is docked in (napari's main window) closes.
 
-    ``watched`` is the weak reference the widget keeps to the window it
-    watches already; returns the one to keep now (unchanged while the window
-    is the same, or while the widget has no window yet). Weak: the dock must
-    not keep napari's window alive.
+    The window is found once the dock is docked (napari docks the widget,
+    then the dock in its window: a turn of the event loop later) and held
+    weakly, so the dock does not keep napari's window alive. A child of the
+    dock: it goes with it.
+
+    Parameters
+    ----------
+    widget : QWidget
+        The dock's widget.
+    on_close : callable
+        Called on the window's Close event, before it goes (save, stop work).
     """
-    try:
-        root = widget
-        while root.parentWidget() is not None:
-            root = root.parentWidget()
-    except RuntimeError:  # deleted meanwhile
-        return watched
-    if root is widget or root is watched():
-        return watched
-    root.installEventFilter(widget)
-    return weakref.ref(root)
+
+    def __init__(self, widget: Any, on_close: Callable[[], Any]) -> None:
+        super().__init__(widget)
+        self.widget, self._on_close = widget, on_close
+        self.window: Callable[[], Any] = lambda: None  # the window watched (weak), once found
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched: Any, event: Any) -> bool:  # noqa: N802 (Qt's name)
+        """The dock docked or shown: look for its window; that window closing: ``on_close()``."""
+        if watched is self.widget and event.type() in (QEvent.ParentChange, QEvent.Show):
+            QTimer.singleShot(0, self.watch)
+        elif event.type() == QEvent.Close and watched is self.window():
+            self._on_close()
+        return False
+
+    def watch(self) -> None:
+        """Find the window above the dock and listen to it (nothing while undocked, or already listening)."""
+        try:
+            root = self.widget
+            while root.parentWidget() is not None:
+                root = root.parentWidget()
+        except RuntimeError:  # the dock was deleted meanwhile
+            return
+        if root is self.widget or root is self.window():
+            return
+        root.installEventFilter(self)
+        self.window = weakref.ref(root)

@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtCore import QEvent, QObject, QTimer
+from qtpy.QtCore import QEvent, QTimer
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -69,7 +69,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_vis_ws._layers import META_KEY
-from napari_vis_ws._tasks import watch_window
+from napari_vis_ws._tasks import WindowClose
 from napari_vis_ws._widgets._corrections_autosave import Autosave
 from napari_vis_ws._widgets._corrections_common import (
     AUTOSAVE_MS,
@@ -120,7 +120,7 @@ class CorrectionsWidget(Autosave, EditActions, ReviewQueue, QWidget):
         self._generation = 0  # snapshots taken, in order (main thread)
         self._write_lock = threading.Lock()  # one writer at a time, worker or main thread
         self._written: dict[tuple[str, str], int] = {}  # (project, key) → generation on disk
-        self._watched: Callable[[], QObject | None] = lambda: None  # the window whose closing saves (eventFilter)
+        self.window_close = WindowClose(self, self.flush)  # the window closing saves at once (its loop may end)
         self._edited: float | None = None  # time.time() of the last edit
         self._saved_at: float | None = None  # time.monotonic() of the last save
         self._areas = corr.instance_areas(np.zeros((0, 1, 1), np.int32))
@@ -166,26 +166,12 @@ class CorrectionsWidget(Autosave, EditActions, ReviewQueue, QWidget):
         tabify_when_docked(self)  # into a tab with the plugin's other docks (issue 16)
 
     # -- closing ------------------------------------------------------------------
-    def _watch_window(self) -> None:
-        self._watched = watch_window(self, self._watched)
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
-        """Save synchronously when the viewer's window closes (its event loop may end right after)."""
-        if event.type() == QEvent.Close and watched is self._watched():
-            self.flush()
-        return False
-
     def event(self, event: QEvent) -> bool:
         """Save when the dock goes: hidden (in a worker) or taken out of its dock, i.e. closed (at once)."""
         kind = event.type()
-        if kind == QEvent.ParentChange and self.parent() is not None:
-            # napari docks the widget, then the dock in its window: look for the window once that is done
-            QTimer.singleShot(0, self._watch_window)
-        elif kind == QEvent.Show:
-            self._watch_window()
-        elif getattr(self, "layer", None) is None:  # nothing to save (or still in __init__)
+        if getattr(self, "layer", None) is None:  # nothing to save (or still in __init__)
             pass
-        elif kind == QEvent.ParentChange:
+        elif kind == QEvent.ParentChange and self.parent() is None:
             self.flush()  # napari's dock close button takes the widget out of its dock
         elif kind == QEvent.Hide:
             if self.window().isVisible():

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtCore import QEvent, QObject, QTimer
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -74,7 +74,7 @@ from napari_vis_ws._stages import (
     video_shape,
     video_source,
 )
-from napari_vis_ws._tasks import register_task, update_task, wait_for_workers, watch_window
+from napari_vis_ws._tasks import WindowClose, register_task, update_task, wait_for_workers
 from napari_vis_ws._warm_up import settle, start_warm_up, thaw
 from napari_vis_ws._widgets._option_forms import OptionForms
 from napari_vis_ws._widgets._score_slider import ScoreSlider
@@ -160,7 +160,7 @@ class PipelineWidget(QWidget):
         from napari_vis_ws._docking import tabify_when_docked
 
         tabify_when_docked(self)  # into a tab with the plugin's other docks (issue 16)
-        self._watched: Callable[[], Any] = lambda: None  # the window whose Close thaws the heap (weak)
+        self.window_close = WindowClose(self, lambda: thaw(self._freeze))  # the closed viewer can be collected
         self._freeze: object | None = None  # the token of the heap freeze this dock made (napari_vis_ws._warm_up)
         # the backend's imports and napari's unit registry, while the user reads the dock (issue 16)
         self.warm_up = start_warm_up(self._warmed_up, self._notify)
@@ -240,27 +240,10 @@ class PipelineWidget(QWidget):
     def _warmed_up(self, registry: Any) -> None:
         """Install the unit registry; freeze the heap if the viewer is empty and this dock hears it close."""
         if not self._closing:
-            token = settle(registry, freeze=not len(self.viewer.layers) and self._watched() is not None)
+            token = settle(registry, freeze=not len(self.viewer.layers) and self.window_close.window() is not None)
             if token is not None:  # a dock deleted before its window closes thaws the heap too
                 self._freeze = token
                 self.destroyed.connect(lambda *_: thaw(token))
-
-    def _watch_window(self) -> None:
-        self._watched = watch_window(self, self._watched)
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
-        """The viewer's window closes: thaw the heap this dock froze, so the closed viewer can be collected."""
-        if event.type() == QEvent.Close and watched is self._watched():
-            thaw(self._freeze)
-        return False
-
-    def event(self, event: QEvent) -> bool:
-        """Find the window once docked (napari docks the widget, then the dock in its window)."""
-        if event.type() == QEvent.ParentChange and self.parent() is not None:
-            QTimer.singleShot(0, self._watch_window)
-        elif event.type() == QEvent.Show:
-            self._watch_window()
-        return super().event(event)
 
     # -- choosing -----------------------------------------------------------------
     @property

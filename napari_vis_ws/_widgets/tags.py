@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qtpy.QtCore import QEvent, QObject, QRect, Qt, QTimer
+from qtpy.QtCore import QRect, Qt, QTimer
 from qtpy.QtGui import QBrush, QColor, QKeyEvent, QMouseEvent, QPainter, QPaintEvent
 from qtpy.QtWidgets import (
     QComboBox,
@@ -41,7 +41,7 @@ from napari_vis_ws._docking import tabify_when_docked
 from napari_vis_ws._layers import FRAMES, frames_layer
 from napari_vis_ws._prediction_layers import class_color
 from napari_vis_ws._project import put_layers
-from napari_vis_ws._tasks import watch_window
+from napari_vis_ws._tasks import WindowClose
 from napari_vis_ws._workers import start_worker
 
 if TYPE_CHECKING:
@@ -155,7 +155,7 @@ class TagsWidget(QWidget):
         self.tags_path: Path | None = None
         self._tags: dict[str, Any] | None = None
         self._dirty = False  # changes not written yet
-        self._watched: Any = lambda: None  # napari's window, whose Close saves (weak)
+        self.window_close = WindowClose(self, self.save)  # napari closing: what is pending is saved
         self._creating: Any = None  # the worker making a new project
         self._save_timer = QTimer(self)
         self._save_timer.setSingleShot(True)
@@ -417,18 +417,3 @@ class TagsWidget(QWidget):
         """Hidden (another tab, the dock closed): what is pending is saved now."""
         self.save()
         super().hideEvent(event)
-
-    def event(self, event: QEvent) -> bool:
-        """Once docked, hear napari's window close (:func:`~napari_vis_ws._tasks.watch_window`)."""
-        if event.type() in (QEvent.ParentChange, QEvent.Show):
-            QTimer.singleShot(0, self._watch_window)
-        return super().event(event)
-
-    def _watch_window(self) -> None:
-        self._watched = watch_window(self, self._watched)
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
-        """napari's window closes: what is pending is saved before it goes."""
-        if event.type() == QEvent.Close and watched is self._watched():
-            self.save()
-        return False

@@ -55,11 +55,10 @@ and reads its output.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qtpy.QtCore import QEvent, QObject, QProcess, QTimer
+from qtpy.QtCore import QEvent, QProcess
 from qtpy.QtGui import QCloseEvent
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -75,7 +74,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_vis_ws._project import has_predictions
-from napari_vis_ws._tasks import watch_window
+from napari_vis_ws._tasks import WindowClose
 from napari_vis_ws._training import (
     DETECTOR_STAGES,
     DEVICES,
@@ -117,7 +116,7 @@ class TrainingWidget(TrainingRun, PredictionLoading, QWidget):
         self._run_auto = True  # the predictions' run field follows the output field until the user edits it
         self.predictor: Any = None  # the worker loading (or making) predictions
         self._task_id: Any = None  # the run as a task of napari's window (its close dialog lists it)
-        self._watched: Callable[[], QObject | None] = lambda: None  # the window whose Close stops the run
+        self.window_close = WindowClose(self, self._window_closing)  # napari closing: the run stops cleanly
         self._stage_options: dict[str, dict[str, Any]] = {}  # the option fields of each stage shown so far
         self._shown_stage = ""  # the stage whose options the fields show
         self._last_out = ""  # the output folder of the last run started here (a resume of it keeps its curve)
@@ -358,25 +357,16 @@ class TrainingWidget(TrainingRun, PredictionLoading, QWidget):
         """Whether a training process is running."""
         return self.process is not None and self.process.state() != QProcess.NotRunning
 
-    def _watch_window(self) -> None:
-        self._watched = watch_window(self, self._watched)
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+    def _window_closing(self) -> None:
         """Stop the run when the window closes, where napari has no task list to do it (older napari)."""
-        if event.type() == QEvent.Close and watched is self._watched() and self._task_id is None:
+        if self._task_id is None:
             self.stop_and_wait()
-        return False
 
     def event(self, event: QEvent) -> bool:
-        """Watch the window once docked; a dock taken out of its window (its close button) stops its run."""
-        kind = event.type()
-        if kind == QEvent.ParentChange:
-            if self.parent() is not None:
-                QTimer.singleShot(0, self._watch_window)  # napari docks the widget, then the dock in its window
-            elif getattr(self, "process", None) is not None and self.running:
+        """A dock taken out of its window (its close button) stops its run."""
+        if event.type() == QEvent.ParentChange and self.parent() is None:
+            if getattr(self, "process", None) is not None and self.running:
                 self.stop_and_wait()
-        elif kind == QEvent.Show:
-            self._watch_window()
         return super().event(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)

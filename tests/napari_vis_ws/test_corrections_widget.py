@@ -332,7 +332,7 @@ def test_closing_the_viewer_saves_the_edits_of_the_last_seconds_and_a_new_viewer
     viewer.window.add_dock_widget(widget)
     widget.autosave_timer.stop()
     widget.set_project(tmp_path)
-    qtbot.waitUntil(lambda: widget._watched() is not None)  # the dock watches its window once the loop has run
+    qtbot.waitUntil(lambda: widget.window_close.window() is not None)  # it watches its window once the loop ran
     _edit_delete_3_and_review_frame_2(widget, viewer)
     layer.brush_size = 5
     layer.paint((4, 30, 40), 9)  # a brush dab, the table not updated yet
