@@ -116,6 +116,9 @@ class PipelineSettings:
     gt : Path or None
         YouTube-VIS ground truth of the videos: the results are scored against it (``eval.json``);
         needed for ``full`` supervision.
+    until : {"predictions", "pseudo-labels"}
+        The last stage: every stage up to the predictions (``RUN/results.json``), or
+        only the first module, up to the pseudo-labels (``RUN/pseudo``), with weak supervision.
     """
 
     preset: str
@@ -131,6 +134,11 @@ class PipelineSettings:
     device: str = "auto"
     frames: Path | None = None
     gt: Path | None = None
+    until: str = "predictions"
+
+
+UNTIL = ("predictions", "pseudo-labels")
+"""Where ``vis-ws pipeline --until`` may stop (:attr:`PipelineSettings.until`)."""
 
 
 def choose_preset(preset: str | None, device: str) -> tuple[str, str]:
@@ -361,7 +369,8 @@ def pipeline_stages(tags: PathLike, run: PathLike, settings: PipelineSettings) -
     a longer step 1 instead); predictions come from the last detector trained.
 
     With ``full`` supervision: flow, Mask R-CNN on ``settings.gt``, predictions (the upper bound).
-    The last stage writes ``RUN/results.json``.
+    The last stage writes ``RUN/results.json``; with ``until="pseudo-labels"`` the list ends
+    with the first module's pseudo-labels.
     """
     from training.cam.train import CAMTrainConfig
     from training.detection.predict import predict
@@ -390,6 +399,8 @@ def pipeline_stages(tags: PathLike, run: PathLike, settings: PipelineSettings) -
             instance_norm=settings.instance_norm,
             instance_split=settings.instance_split,
         )
+        if settings.until == "pseudo-labels":
+            return stages
         if not (irn.uses_flow_loss or irn.uses_fcams):  # MaskConsist warps along the flow
             stages.insert(0, Stage("flow", lambda: flow_stage(tags, run, frames=frames)))
         weights = detector_weights(settings, run, cam.arch)

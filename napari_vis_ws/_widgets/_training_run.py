@@ -80,8 +80,8 @@ class TrainingRun:
         view.addWidget(self.log, stretch=1)
         return view
 
-    def start(self) -> None:
-        """Start the chosen stage as a ``vis-ws`` subprocess (one at a time)."""
+    def start(self, more: list[str] | None = None) -> None:
+        """Start the chosen stage as a ``vis-ws`` subprocess (one at a time); ``more``: arguments added for this run."""
         if self.running:
             return
         tags, project = self.tags_edit.text().strip(), self.project_edit.text().strip()
@@ -92,7 +92,7 @@ class TrainingRun:
         tags_path, project_path = Path(tags).absolute(), Path(project).absolute()
         options = self.options()
         try:
-            options["more"] = self.more_argv()
+            options["more"] = [*self.more_argv(), *(more or [])]
         except ValueError as exc:  # a number field holding text
             self._fail(f"More options: {exc}")
             return

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -218,7 +219,13 @@ class PipelineWidget(QWidget):
             "in the Training dock: its progress, Cancel and loss curve; the results show here when it ends"
         )
         self.run_all_button.clicked.connect(self.run_all)
+        self.detector_check = QCheckBox("and the detector, predictions")
+        self.detector_check.setToolTip(
+            "Run all stops at the pseudo-labels (to correct them first) unless this is ticked: then it trains Mask "
+            "R-CNN on them and predicts every video"
+        )
         grid.addWidget(self.run_all_button, len(DOCK_STAGES), 1)
+        grid.addWidget(self.detector_check, len(DOCK_STAGES), 2, 1, 2)
         self.stages: dict[str, StageRow] = {}
         for i, name in enumerate(DOCK_STAGES):
             run = QPushButton(f"Run {TITLES[name]}")
@@ -453,7 +460,8 @@ class PipelineWidget(QWidget):
         self._task = register_task(self.viewer, what, self.stop_and_wait)
 
     def run_all(self) -> Any:
-        """Start Run all (``vis-ws pipeline``) on the tags and project in the Training dock; returns that dock.
+        """Start Run all (``vis-ws pipeline``, to the pseudo-labels unless :attr:`detector_check` is ticked)
+        on the tags and project in the Training dock; returns that dock.
 
         The Training dock runs it as a subprocess (progress, Cancel, quitting
         safely); when it ends, this dock shows the video's results again.
@@ -468,7 +476,7 @@ class PipelineWidget(QWidget):
         training.tags_edit.setText(str(self._tags))
         training.project_edit.setText(str(self.project))
         training.stage_combo.setCurrentIndex(training.stage_combo.findData("pipeline"))
-        training.start()
+        training.start([] if self.detector_check.isChecked() else ["--until", "pseudo-labels"])
         if training.process is not None:  # after the dock's own handler: its exit code is known
             training.process.finished.connect(lambda *_: self._run_all_finished(training))
         return training

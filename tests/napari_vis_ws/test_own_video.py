@@ -67,6 +67,7 @@ def test_sample_videos_new_project_tagged_run_all_and_exported(make_napari_viewe
     pipeline.set_tags(folder / "tags.json")
     pipeline.set_project(folder)  # the project folder holds the runs too
     qtbot.waitUntil(pipeline.show_button.isEnabled, timeout=60_000)
+    pipeline.detector_check.setChecked(True)  # on to the detector and the predictions
     assert pipeline.run_all() is training
     assert training.running and training.stage == "pipeline" and training.command[-6:-2] == [
         "--device", "auto", "--preset", "tiny"]  # fmt: skip

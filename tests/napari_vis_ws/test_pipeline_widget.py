@@ -211,7 +211,8 @@ def test_quitting_napari_during_run_all_stops_it_cleanly(dock, qtbot, project, t
     training.stage_combo.setCurrentIndex(0)
     folder = tmp_path / "fresh"
     _open(dock, qtbot, project, folder)
-    dock.run_all()
+    dock.run_all()  # to the pseudo-labels: the detector box is not ticked
+    assert training.command[-6:-2] == ["--until", "pseudo-labels", "--preset", "tiny"]
     qtbot.waitUntil(lambda: bool(training.events), timeout=120_000)
     viewer.window._qt_window.close()  # as File > Close Window: stops the run, then closes
     assert training.exit_code == 130  # SIGINT: stopped at a step boundary, resumable

@@ -106,3 +106,20 @@ def test_the_cpu_preset_trains_a_longer_step_1_instead_of_maskconsist_and_predic
              for p in ("cpu", "tiny", "default")}  # fmt: skip
     assert names["cpu"][-2:] == ["train (Mask R-CNN)", "predict"] and "train (MaskConsist)" not in names["cpu"]
     assert names["tiny"][-3:] == names["default"][-3:] == ["train (Mask R-CNN)", "train (MaskConsist)", "predict"]
+
+
+def test_until_pseudo_labels_stops_after_the_first_module(tmp_path, capsys):
+    # issue 19: Run all goes from tags to pseudo-labels, and on request on to the detector and predictions
+    from training.pipeline import PipelineSettings, pipeline_stages
+
+    names = [
+        s.name for s in pipeline_stages(tmp_path / "t.json", tmp_path, PipelineSettings("tiny", until="pseudo-labels"))
+    ]
+    everything = [s.name for s in pipeline_stages(tmp_path / "t.json", tmp_path, PipelineSettings("tiny"))]
+    assert names[-1] == "pseudo-labels" and everything[: len(names)] == names and everything[-1] == "predict"
+    assert main(["sample", "--out", str(tmp_path / "d"), "--videos", "1", "--frames", "2", "--height", "64",
+                 "--width", "64"]) == 0  # fmt: skip
+    code = main(["pipeline", str(tmp_path / "d/tags.json"), "--out", str(tmp_path / "r"), "--supervision", "full",
+                 "--gt", str(tmp_path / "d/gt.json"), "--until", "pseudo-labels"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--until pseudo-labels is for weak supervision" in err[0]

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from training.pipeline import PRESETS, PipelineSettings, choose_preset
+from training.pipeline import PRESETS, UNTIL, PipelineSettings, choose_preset
 from training.run_folder import Project
 
 
@@ -53,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_field(p, d, "seed")
     add_field(p, d, "device")
     add_field(p, d, "frames", type=Path)
+    add_field(p, d, "until", choices=UNTIL)
     p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar or JSON lines")
     p.set_defaults(func=run_pipeline)
 
@@ -80,6 +81,7 @@ def settings_of(args: argparse.Namespace) -> PipelineSettings:
         device=args.device,
         frames=args.frames,
         gt=args.gt,
+        until=args.until,
     )
 
 
@@ -107,7 +109,12 @@ def run_pipeline(args: argparse.Namespace) -> int:
     gt = load_ytvis(args.gt) if args.gt is not None else None
     if args.supervision == "full" and gt is None:
         raise InputError(None, "--supervision full trains on ground-truth masks: give --gt GT.json")
+    if args.supervision == "full" and args.until != "predictions":
+        raise InputError(None, "--until pseudo-labels is for weak supervision (full supervision makes none)")
     drive_stages(pipeline_stages(args.tags, args.out, settings_of(args)), args.progress == "json")
+    if args.until == "pseudo-labels":
+        print(f"wrote {Project(args.out).pseudo / 'pseudo_labels.json'} (the first module's pseudo-labels)")
+        return 0
     results = Project(args.out).results
     print(f"wrote {results} (YouTube-VIS results)")
     if gt is not None:
