@@ -73,8 +73,17 @@ def test_sample_videos_new_project_tagged_run_all_and_exported(make_napari_viewe
         "--device", "auto", "--preset", "tiny"]  # fmt: skip
     assert training.command[training.command.index("--out") + 1] == str(folder)
     pipeline.run_all()  # a second click while it runs starts nothing
-    qtbot.waitUntil(lambda: not training.running, timeout=900_000)
+    assert not training.epochs_spin.isEnabled() and not training.resume_check.isEnabled()  # the pipeline resumes
+    stages_seen: list[str] = []
+    while training.running:  # the Training dock follows each stage; each training stage starts its own curve
+        qtbot.wait(200)
+        if training.events and (not stages_seen or stages_seen[-1] != training.events[-1][1].stage):
+            stages_seen.append(training.events[-1][1].stage)
+            assert len(training.loss_plot.values) <= 1
     assert training.exit_code == 0, training.log.toPlainText()
+    assert {"train-cam", "train-irn", "pseudo-labels"} <= set(stages_seen)
+    assert training.status.text().startswith("finished (exit code 0): every stage")
+    assert training.load_button.isEnabled()  # its predictions are there to load
     qtbot.waitUntil(lambda: pipeline.info.text().startswith("Run all finished. "), timeout=60_000)
     qtbot.waitUntil(lambda: {"pseudo-labels", "predictions"} <= {ly.name for ly in viewer.layers}, timeout=120_000)
     assert (folder / "results.json").is_file() and (folder / "pseudo/synth_0000/pseudo.npz").is_file()

@@ -135,29 +135,6 @@ def test_a_short_training_runs_from_the_dock(make_napari_viewer, qtbot, data, tm
     assert not dock.weights_edit.isEnabled() and dock.options()["weights"] == ""
 
 
-@pytest.mark.slow
-def test_run_all_takes_tags_to_predictions_in_the_project_from_the_dock(make_napari_viewer, qtbot, data, tmp_path):
-    # issue 19: one Run from the dock, training what is missing, one stage after another
-    project = tmp_path / "project"
-    dock = _dock(make_napari_viewer, data, project / "cam", epochs=7, extra="--preset tiny")
-    dock.stage_combo.setCurrentIndex(dock.stage_combo.findData("pipeline"))
-    assert not dock.epochs_spin.isEnabled() and not dock.resume_check.isEnabled()
-    assert dock.out_edit.text() == str(project)
-    stages_seen: list[str] = []
-    dock.start_button.click()
-    qtbot.waitUntil(lambda: not dock.running or bool(dock.events), timeout=120_000)
-    while dock.running:
-        qtbot.wait(200)
-        if dock.events and (not stages_seen or stages_seen[-1] != dock.events[-1][1].stage):
-            stages_seen.append(dock.events[-1][1].stage)
-            assert len(dock.loss_plot.values) <= 1  # a new stage starts its own curve
-    assert dock.exit_code == 0, dock.log.toPlainText()
-    assert {"train-cam", "train-irn", "pseudo-labels"} <= set(stages_seen)
-    assert (project / "pseudo/pseudo_labels.json").is_file() and (project / "results.json").is_file()
-    assert "--epochs" not in dock.command and dock.status.text().startswith("finished (exit code 0): every stage")
-    assert dock.load_button.isEnabled()  # its predictions are there to show
-
-
 def test_cancel_stops_gracefully_with_a_checkpoint(make_napari_viewer, qtbot, data, tmp_path):
     dock = _dock(
         make_napari_viewer, data, tmp_path / "cam", epochs=200, extra=FAST.replace("--batch-size 4", "--batch-size 1")
