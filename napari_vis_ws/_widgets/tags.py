@@ -22,6 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from qtpy.QtCore import QRect, Qt, QTimer
 from qtpy.QtGui import QBrush, QColor, QKeyEvent, QMouseEvent, QPainter, QPaintEvent
 from qtpy.QtWidgets import (
@@ -94,17 +95,17 @@ class TagStrips(QWidget):
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor("#202020"))
         if session is None:
+            painter.end()
             return
         n, w = session.n_frames, self.width()
+        unknown, absent = QBrush(QColor("#555555"), Qt.BDiagPattern), QBrush(QColor("#3a3a3a"))
         for k, category in enumerate(session.category_ids):
-            colour = QColor(class_color(category))
-            for t in range(n):
-                x0, x1 = int(t * w / n), int((t + 1) * w / n)
-                cell = QRect(x0, k * ROW + 2, max(x1 - x0, 1), ROW - 4)
-                if not session.tagged[t]:
-                    painter.fillRect(cell, QBrush(QColor("#555555"), Qt.BDiagPattern))  # unknown
-                else:
-                    painter.fillRect(cell, colour if session.present[t, k] else QColor("#3a3a3a"))
+            state = np.where(session.tagged, 1 + session.present[:, k], 0)  # 0 unknown, 1 absent, 2 present
+            starts = np.flatnonzero(np.diff(state, prepend=-1))
+            brushes = (unknown, absent, QBrush(QColor(class_color(category))))
+            for a, b in zip(starts, [*starts[1:], n], strict=True):  # one rectangle per run of frames
+                x0, x1 = int(a * w / n), int(b * w / n)
+                painter.fillRect(QRect(x0, k * ROW + 2, max(x1 - x0, 1), ROW - 4), brushes[state[a]])
         x = int((session.frame + 0.5) * w / n)
         painter.setPen(QColor("white"))
         painter.drawLine(x, 0, x, self.height())

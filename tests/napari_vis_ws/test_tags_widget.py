@@ -72,6 +72,12 @@ def test_dragging_on_a_class_strip_tags_a_range_and_classes_can_be_added(dock, q
     qtbot.mouseMove(strips, QPoint(x(9), 30))
     qtbot.mouseRelease(strips, Qt.LeftButton, pos=QPoint(x(9), 30))
     assert np.flatnonzero(dock.session.present[:, 1]).tolist() == list(range(3, 10))
+    from napari_vis_ws._prediction_layers import class_color
+
+    image = strips.grab().toImage()  # what the timeline shows: the class's colour, grey, or untagged
+    assert image.pixelColor(x(5), 30).name() == class_color(2)  # star tagged at frame 5
+    assert image.pixelColor(x(5), 10).name() == "#3a3a3a"  # the frame is tagged without disc
+    assert image.pixelColor(x(12), 10).name() not in (class_color(1), "#3a3a3a")  # frame 12: untagged, hatched
     dock.class_edit.setText("square")
     dock.add_class()
     assert dock.class_combo.count() == 3 and "3 square" in dock.legend.text()
