@@ -42,6 +42,7 @@ from napari_vis_ws._docking import tabify_when_docked
 from napari_vis_ws._layers import FRAMES, frames_layer
 from napari_vis_ws._prediction_layers import class_color
 from napari_vis_ws._project import put_layers
+from napari_vis_ws._stages import video_source
 from napari_vis_ws._tasks import WindowClose
 from napari_vis_ws._workers import start_worker
 
@@ -293,7 +294,6 @@ class TagsWidget(QWidget):
         self._video_changed()
 
     def _video_changed(self, *_: Any) -> None:
-        from training.data.sources import iter_videos
         from training.data.tag_edits import TagSession
         from training.errors import InputError
 
@@ -305,7 +305,7 @@ class TagsWidget(QWidget):
         self.session = TagSession(self._tags, video_id)
         self._show_classes()
         try:
-            source = next(iter_videos(self.tags_path, video_ids=[video_id]))  # type: ignore[arg-type]
+            source = video_source(self.tags_path, video_id)  # type: ignore[arg-type]
             shape = self.viewer.layers[FRAMES].data.shape if FRAMES in self.viewer.layers else None
             put_layers(self.viewer, [frames_layer(source.reader, {"video_key": source.key})], restyle=True)
             if shape != self.viewer.layers[FRAMES].data.shape:

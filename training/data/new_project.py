@@ -85,7 +85,9 @@ def video_entry(source: str | os.PathLike, video_id: int, name: str) -> dict[str
 
 
 def _unique_name(stem: str, taken: set[str]) -> str:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem).strip(".") or "video"
+    from training.data.sources import safe_name
+
+    safe = safe_name(stem) or "video"
     name, n = safe, 2
     while name in taken:
         name, n = f"{safe}-{n}", n + 1

@@ -42,9 +42,13 @@ def video_key(video: dict[str, Any]) -> str:
     name = ""
     if video.get("file_names"):
         name = Path(str(video["file_names"][0])).parent.name
-    name = str(name or video.get("name") or f"video{video['id']}")
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".")
-    return safe or f"video{video['id']}"
+    return safe_name(str(name or video.get("name") or "")) or f"video{video['id']}"
+
+
+def safe_name(name: str) -> str:
+    """``name`` as a file name: characters other than letters, digits, ``-_.`` as ``_``, no leading or
+    trailing dots ("" when nothing is left)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".")
 
 
 def _not_a_dataset(data: Any) -> str | None:
