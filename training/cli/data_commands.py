@@ -32,13 +32,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "tags",
-        help="derive frame tags (the weak labels) from a YouTube-VIS ground truth",
-        description="Write the frame-level class tags of a YouTube-VIS ground-truth file: a category "
-        "is tagged in a frame where one of its instances is present.",
+        help="frame tags (the weak labels): derive them from a ground truth, export or import a project's",
+        description="Write frame-level class tags. SOURCE is a YouTube-VIS ground truth (a category is tagged "
+        "in a frame where one of its instances is present), a frame-tags JSON, or a project folder (its "
+        "tags.json). --out is a JSON file to write, or a project folder to import into: the videos SOURCE "
+        "lists (matched by name, same frame count) get SOURCE's tags, classes matched by name (new ones "
+        "added); the project's other videos keep theirs. Written atomically.",
         formatter_class=formatter,
     )
-    p.add_argument("gt", type=Path, help="YouTube-VIS ground-truth JSON")
-    p.add_argument("--out", required=True, type=Path, help="frame-tags JSON to write")
+    p.add_argument("source", type=Path, help="ground-truth JSON, frame-tags JSON or project folder")
+    p.add_argument("--out", required=True, type=Path, help="frame-tags JSON to write, or a project to import into")
     p.set_defaults(func=run_tags)
 
     p = sub.add_parser(
@@ -103,19 +106,30 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def run_tags(args: argparse.Namespace) -> int:
-    """``vis-ws tags``."""
+    """``vis-ws tags SOURCE --out FILE|PROJECT``: derive, export, or import into a project."""
     from training.atomic import write_json
-    from training.data.tags import tags_from_ytvis
-    from training.data.ytvis import load_ytvis
+    from training.data.new_project import import_tags
+    from training.data.tags import load_tags, load_tags_or_derive
+    from training.run_folder import Project
 
-    _refuse_overwriting_input(args.out, [args.gt])
-    tags = tags_from_ytvis(load_ytvis(args.gt))
-    write_json(args.out, tags)
+    source = Project(args.source).tags if args.source.is_dir() else args.source
+    if args.source.is_dir() and not source.is_file():
+        raise InputError(args.source, "is not a project (no tags.json): make one with 'vis-ws project new'")
+    out = Project(args.out).tags if args.out.is_dir() else args.out
+    if args.out.is_dir() and not out.is_file():
+        raise InputError(args.out, "is a folder but not a project (no tags.json): --out takes a JSON file or a project")
+    _refuse_overwriting_input(out, [source])
+    tags = incoming = load_tags_or_derive(source)
+    if args.out.is_dir():
+        before = load_tags(out)
+        tags = import_tags(before, incoming, source)
+        added = [c["name"] for c in tags["categories"][len(before["categories"]) :]]
+        names = ", ".join(str(v.get("name", v["id"])) for v in incoming["videos"])
+        print(f"imported the tags of {names}" + (f"; classes added: {', '.join(added)}" if added else ""))
+    write_json(out, tags, indent=1 if args.out.is_dir() else None)
     n_tagged = sum(1 for t in tags["frame_tags"] if t["category_ids"])
-    print(
-        f"wrote {args.out}: {len(tags['frame_tags'])} frames of {len(tags['videos'])} videos, "
-        f"{n_tagged} with at least one tag"
-    )
+    frames, videos = len(tags["frame_tags"]), len(tags["videos"])
+    print(f"wrote {out}: {frames} frames of {videos} videos tagged, {n_tagged} with a class")
     return 0
 
 

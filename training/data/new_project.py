@@ -144,3 +144,58 @@ def remove_videos(tags: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
         "videos": [v for v in tags["videos"] if int(v["id"]) not in gone],
         "frame_tags": [t for t in tags["frame_tags"] if int(t["video_id"]) not in gone],
     }
+
+
+def import_tags(project: dict[str, Any], incoming: dict[str, Any], path: str | os.PathLike) -> dict[str, Any]:
+    """``project`` with the frame tags of ``incoming`` (``vis-ws tags FILE --out PROJECT``).
+
+    Videos are matched by their output name
+    (:func:`training.data.sources.video_key`), classes by name. Every video
+    ``incoming`` lists has its tags replaced by the file's (a video it lists
+    with no tag ends untagged); the project's other videos, its sources and
+    its ids stay. Classes the project lacks are added (new ids after the
+    largest, their colour kept).
+
+    Parameters
+    ----------
+    project, incoming : dict
+        Validated frame-tags objects (:func:`training.data.tags.validate_tags`).
+    path : path
+        Where ``incoming`` was read from, for the messages.
+
+    Raises
+    ------
+    InputError
+        Naming ``path``: a video the project does not hold (the message lists
+        those it does), or one whose frame count differs (tags for frames that
+        do not exist). Nothing is half imported.
+    """
+    from training.data.sources import video_key
+
+    mine = {video_key(v): v for v in project["videos"]}
+    videos: dict[int, int] = {}  # incoming video id -> project video id
+    for v in incoming["videos"]:
+        key = video_key(v)
+        if key not in mine:
+            held = ", ".join(sorted(mine)) or "none"
+            raise InputError(path, f"video {key!r} is not in the project (it has {held}): add it first")
+        have, give = len(mine[key]["file_names"]), len(v["file_names"])
+        if have != give:
+            raise InputError(path, f"video {key!r} has {give} frames here and {have} in the project")
+        videos[int(v["id"])] = int(mine[key]["id"])
+    categories = [dict(c) for c in project["categories"]]
+    by_name = {c["name"]: int(c["id"]) for c in categories}
+    ids: dict[int, int] = {}  # incoming category id -> project category id
+    for c in incoming["categories"]:
+        if c["name"] not in by_name:
+            by_name[c["name"]] = max((int(k["id"]) for k in categories), default=0) + 1
+            categories.append({**c, "id": by_name[c["name"]]})
+        ids[int(c["id"])] = by_name[c["name"]]
+    replaced = set(videos.values())
+    kept = [t for t in project["frame_tags"] if int(t["video_id"]) not in replaced]
+    brought = [
+        {"video_id": videos[int(t["video_id"])], "frame": int(t["frame"]),
+         "category_ids": sorted(ids[int(c)] for c in t["category_ids"])}
+        for t in incoming["frame_tags"]
+    ]  # fmt: skip
+    return {**project, "categories": categories, "frame_tags": kept + brought}

@@ -92,6 +92,25 @@ def load_tags(path: str | os.PathLike) -> dict[str, Any]:
     return validate_tags(read_json(path), path)
 
 
+def load_tags_or_derive(path: str | os.PathLike) -> dict[str, Any]:
+    """A frame-tags file read as it is, or the tags of a YouTube-VIS ground truth (:func:`tags_from_ytvis`).
+
+    Raises
+    ------
+    InputError
+        Naming ``path``: missing, malformed, or neither kind of file.
+    """
+    from training.data.ytvis import validate_annotations
+
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise InputError(path, "expected a JSON object: frame tags, or a ground truth with annotations")
+    if "frame_tags" in data:
+        return validate_tags(data, path)
+    validate_annotations(data, path)
+    return tags_from_ytvis(data)
+
+
 def tag_matrix(tags: dict[str, Any], video_id: int) -> tuple[np.ndarray, list[int]]:
     """Per-frame class tags of one video as a boolean matrix.
 

@@ -111,3 +111,73 @@ def test_a_source_replaced_after_the_project_was_made_is_named_in_one_line(tmp_p
     assert main(["flow", str(tmp_path / "p/tags.json"), "--out", str(tmp_path / "flow")]) == 2
     line = _error(capsys)
     assert f"its source {clip.resolve()} has 15 frames of 320x240, the project lists 16" in line
+
+
+def test_tags_import_into_a_project_and_export_from_it(tmp_path, capsys):
+    sample = SAMPLE.parents[1]
+    project = tmp_path / "p"
+    videos = [str(sample / "JPEGImages" / "synth_0001"), str(sample / "JPEGImages" / "synth_0000")]
+    assert main(["project", "new", *videos, "--classes", "star", "person", "--out", str(project)]) == 0
+    before = json.loads((project / "tags.json").read_text())
+    capsys.readouterr()
+
+    assert main(["tags", str(sample / "tags.json"), "--out", str(project)]) == 0  # import, by video name
+    assert "classes added: disc, box, triangle" in capsys.readouterr().out
+    tags = json.loads((project / "tags.json").read_text())
+    assert tags["videos"] == before["videos"]  # ids, sources kept: synth_0001 is the project's video 1
+    names = {c["id"]: c["name"] for c in tags["categories"]}
+    assert names == {1: "star", 2: "person", 3: "disc", 4: "box", 5: "triangle"}
+    sample_tags = json.loads((sample / "tags.json").read_text())
+    sample_names = {c["id"]: c["name"] for c in sample_tags["categories"]}
+    key = {1: 2, 2: 1}  # sample video id -> project video id (matched by name)
+    want = {(key[t["video_id"]], t["frame"]): sorted(sample_names[c] for c in t["category_ids"])
+            for t in sample_tags["frame_tags"]}  # fmt: skip
+    got = {(t["video_id"], t["frame"]): sorted(names[c] for c in t["category_ids"]) for t in tags["frame_tags"]}
+    assert got == want and len(got) == 32
+
+    out = tmp_path / "exported.json"
+    assert main(["tags", str(project), "--out", str(out)]) == 0  # export: the same JSON
+    assert json.loads(out.read_text()) == tags
+    other = tmp_path / "q"
+    assert main(["project", "new", *reversed(videos), "--classes", "box", "--out", str(other)]) == 0
+    assert main(["tags", str(out), "--out", str(other)]) == 0  # into another project: the same tags by name
+    again = json.loads((other / "tags.json").read_text())
+    again_names = {c["id"]: c["name"] for c in again["categories"]}
+    flip = {1: 2, 2: 1}
+    assert {(flip[t["video_id"]], t["frame"]): sorted(again_names[c] for c in t["category_ids"])
+            for t in again["frame_tags"]} == got  # fmt: skip
+
+    gt = json.loads((sample / "gt.json").read_text())  # a ground truth is derived on the way in
+    derived = tmp_path / "derived.json"
+    assert main(["tags", str(sample / "gt.json"), "--out", str(derived)]) == 0
+    assert {(t["video_id"], t["frame"]) for t in json.loads(derived.read_text())["frame_tags"]} == {
+        (v["id"], f) for v in gt["videos"] for f in range(16)}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "change,expected",
+    [
+        (lambda t: t["videos"][0].update(file_names=t["videos"][0]["file_names"] * 2, length=32),
+         "video 'synth_0000' has 32 frames here and 16 in the project"),
+        (lambda t: t["videos"][1].update(file_names=[f.replace("synth_0001", "cat") for f in t["videos"][1][
+            "file_names"]]),
+         "video 'cat' is not in the project (it has synth_0000, synth_0001): add it first"),
+        (lambda t: t["frame_tags"].append({"video_id": 1, "frame": 16, "category_ids": []}),
+         "frame_tags[32]: frame 16 is not in 0..15 of video 1"),
+    ],
+)  # fmt: skip
+def test_tags_that_do_not_fit_the_project_are_refused_in_one_line(change, expected, tmp_path, capsys):
+    sample = SAMPLE.parents[1]
+    project = tmp_path / "p"
+    videos = [str(sample / "JPEGImages" / "synth_0000"), str(sample / "JPEGImages" / "synth_0001")]
+    assert main(["project", "new", *videos, "--classes", "disc", "--out", str(project)]) == 0
+    before = (project / "tags.json").read_bytes()
+    tags = json.loads((sample / "tags.json").read_text())
+    change(tags)
+    (tmp_path / "t.json").write_text(json.dumps(tags))
+    capsys.readouterr()
+    assert main(["tags", str(tmp_path / "t.json"), "--out", str(project)]) == 2
+    assert _error(capsys) == f"vis-ws tags: error: {tmp_path / 't.json'}: {expected}"
+    assert (project / "tags.json").read_bytes() == before  # nothing half imported
+    assert main(["tags", str(tmp_path / "t.json"), "--out", str(tmp_path)]) == 2  # a folder that is no project
+    assert "is a folder but not a project" in _error(capsys)
