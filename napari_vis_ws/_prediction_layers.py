@@ -8,6 +8,7 @@ which builds a project's whole view from these and the first module's layers.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +29,16 @@ CLASS_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"
 HIDDEN = (0.0, 0.0, 0.0, 0.0)
 
 
-def class_color(category_id: int) -> str:
-    """The colour instances of a class are drawn in (:data:`CLASS_COLORS`)."""
-    return CLASS_COLORS[(int(category_id) - 1) % len(CLASS_COLORS)]
+def class_color(category_id: int, categories: Sequence[dict[str, Any]] = ()) -> str:
+    """The colour a class is drawn in: the ``color`` its entry in ``categories`` holds (chosen in the Tags dock),
+    else :data:`CLASS_COLORS`'s."""
+    chosen = next((c.get("color") for c in categories if int(c["id"]) == int(category_id)), None)
+    return str(chosen) if chosen else CLASS_COLORS[(int(category_id) - 1) % len(CLASS_COLORS)]
 
 
-def score_colormap(features: Any, threshold: float) -> dict[int | None, Any]:
+def score_colormap(
+    features: Any, threshold: float, categories: Sequence[dict[str, Any]] = ()
+) -> dict[int | None, Any]:
     """A Labels colormap (napari's ``DirectLabelColormap`` dict) that draws instances scored ≥ ``threshold``.
 
     Parameters
@@ -42,6 +47,8 @@ def score_colormap(features: Any, threshold: float) -> dict[int | None, Any]:
         The layer's ``index``, ``category_id`` and ``score`` per id.
     threshold : float
         In [0, 1].
+    categories : list of dict
+        The tags file's classes, for the colours chosen there.
 
     Returns
     -------
@@ -55,15 +62,16 @@ def score_colormap(features: Any, threshold: float) -> dict[int | None, Any]:
     colors: dict[int | None, Any] = {None: HIDDEN}
     for index, category, score in rows:
         if int(index) != 0:
-            colors[int(index)] = class_color(category) if float(score) >= threshold else HIDDEN
+            colors[int(index)] = class_color(category, categories) if float(score) >= threshold else HIDDEN
     return colors
 
 
 def show_above(layer: Any, threshold: float) -> tuple[int, int]:
     """Draw only the instances of a predictions layer scored ≥ ``threshold``; (shown, all) instance counts."""
-    colors = score_colormap(layer.features, threshold)
+    meta = layer.metadata.get(META_KEY, {})
+    colors = score_colormap(layer.features, threshold, meta.get("categories") or ())
     layer.colormap = colors
-    layer.metadata = {**layer.metadata, META_KEY: {**layer.metadata.get(META_KEY, {}), "score_threshold": threshold}}
+    layer.metadata = {**layer.metadata, META_KEY: {**meta, "score_threshold": threshold}}
     instances = [c for k, c in colors.items() if k is not None]
     return sum(c != HIDDEN for c in instances), len(instances)
 
@@ -93,7 +101,8 @@ def _prediction_layer(
         raise InputError(path, f"video {video['id']}: {exc}") from None
     layer = labels_layer(volume, categories, PREDICTIONS, {"path": str(path)})
     layer[1]["metadata"][META_KEY].update(stage="predictions", video_key=video.get("name", ""))
-    layer[1]["colormap"] = score_colormap(layer[1]["features"], SCORE_THRESHOLD)  # the docks' slider moves it
+    # drawn from SCORE_THRESHOLD up; the docks' slider moves it
+    layer[1]["colormap"] = score_colormap(layer[1]["features"], SCORE_THRESHOLD, categories)
     layer[1]["opacity"] = 0.7
     return layer
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import shutil
+import subprocess
 import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -157,3 +161,23 @@ def irn_inputs(root: Path) -> Path:
     cams = ["--model", str(root / "cam"), "--flow", str(root / "flow"), "--progress", "json"]
     assert main(["cams", tags, "--out", str(root / "cams"), *cams]) == 0
     return root
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """``folder`` refuses new files while inside: mode 555, or as root (whom modes do not stop) the immutable
+    attribute (``chattr +i``); the test is skipped where neither can be set."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("cannot make a folder read-only here (root, and no chattr +i)")
+    try:
+        yield
+    finally:
+        subprocess.run([chattr, "-i", str(folder)], check=True)

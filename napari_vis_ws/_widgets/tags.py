@@ -13,8 +13,10 @@ range (right button: clear it). With the timeline focused, the keys of
 this frame, ``Shift`` + number extends it from its last tagged frame to here,
 ``0`` marks the frame empty, ``C`` copies the previous frame, ``Delete``
 untags, arrows / Page Up / Page Down / Home / End move, ``Ctrl+Z`` undoes one
-action. Classes can be added and renamed. Every change is saved to the tags
-file within a second, atomically, so a crash loses at most the last second.
+action. Classes can be added, renamed and given a colour (the predictions
+layer draws them in it); these are undone like the tags. Every change is
+saved to the tags file within a second, atomically, so a crash loses at most
+the last second.
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ class TagStrips(QWidget):
         for k, category in enumerate(session.category_ids):
             state = np.where(session.tagged, 1 + session.present[:, k], 0)  # 0 unknown, 1 absent, 2 present
             starts = np.flatnonzero(np.diff(state, prepend=-1))
-            brushes = (unknown, absent, QBrush(QColor(class_color(category))))
+            brushes = (unknown, absent, QBrush(QColor(class_color(category, session.categories))))
             for a, b in zip(starts, [*starts[1:], n], strict=True):  # one rectangle per run of frames
                 x0, x1 = int(a * w / n), int(b * w / n)
                 painter.fillRect(QRect(x0, k * ROW + 2, max(x1 - x0, 1), ROW - 4), brushes[state[a]])
@@ -180,6 +182,9 @@ class TagsWidget(QWidget):
         rename = QPushButton("Rename")
         rename.setToolTip("Rename the class chosen in the list to the name typed")
         rename.clicked.connect(self.rename_class)
+        color = QPushButton("Colour…")
+        color.setToolTip("The colour of the class chosen in the list, here and in the predictions layer")
+        color.clicked.connect(lambda: self.choose_color())
         self.class_combo = QComboBox()
         classes = QHBoxLayout()
         classes.addWidget(self.class_combo, stretch=1)
@@ -187,6 +192,7 @@ class TagsWidget(QWidget):
         class_buttons = QHBoxLayout()
         class_buttons.addWidget(add)
         class_buttons.addWidget(rename)
+        class_buttons.addWidget(color)
         self.legend = QLabel("")
         self.legend.setWordWrap(True)
         self.strips = TagStrips(self)
@@ -315,15 +321,22 @@ class TagsWidget(QWidget):
         self.go(0)
 
     def _show_classes(self) -> None:
-        assert self._tags is not None
+        """The class list, legend and strips of the session's classes (the chosen class stays chosen)."""
+        if self.session is None:
+            return
+        chosen = self.class_combo.currentData()
+        categories = self.session.categories
+        self.class_combo.blockSignals(True)
         self.class_combo.clear()
         parts = []
-        for n, c in enumerate(self._tags["categories"], start=1):
+        for n, c in enumerate(categories, start=1):
             self.class_combo.addItem(f"{n}: {c['name']}", c["id"])
             key = str(n) if n <= 9 else "-"
-            parts.append(f"<span style='color:{class_color(c['id'])}'>■</span> {key} {c['name']}")
+            parts.append(f"<span style='color:{class_color(c['id'], categories)}'>■</span> {key} {c['name']}")
+        self.class_combo.setCurrentIndex(max(self.class_combo.findData(chosen), 0))
+        self.class_combo.blockSignals(False)
         self.legend.setText(" · ".join(parts))
-        self.strips.setMinimumHeight(max(len(self._tags["categories"]), 1) * ROW)
+        self.strips.setMinimumHeight(max(len(categories), 1) * ROW)
         self.strips.update()
 
     # -- the frame ----------------------------------------------------------------------
@@ -346,7 +359,7 @@ class TagsWidget(QWidget):
         if session is None:
             return
         t = session.frame
-        names = {c["id"]: c["name"] for c in (self._tags or {}).get("categories", [])}
+        names = {c["id"]: c["name"] for c in session.categories}
         what = "untagged"
         if session.tagged[t]:
             what = ", ".join(names[session.category_ids[k]] for k in range(len(session.category_ids))
@@ -357,7 +370,8 @@ class TagsWidget(QWidget):
 
     # -- changes --------------------------------------------------------------------------
     def changed(self) -> None:
-        """The tags changed: show them, and save within :data:`SAVE_DELAY_MS`."""
+        """The tags or classes changed: show them, and save within :data:`SAVE_DELAY_MS`."""
+        self._show_classes()
         self._show_status()
         self._dirty = True
         self._save_timer.start(SAVE_DELAY_MS)
@@ -373,40 +387,51 @@ class TagsWidget(QWidget):
         self._tags = self.session.tags()
         try:
             write_json(self.tags_path, self._tags, indent=1)
-        except OSError as exc:
-            self._fail(f"{self.tags_path}: cannot save the tags ({exc.strerror or exc})")
+        except OSError as exc:  # kept, and written by the next save (the next change, hiding, closing)
+            self._dirty = True
+            self._fail(f"{self.tags_path}: cannot save the tags ({exc.strerror or exc}); they are kept here")
 
     def add_class(self) -> None:
-        """Add the class typed (a new id after the largest); its strip appears."""
-        self._edit_classes(self.class_edit.text().strip(), None)
+        """Add the class typed (a new id after the largest); its strip appears. One undo step."""
+        if self._class_edit(lambda s: s.add_class(self.class_edit.text())):
+            self.class_edit.clear()
+            self.class_combo.setCurrentIndex(self.class_combo.count() - 1)
 
     def rename_class(self) -> None:
-        """Rename the class chosen in the list to the name typed (its tags stay)."""
-        self._edit_classes(self.class_edit.text().strip(), self.class_combo.currentData())
+        """Rename the class chosen in the list to the name typed (its tags stay). One undo step."""
+        if self._class_edit(lambda s: s.rename_class(self.class_combo.currentData(), self.class_edit.text())):
+            self.class_edit.clear()
 
-    def _edit_classes(self, name: str, category_id: int | None) -> None:
-        if self.session is None or self._tags is None:
+    def choose_color(self, color: str | None = None) -> None:
+        """The colour of the class chosen in the list (``None``: ask with a colour dialog). One undo step."""
+        if self.session is None or self.class_combo.currentData() is None:
             self._fail("open a tags file first")
             return
-        names = [c["name"] for c in self._tags["categories"] if c["id"] != category_id]
-        if not name or name in names:
-            self._fail(f"class name {name!r} is {'empty' if not name else 'taken'}")
-            return
-        tags = self.session.tags()
-        cats = [dict(c) for c in tags["categories"]]
-        if category_id is None:
-            cats.append({"id": max((c["id"] for c in cats), default=0) + 1, "name": name})
-        else:
-            next(c for c in cats if c["id"] == category_id)["name"] = name
-        self._tags = {**tags, "categories": cats}
-        self.class_edit.clear()
-        frame = self.session.frame
-        from training.data.tag_edits import TagSession
+        category_id = int(self.class_combo.currentData())
+        if color is None:
+            from qtpy.QtWidgets import QColorDialog
 
-        self.session = TagSession(self._tags, self.session.video_id)
-        self.session.go(frame)
-        self._show_classes()
+            now = QColor(class_color(category_id, self.session.categories))
+            picked = QColorDialog.getColor(now, self, "Class colour")
+            if not picked.isValid():
+                return
+            color = picked.name()
+        self._class_edit(lambda s: s.set_color(category_id, color))
+
+    def _class_edit(self, edit: Any) -> bool:
+        """Apply ``edit(session)`` (a class action of :class:`TagSession`); a refusal is shown in one line."""
+        from training.errors import InputError
+
+        if self.session is None:
+            self._fail("open a tags file first")
+            return False
+        try:
+            edit(self.session)
+        except InputError as exc:
+            self._fail(str(exc))
+            return False
         self.changed()
+        return True
 
     def _fail(self, message: str) -> None:
         from napari.utils.notifications import show_error

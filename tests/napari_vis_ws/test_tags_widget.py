@@ -124,3 +124,48 @@ def test_closing_napari_right_after_a_change_keeps_it(make_napari_viewer, qtbot,
     qtbot.keyClick(dock.strips, Qt.Key_2)
     viewer.close()  # before the autosave's second: saved as the dock is hidden
     assert _saved(project) == {0: [2]}
+
+
+def test_a_class_colour_shows_everywhere_and_class_edits_are_undone_by_key(dock, qtbot, project):
+    from napari_vis_ws._prediction_layers import class_color, score_colormap
+
+    strips = dock.strips
+    strips.resize(320, 60)
+    strips.setFocus()
+    qtbot.keyClick(strips, Qt.Key_2)  # star on frame 0
+    dock.class_combo.setCurrentIndex(1)
+    dock.choose_color("#00ff00")  # what the colour dialog returns
+
+    def categories() -> list[dict]:
+        return json.loads((project / "tags.json").read_text())["categories"]
+
+    assert strips.grab().toImage().pixelColor(10, 30).name() == "#00ff00"  # the timeline
+    assert "color:#00ff00'>■</span> 2 star" in dock.legend.text()  # the legend
+    qtbot.waitUntil(lambda: categories()[1] == {"id": 2, "name": "star", "color": "#00ff00"}, timeout=5000)
+    instance = {"index": [3], "category_id": [2], "score": [0.9]}
+    assert score_colormap(instance, 0.5, categories())[3] == "#00ff00"  # the predictions layer draws star in it
+
+    dock.class_edit.setText("square")
+    dock.add_class()
+    qtbot.keyClick(strips, Qt.Key_3)  # the new class on frame 0
+    assert dock.session.present[0].tolist() == [False, True, True]
+    for _ in range(3):  # its tag, the class, the colour: one undo each
+        qtbot.keyClick(strips, Qt.Key_Z, Qt.ControlModifier)
+    assert dock.class_combo.count() == 2 and "square" not in dock.legend.text()
+    assert strips.grab().toImage().pixelColor(10, 30).name() == class_color(2)
+    qtbot.waitUntil(lambda: categories() == [{"id": 1, "name": "disc"}, {"id": 2, "name": "star"}], timeout=5000)
+    assert _saved(project) == {0: [2]}  # the first tag stays
+
+
+def test_a_read_only_project_folder_is_said_in_one_line_and_the_tags_are_kept(dock, qtbot, project):
+    from conftest import read_only
+
+    dock.strips.setFocus()
+    with read_only(project):
+        qtbot.keyClick(dock.strips, Qt.Key_1)
+        dock.save()
+        message = dock.status.text()
+        assert message.startswith(f"{project / 'tags.json'}: cannot save the tags (") and "\n" not in message
+        assert _saved(project) == {} and not list(project.glob(".*tmp"))  # the file as it was, no temp file
+    dock.save()  # the next save (a change, hiding, closing) writes it once it can
+    assert _saved(project) == {0: [1]}

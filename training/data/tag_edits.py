@@ -21,6 +21,11 @@ key                 action
 ``ctrl+z``          undo the last action (``ctrl+shift+z`` redoes it)
 ==================  ===========================================================
 
+Adding a class, renaming one and choosing its colour
+(:meth:`TagSession.add_class`, :meth:`~TagSession.rename_class`,
+:meth:`~TagSession.set_color`) are actions too: one undo step each, in the
+same history as the tags.
+
 :meth:`TagSession.tags` gives the whole frame-tags object back with this
 video's entries replaced, for :func:`training.atomic.write_json`.
 """
@@ -35,6 +40,7 @@ import numpy as np
 from training.errors import InputError
 
 PAGE = 10  # frames a page key moves
+State = tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]  # (present, tagged, categories): what undo restores
 
 
 class TagSession:
@@ -52,7 +58,8 @@ class TagSession:
         Class k is tagged in frame t (columns in the order of ``category_ids``).
     tagged : (T,) bool
         Frame t has an entry (False: unknown).
-    category_ids : list of int
+    categories : list of dict
+        The file's classes (``id``, ``name``, optionally ``color``), in order: column k is ``categories[k]``.
     frame : int
         The frame being looked at.
     """
@@ -63,9 +70,9 @@ class TagSession:
             raise InputError(None, f"no video with id {video_id} in the tags")
         self._tags = copy.deepcopy(tags)
         self.video_id = video_id
-        self.category_ids = [int(c["id"]) for c in tags["categories"]]
+        self.categories = [dict(c) for c in tags["categories"]]
         n = len(video["file_names"])
-        self.present = np.zeros((n, len(self.category_ids)), bool)
+        self.present = np.zeros((n, len(self.categories)), bool)
         self.tagged = np.zeros(n, bool)
         col = {c: k for k, c in enumerate(self.category_ids)}
         for entry in tags["frame_tags"]:
@@ -74,13 +81,18 @@ class TagSession:
                 for c in entry["category_ids"]:
                     self.present[entry["frame"], col[c]] = True
         self.frame = 0
-        self._undo: list[tuple[np.ndarray, np.ndarray]] = []
-        self._redo: list[tuple[np.ndarray, np.ndarray]] = []
+        self._undo: list[State] = []
+        self._redo: list[State] = []
 
     @property
     def n_frames(self) -> int:
         """T, the video's length."""
         return len(self.tagged)
+
+    @property
+    def category_ids(self) -> list[int]:
+        """The K class ids, column order."""
+        return [int(c["id"]) for c in self.categories]
 
     def tags(self) -> dict[str, Any]:
         """The whole frame-tags object, this video's entries as edited (frame order)."""
@@ -90,12 +102,61 @@ class TagSession:
              "category_ids": [self.category_ids[k] for k in np.flatnonzero(self.present[t])]}
             for t in np.flatnonzero(self.tagged)
         ]  # fmt: skip
-        return {**self._tags, "frame_tags": others + mine}
+        return {**self._tags, "categories": copy.deepcopy(self.categories), "frame_tags": others + mine}
 
     # -- actions: each one undo step -------------------------------------------------
+    def _state(self) -> State:
+        return self.present.copy(), self.tagged.copy(), copy.deepcopy(self.categories)
+
     def _edit(self) -> None:
-        self._undo.append((self.present.copy(), self.tagged.copy()))
+        self._undo.append(self._state())
         self._redo.clear()
+
+    def _check_name(self, name: str, category_id: int | None) -> str:
+        name = name.strip()
+        if not name:
+            raise InputError(None, "a class name is empty")
+        if any(c["name"] == name and c["id"] != category_id for c in self.categories):
+            raise InputError(None, f"class name {name!r} is taken")
+        return name
+
+    def _category(self, category_id: int) -> dict[str, Any]:
+        found = next((c for c in self.categories if c["id"] == category_id), None)
+        if found is None:
+            raise InputError(None, f"no class with id {category_id}")
+        return found
+
+    def add_class(self, name: str) -> int:
+        """A new class (id after the largest), tagged nowhere yet; returns its id.
+
+        Raises
+        ------
+        InputError
+            The name is empty or another class's.
+        """
+        name = self._check_name(name, None)
+        self._edit()
+        new_id = max(self.category_ids, default=0) + 1
+        self.categories.append({"id": new_id, "name": name})
+        self.present = np.concatenate([self.present, np.zeros((self.n_frames, 1), bool)], axis=1)
+        return new_id
+
+    def rename_class(self, category_id: int, name: str) -> None:
+        """Rename a class (its tags stay); refused like :meth:`add_class`."""
+        name = self._check_name(name, category_id)
+        category = self._category(category_id)
+        self._edit()  # keeps a copy: ``category`` is still the live entry
+        category["name"] = name
+
+    def set_color(self, category_id: int, color: str) -> None:
+        """The colour a class is shown in, ``"#rrggbb"`` (saved in the file's ``categories``)."""
+        from training.data.ytvis import is_color
+
+        if not is_color(color):
+            raise InputError(None, f"colour {color!r} is not '#rrggbb'")
+        category = self._category(category_id)
+        self._edit()
+        category["color"] = color.lower()
 
     def set_range(self, column: int, start: int, stop: int, on: bool = True) -> None:
         """Tag (``on``) or clear class ``column`` on frames ``start``..``stop`` (inclusive, either order)."""
@@ -152,16 +213,16 @@ class TagSession:
         """Undo the last action; False when there is none."""
         if not self._undo:
             return False
-        self._redo.append((self.present.copy(), self.tagged.copy()))
-        self.present, self.tagged = self._undo.pop()
+        self._redo.append(self._state())
+        self.present, self.tagged, self.categories = self._undo.pop()
         return True
 
     def redo(self) -> bool:
         """Redo the last undone action; False when there is none."""
         if not self._redo:
             return False
-        self._undo.append((self.present.copy(), self.tagged.copy()))
-        self.present, self.tagged = self._redo.pop()
+        self._undo.append(self._state())
+        self.present, self.tagged, self.categories = self._redo.pop()
         return True
 
     def go(self, frame: int) -> None:

@@ -91,8 +91,16 @@ def _entries(items: list[Any], name: str, path: str | os.PathLike) -> Iterator[t
         yield f"{name}[{i}] (id {item['id']})", item
 
 
+def is_color(value: Any) -> bool:
+    """Whether ``value`` is a colour as a category's optional ``color`` holds it: ``"#rrggbb"``."""
+    return isinstance(value, str) and len(value) == 7 and value[0] == "#" and all(
+        ch in "0123456789abcdefABCDEF" for ch in value[1:]
+    )
+
+
 def validate_categories(data: dict[str, Any], path: str | os.PathLike) -> dict[int, dict[str, Any]]:
-    """Check the ``categories`` list; return it keyed by category id."""
+    """Check the ``categories`` list (an ``id``, a ``name``, optionally a ``color`` ``"#rrggbb"``); return it keyed
+    by category id."""
     cats = data.get("categories")
     if not isinstance(cats, list):
         raise InputError(path, "missing 'categories' list")
@@ -104,6 +112,8 @@ def validate_categories(data: dict[str, Any], path: str | os.PathLike) -> dict[i
             raise InputError(path, f"categories[{i}]: duplicate category id {c['id']}")
         if not isinstance(c.get("name"), str):
             raise InputError(path, f"categories[{i}] (id {c['id']}): 'name' must be a string")
+        if "color" in c and not is_color(c["color"]):
+            raise InputError(path, f"categories[{i}] (id {c['id']}): 'color' must be '#rrggbb', not {c['color']!r}")
         out[c["id"]] = c
     return out
 

@@ -88,3 +88,32 @@ def test_shift_extends_from_after_when_nothing_before_and_ranges_tag_frames():
     assert session.present[22:26, 1].all() and not session.present[12:15, 0].any() and session.tagged[12:15].all()
     with pytest.raises(InputError, match="no video with id 9"):
         TagSession(_tags(), 9)
+
+
+def test_adding_renaming_and_colouring_classes_are_undone_with_the_tags():
+    session = TagSession(_tags(20), 1)
+    session.press("1")
+    new = session.add_class(" square ")
+    assert new == 8 and session.present.shape == (20, 3)
+    session.go(4)
+    assert session.press("3")  # the new class's key
+    session.rename_class(7, "bike")
+    session.set_color(8, "#FF0000")
+    tags = validate_tags(session.tags(), "t.json")  # a valid file, the colour in it
+    assert tags["categories"] == [{"id": 1, "name": "person"}, {"id": 7, "name": "bike"},
+                                  {"id": 8, "name": "square", "color": "#ff0000"}]  # fmt: skip
+    assert {"video_id": 1, "frame": 4, "category_ids": [8]} in tags["frame_tags"]
+    for message, bad in [("a class name is empty", lambda: session.add_class("  ")),
+                         ("class name 'person' is taken", lambda: session.rename_class(8, "person")),
+                         ("colour 'red' is not '#rrggbb'", lambda: session.set_color(1, "red")),
+                         ("no class with id 5", lambda: session.set_color(5, "#000000"))]:  # fmt: skip
+        with pytest.raises(InputError, match=message):
+            bad()
+    for _ in range(3):  # colour, rename, frame 4's tag: one undo each
+        assert session.undo()
+    assert [c["name"] for c in session.categories] == ["person", "bicycle", "square"] and not session.tagged[4]
+    assert "color" not in session.categories[2]
+    assert session.undo() and session.present.shape == (20, 2) and session.category_ids == [1, 7]  # the add
+    assert session.redo() and session.redo() and session.present[4, 2]  # and back
+    with pytest.raises(InputError, match="'color' must be '#rrggbb', not 'blue'"):
+        validate_tags({**session.tags(), "categories": [{"id": 1, "name": "a", "color": "blue"}]}, "t.json")
