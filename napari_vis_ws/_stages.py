@@ -124,13 +124,46 @@ def predictions_stage(
     """
     from training.errors import InputError
 
-    key = video_source(tags, video_id).key
+    missing = missing_detector(project, video_source(tags, video_id).key)
+    if missing is not None:
+        raise InputError(None, f"{missing}: {DETECTOR_HINT.format(tags=tags, project=project)}")
+    yield from prediction_work(tags, video_id, project, categories, device, (Project(project).flow,), pseudo)
+
+
+def missing_detector(project: Path, key: str) -> str | None:
+    """"no trained detector in …" when video ``key`` has no stored predictions and ``project`` no detector."""
     folders = Project(project)
     stored = folders.results.is_file() or predictions_path(project, key).is_file()
-    if not stored and detector_checkpoint(project) is None:
-        where = " or ".join(str(p) for p in folders.detectors)
-        raise InputError(None, f"no trained detector in {where}: {DETECTOR_HINT.format(tags=tags, project=project)}")
-    yield from prediction_work(tags, video_id, project, categories, device, (folders.flow,), pseudo)
+    if stored or detector_checkpoint(project) is not None:
+        return None
+    return "no trained detector in " + " or ".join(str(p) for p in folders.detectors)
+
+
+def missing_before(name: str, project: Path, key: str) -> tuple[str, str | list[str]] | None:
+    """What the Pipeline dock offers to run first when stage ``name`` of video ``key`` cannot run yet.
+
+    Returns
+    -------
+    (what, plan) or None
+        ``what``: the first thing missing, naming its folder. ``plan``:
+        "all" (Run all, which trains the missing model and makes every
+        video's pseudo-labels), "detector" (Run all with the detector and
+        predictions), or the stages of this video to run in order, ``name``
+        last (``["flow", "cams", "pseudo-labels"]``). None when ``name`` can run.
+    """
+    from training.pipeline import missing_input
+
+    if name == "predictions":
+        missing = missing_detector(project, key)
+        return None if missing is None else (missing, "detector")
+    plan, stage, what = [name], name, ""
+    while (missing := missing_input(stage, project, key)) is not None:
+        what = what or missing[0]
+        if missing[1] == "model":
+            return what, "all"
+        stage = missing[1]
+        plan.insert(0, stage)
+    return (what, plan) if len(plan) > 1 else None
 
 
 STAGE_WORK: dict[str, Callable[..., Iterator[Any]]] = {  # (tags, project, video_id, **stage_settings)

@@ -73,6 +73,53 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 MODEL_HINT = "Run all trains what is missing, or train it from the Training dock or with `vis-ws pseudo-labels`"
 """What a per-video stage tells a user whose project lacks the model it needs."""
+FIRST = {"model": MODEL_HINT, "flow": "run Flow first", "cams": "run CAMs first"}
+"""What to do about each kind of :func:`missing_input`."""
+
+
+def missing_input(stage: str, run: PathLike, key: str, fcams: bool = True) -> tuple[str, str] | None:
+    """What a per-video stage lacks in ``run`` for video ``key``, before it starts (file checks only).
+
+    Parameters
+    ----------
+    stage : str
+        "cams" or "pseudo-labels" (other stages need nothing of the run).
+    run : path
+    key : str
+        The video's output name (:func:`training.data.sources.video_key`).
+    fcams : bool
+        Whether the CAM stage makes f-CAMs (it then needs the video's flow).
+
+    Returns
+    -------
+    (what, step) or None
+        ``what`` says what is missing, naming the folder; ``step`` is what
+        makes it: "model" (a model to train: Run all, ``vis-ws
+        pseudo-labels``), or "flow" / "cams" (that stage of this video). None
+        when the stage can run.
+    """
+    from training.flow.storage import flow_paths
+
+    project = Project(run)
+    if stage == "cams":
+        if not run_folder.checkpoint(project.cam).is_file():
+            return f"no trained classifier in {project.cam}", "model"
+        if fcams and not all(p.is_file() for p in flow_paths(project.flow, key)):
+            return f"no optical flow of video {key} in {project.flow}", "flow"
+    elif stage == "pseudo-labels":
+        if not run_folder.checkpoint(project.irn).is_file():
+            return f"no trained IRN in {project.irn}", "model"
+        if not (project.cams / key / run_folder.CAMS_RECORD).is_file():
+            return f"no CAMs of video {key} in {project.cams}", "cams"
+    return None
+
+
+def _check_inputs(stage: str, run: PathLike, sources: list[VideoSource], fcams: bool = True) -> None:
+    """Refuse in one line when :func:`missing_input` finds something missing for one of ``sources``."""
+    for source in sources:
+        missing = missing_input(stage, run, source.key, fcams)
+        if missing is not None:
+            raise InputError(None, f"{missing[0]}: {FIRST[missing[1]]}")
 
 
 class Stage(NamedTuple):
@@ -238,16 +285,10 @@ def cams_stage(
         No trained classifier in the run; with ``fcams``, a video without its flow.
     """
     from training.cam.store import write_cams
-    from training.flow.storage import flow_paths
 
     project = Project(run)
-    if not run_folder.checkpoint(project.cam).is_file():
-        raise InputError(None, f"no trained classifier in {project.cam}: {MODEL_HINT}")
     sources = videos(tags, frames, video_ids)
-    if fcams:
-        for source in sources:
-            if not all(p.is_file() for p in flow_paths(project.flow, source.key)):
-                raise InputError(None, f"no optical flow of video {source.key} in {project.flow}: run Flow first")
+    _check_inputs("cams", run, sources, fcams)
     ids = [int(s.video["id"]) for s in sources]
     flow = project.flow if fcams else None
     yield from write_cams(tags, project.cam, project.cams, flow, frames=frames, device=device, video_ids=ids)
@@ -275,17 +316,12 @@ def pseudo_labels_stage(
     InputError
         No trained IRN in the run; a video without its CAMs.
     """
-    from training.cam.store import RECORD
     from training.irn.pseudo_labels import make_pseudo_labels, recorded_settings
     from training.irn.train import IRNTrainConfig
     from training.json_io import read_json
 
     project = Project(run)
-    if not run_folder.checkpoint(project.irn).is_file():
-        raise InputError(None, f"no trained IRN in {project.irn}: {MODEL_HINT}")
-    for source in videos(tags, frames, video_ids, share=False):  # make_pseudo_labels shares them out itself
-        if not (project.cams / source.key / RECORD).is_file():
-            raise InputError(None, f"no CAMs of video {source.key} in {project.cams}: run CAMs first")
+    _check_inputs("pseudo-labels", run, videos(tags, frames, video_ids, share=False))  # shared out by the maker
     config = read_json(run_folder.config(project.irn))
     variant = config.get("variant", "flowirn") if isinstance(config, dict) else "flowirn"
     recorded = recorded_settings(project.pseudo)
@@ -437,15 +473,24 @@ def pipeline_stages(tags: PathLike, run: PathLike, settings: PipelineSettings) -
     return stages
 
 
+ANNOUNCE = "==> "
+"""Start of the lines :func:`drive_stages` prints: ``==> stages: flow, train-cam, ...``, then ``==> flow`` as each
+starts (the plugin's Training dock draws a progress bar per stage from them)."""
+PLAN = "stages: "
+
+
 def drive_stages(stages: list[Stage], json_lines: bool) -> None:
-    """Run each stage in turn, announcing it (``==> name``); under torchrun on every rank, then a barrier.
+    """Run each stage in turn, announcing the list (``==> stages: a, b``) and each (``==> a``); under torchrun on
+    every rank, then a barrier.
 
     Ctrl+C stops between two steps of a stage (a training stage saves its checkpoint first).
     """
     from training import distributed
 
+    if distributed.is_main():
+        print(ANNOUNCE + PLAN + ", ".join(name for name, _ in stages), flush=True)
     for name, start in stages:
         if distributed.is_main():
-            print(f"==> {name}", flush=True)
+            print(ANNOUNCE + name, flush=True)
         distributed.drive_ranks(start(), json_lines)
         distributed.barrier()  # the next stage reads what every rank wrote

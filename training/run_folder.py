@@ -37,6 +37,7 @@ CONFIG = "config.json"  # a training run's settings (its config dataclass)
 CATEGORIES = "categories.json"  # the classes a run was trained on
 MATCHES = "matches"  # a MaskConsist run's inter-frame matches, one JSON per video
 RESULTS = "results.json"  # RUN/results.json
+CAMS_RECORD = "cams.json"  # RUN/cams/<video>/: what the video's CAMs were made with (training.cam.store)
 TAGS = "tags.json"  # a project's frame tags (training.data.new_project)
 DETECTORS = ("maskconsist", "maskrcnn")  # a project's detector runs, the preferred first
 

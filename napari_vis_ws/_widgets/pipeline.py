@@ -24,6 +24,11 @@ the stages take (flow method, device, the instance background score,
 normalisation and split), generated from the command itself; a field left
 empty keeps what the project recorded, else the default, so the dock and
 the command line make the same labels.
+
+A stage that cannot run yet says what it lacks and offers what makes it:
+**Run Flow, then CAMs, then Pseudo-labels** for this video's missing
+results, or **Run all** where a model has to be trained first
+(:func:`napari_vis_ws._stages.missing_before`).
 """
 
 from __future__ import annotations
@@ -69,6 +74,7 @@ from napari_vis_ws._stage_layers import (
 )
 from napari_vis_ws._stages import (
     STAGE_WORK,
+    missing_before,
     predictions_stage,
     settings_options,
     stage_settings,
@@ -139,6 +145,10 @@ class PipelineWidget(QWidget):
         self._closing = False
         self._opened: set[Path] = set()  # projects whose stale temporary files were removed
         self._showing = 0  # the load whose layers are being put in the viewer
+        self._next: str | None = None  # the stage to run when the running one finishes
+        self._keys: dict[int, str] = {}  # video id -> its output name, from the tags file
+        self._offer: tuple[str, str | list[str]] | None = None  # (the stage asked for, what the offer runs)
+        self._queue: list[str] = []  # stages of this video to run after the running one (an offer taken)
         self.placer = LayerPlacer(napari_viewer)  # stage layers into the viewer, paced (napari_vis_ws._placing)
 
         source, stages = self._source_group(), self._stage_group()
@@ -226,6 +236,10 @@ class PipelineWidget(QWidget):
         )
         grid.addWidget(self.run_all_button, len(DOCK_STAGES), 1)
         grid.addWidget(self.detector_check, len(DOCK_STAGES), 2, 1, 2)
+        self.offer_button = QPushButton()  # what a stage that cannot run yet needs first
+        self.offer_button.hide()
+        self.offer_button.clicked.connect(self.take_offer)
+        grid.addWidget(self.offer_button, len(DOCK_STAGES) + 1, 0, 1, 4)
         self.stages: dict[str, StageRow] = {}
         for i, name in enumerate(DOCK_STAGES):
             run = QPushButton(f"Run {TITLES[name]}")
@@ -308,6 +322,7 @@ class PipelineWidget(QWidget):
             self._notify(str(exc))
             return
         self._tags, self._categories = path, list(data["categories"])
+        self._keys = {int(v["id"]): video_key(v) for v in data["videos"]}
         if self._project_auto:
             self.project_edit.setText(str(path.parent / PROJECT_DIR))
         self.video_combo.blockSignals(True)
@@ -410,13 +425,18 @@ class PipelineWidget(QWidget):
 
     # -- running stages -------------------------------------------------------------
     def run_stage(self, name: str) -> None:
-        """Run one stage on the chosen video in a generator worker."""
+        """Run one stage on the chosen video in a generator worker; when it cannot run yet, offer what it needs."""
         if self.running is not None:
             return
         ready = self._ready()
         if ready is None:
             return
         tags, project, video_id = ready
+        self.offer_button.hide()
+        need = missing_before(name, project, self._keys.get(video_id, ""))
+        if need is not None:
+            self._make_offer(name, *need)
+            return
         try:
             settings = stage_settings(name, self.settings.values("settings"))
         except ValueError as exc:  # a Settings field its option cannot take
@@ -458,6 +478,34 @@ class PipelineWidget(QWidget):
         )
         what = f"{TITLES[name]} of video {video_id} in {project}: quitting stops it after the current frame"
         self._task = register_task(self.viewer, what, self.stop_and_wait)
+
+    def _make_offer(self, name: str, what: str, plan: str | list[str]) -> None:
+        """Say what stage ``name`` lacks and show the button that runs what makes it (:meth:`take_offer`)."""
+        self._offer = (name, plan)
+        if plan == "all":
+            text = "Run all: train what is missing, then every video's pseudo-labels"
+        elif plan == "detector":
+            text = "Run all with the detector: train it, then predict every video"
+        else:
+            text = "Run " + ", then ".join(TITLES[s] for s in plan)
+        self.offer_button.setText(text)
+        self.offer_button.show()
+        self.info.setText(f"{TITLES[name]} cannot run yet: {what}. {text}?")
+
+    def take_offer(self) -> None:
+        """Run what the last stage that could not run needs (the offer's button), then that stage."""
+        if self._offer is None:
+            return
+        _, plan = self._offer
+        self._offer = None
+        self.offer_button.hide()
+        if isinstance(plan, list):
+            self._queue = plan[1:]
+            self.run_stage(plan[0])
+        else:
+            if plan == "detector":
+                self.detector_check.setChecked(True)
+            self.run_all()
 
     def run_all(self) -> Any:
         """Start Run all (``vis-ws pipeline``, to the pseudo-labels unless :attr:`detector_check` is ticked)
@@ -544,6 +592,7 @@ class PipelineWidget(QWidget):
         bar = self.stages[name].progress
         bar.setValue(bar.maximum())
         self.info.setText(f"{TITLES[name]}: done. {self._messages.pop(name, '')}".strip())
+        self._next = self._queue.pop(0) if self._queue else None  # an offer's next stage, once this one is over
 
     def _stage_finished(self, name: str) -> None:
         if self.placer.pacing and not self._closing:  # its last layers are still going in: finish after them
@@ -563,8 +612,13 @@ class PipelineWidget(QWidget):
             w.setEnabled(True)
         for r in self.stages.values():
             r.run_button.setEnabled(True)
+        after, self._next = self._next, None
+        if cancelled or after is None:
+            self._queue = []  # a cancelled or failed step ends the offer's chain
         if cancelled and not self._closing:  # show what the stage wrote before it stopped
             self.show_results(f"{TITLES[name]} cancelled at {row.progress.value()}/{row.progress.maximum()}. ")
+        elif after is not None:
+            self.run_stage(after)
 
     def _notify(self, message: str) -> None:
         from napari.utils.notifications import show_error

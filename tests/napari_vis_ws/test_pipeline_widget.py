@@ -189,16 +189,40 @@ def test_reopening_a_project_shows_every_result_without_computing(dock, qtbot, p
 @pytest.mark.parametrize(
     ("stage", "missing"), [("cams", "no trained classifier in"), ("pseudo-labels", "no trained IRN in")]
 )
-def test_a_stage_without_its_model_says_what_is_missing_in_one_line(dock, qtbot, project, tmp_path, stage, missing):
+def test_a_stage_without_its_model_says_what_is_missing_and_offers_run_all(
+    dock, qtbot, project, tmp_path, stage, missing
+):
     _open(dock, qtbot, project, tmp_path / "empty")
     row = dock.stages[stage]
     row.run_button.click()
-    _wait(qtbot, row.run_button)
-    text = dock.info.text()
+    assert row.run_button.isEnabled() and dock.worker is None  # nothing started
     model = "cam" if stage == "cams" else "irn"
-    assert text.startswith(f"{missing} {tmp_path / 'empty' / model}: Run all trains what is missing, or train it")
-    assert "vis-ws pseudo-labels" in text and "\n" not in text
-    assert row.progress.value() == 0 and not (tmp_path / "empty").exists()
+    title = "CAMs" if stage == "cams" else "Pseudo-labels"
+    assert dock.info.text() == (f"{title} cannot run yet: {missing} {tmp_path / 'empty' / model}. "
+                                "Run all: train what is missing, then every video's pseudo-labels?")  # fmt: skip
+    assert not dock.offer_button.isHidden() and row.progress.value() == 0 and not (tmp_path / "empty").exists()
+    if stage == "cams":
+        return
+    dock.offer_button.click()  # the offer taken: Run all starts in the Training dock
+    _, training = dock.viewer.window.add_plugin_dock_widget("napari-vis-ws", "Training")  # the one it opened
+    assert training.running and training.command[training.command.index("pipeline") + 1] == str(
+        project / "data/tags.json")  # fmt: skip
+    until = training.command.index("--until")
+    assert training.command[until + 1] == "pseudo-labels" and dock.offer_button.isHidden()
+    training.cancel()
+    qtbot.waitUntil(lambda: not training.running, timeout=60000)
+
+
+def test_a_stage_missing_this_videos_results_offers_to_run_them_first(dock, qtbot, project, tmp_path):
+    folder = _fresh(project, tmp_path / "fresh")
+    _open(dock, qtbot, project, folder)
+    dock.stages["pseudo-labels"].run_button.click()
+    assert dock.offer_button.text() == "Run Flow, then CAMs, then Pseudo-labels"
+    assert f"no CAMs of video {KEY} in {folder / 'cams'}" in dock.info.text()
+    dock.offer_button.click()
+    qtbot.waitUntil(lambda: "pseudo-labels" in _names(dock) and dock.running is None, timeout=120000)
+    assert {"flow", "cam [box]", "pseudo-labels"} <= set(_names(dock)) and dock.offer_button.isHidden()
+    assert [dock.stages[s].progress.value() for s in ("flow", "cams", "pseudo-labels")] == [T - 1, T, T]
 
 
 @pytest.mark.slow
@@ -358,22 +382,17 @@ def test_cancel_stops_predicting_between_frames_and_writes_nothing(
     assert not (folder / "predictions").exists() and "predictions" not in _names(dock)
 
 
-def test_predictions_without_a_detector_say_what_is_missing_in_one_line(dock, qtbot, project, tmp_path):
-    from napari.utils.notifications import notification_manager
-
+def test_predictions_without_a_detector_say_what_is_missing_and_offer_to_train_one(dock, qtbot, project, tmp_path):
     empty = tmp_path / "empty"
     _open(dock, qtbot, project, empty)
-    seen = len(notification_manager.records)
     row = dock.stages["predictions"]
     row.run_button.click()
-    _wait(qtbot, row.run_button)
-    tags = project / "data/tags.json"
-    expected = (
-        f"no trained detector in {empty / 'maskconsist'} or {empty / 'maskrcnn'}: "
-        f"Run all trains one, or the Training dock (Mask R-CNN, MaskConsist), or `vis-ws pipeline {tags} --out {empty}`"
+    assert row.run_button.isEnabled() and dock.worker is None
+    assert dock.info.text() == (
+        f"Predictions cannot run yet: no trained detector in {empty / 'maskconsist'} or {empty / 'maskrcnn'}. "
+        "Run all with the detector: train it, then predict every video?"
     )
-    assert dock.info.text() == expected
-    assert [str(n.message) for n in notification_manager.records[seen:]] == [expected]
+    assert dock.offer_button.text() == "Run all with the detector: train it, then predict every video"
     assert row.progress.value() == 0 and "predictions" not in _names(dock) and not empty.exists()
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_vis_ws._stages import STAGE_WORK
+from napari_vis_ws._stages import STAGE_WORK, missing_before, predictions_stage
 from training.cli import main
 from training.errors import InputError
 from training.irn.pseudo_labels import SETTINGS
@@ -98,3 +98,21 @@ def test_a_dock_stage_without_its_model_says_what_to_train(cli_run, tmp_path):
         list(STAGE_WORK["cams"](cli_run / "data/tags.json", run, 1))
     with pytest.raises(InputError, match=r"no trained IRN in .*irn: Run all trains what is missing"):
         list(STAGE_WORK["pseudo-labels"](cli_run / "data/tags.json", run, 1))
+    with pytest.raises(InputError, match=r"no trained detector in .*maskconsist or .*maskrcnn: Run all trains one"):
+        list(predictions_stage(cli_run / "data/tags.json", run, 1, []))
+    assert missing_before("predictions", run, "x") == (
+        f"no trained detector in {run / 'maskconsist'} or {run / 'maskrcnn'}", "detector")  # fmt: skip
+
+
+def test_what_a_stage_needs_first_is_planned_back_to_what_can_run(cli_run, tmp_path):
+    run = tmp_path / "run"
+    for model in ("cam", "irn"):
+        shutil.copytree(cli_run / "run" / model, run / model)
+    key = "synth_0000"
+    assert missing_before("flow", run, key) is None
+    assert missing_before("cams", run, key) == (f"no optical flow of video {key} in {run / 'flow'}", ["flow", "cams"])
+    assert missing_before("pseudo-labels", run, key) == (
+        f"no CAMs of video {key} in {run / 'cams'}", ["flow", "cams", "pseudo-labels"])  # fmt: skip
+    shutil.copytree(cli_run / "run" / "flow", run / "flow")
+    assert missing_before("pseudo-labels", run, key)[1] == ["cams", "pseudo-labels"]
+    assert missing_before("pseudo-labels", cli_run / "run", key) is None

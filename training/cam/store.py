@@ -36,9 +36,10 @@ from training.data.tags import load_tags, tag_matrix
 from training.errors import InputError
 from training.json_io import read_json
 from training.progress import Progress
+from training.run_folder import CAMS_RECORD
 from training.working_scale import recorded_working_size, working_scale
 
-RECORD = "cams.json"
+RECORD = CAMS_RECORD
 _FRAME = re.compile(r"^\d{5,}\.npz$")
 
 
