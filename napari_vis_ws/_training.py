@@ -236,6 +236,25 @@ def parse_progress_line(line: str) -> Progress | None:
         return None
 
 
+def stage_announcement(line: str) -> tuple[str, list[str]] | None:
+    """A ``vis-ws pipeline`` line announcing its stages (:func:`training.pipeline.drive_stages`).
+
+    Returns
+    -------
+    ("plan", names) for ``==> stages: flow, train-cam, ...``; ("stage", [name]) for ``==> flow``; None for
+    any other line (``==> `` lines that name no stage, such as the preset's reason, included: the caller
+    checks ``name`` against the plan).
+    """
+    from training.pipeline import ANNOUNCE, PLAN
+
+    if not line.startswith(ANNOUNCE):
+        return None
+    text = line[len(ANNOUNCE) :].strip()
+    if text.startswith(PLAN):
+        return "plan", [n.strip() for n in text[len(PLAN) :].split(",") if n.strip()]
+    return "stage", [text]
+
+
 def eta_seconds(events: Sequence[tuple[float, Progress]]) -> float | None:
     """Seconds left, from ``(time, event)`` pairs of one stage (the rate since the first of them).
 

@@ -33,8 +33,10 @@ from napari_vis_ws._training import (
     eta_seconds,
     format_eta,
     parse_progress_line,
+    stage_announcement,
     stage_name,
 )
+from napari_vis_ws._widgets._stage_bars import StageBars
 from napari_vis_ws._widgets.loss_plot import LossPlot
 
 if TYPE_CHECKING:
@@ -60,6 +62,7 @@ class TrainingRun:
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setFormat("%p%")
+        self.stage_bars = StageBars()  # Run all: one bar per stage of the pipeline
         self.device_label = QLabel("device: -")
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -74,6 +77,7 @@ class TrainingRun:
         view = QVBoxLayout()
         view.addLayout(buttons)
         view.addWidget(self.progress)
+        view.addWidget(self.stage_bars)
         view.addWidget(self.device_label)
         view.addWidget(self.status)
         view.addWidget(self.loss_plot)
@@ -117,6 +121,7 @@ class TrainingRun:
             self.progress.setFormat("resuming…")
         else:
             self.loss_plot.clear()
+            self.stage_bars.clear()
             self.progress.setRange(0, 0)  # busy until the first event
             self.progress.setFormat("starting…")
         self.device_label.setText("device: -")
@@ -279,6 +284,9 @@ class TrainingRun:
         if event is None:
             if line.strip():
                 self.log.appendPlainText(line.rstrip())
+            announced = stage_announcement(line)
+            if announced is not None:
+                self.stage_bars.announce(*announced)
             return
         if self.events and self.events[-1][1].stage != event.stage:  # the pipeline's next stage
             self.events = []
@@ -289,6 +297,7 @@ class TrainingRun:
         self.progress.setValue(min(event.done, max(event.total, 1)))
         eta = format_eta(eta_seconds(self.events))
         self.progress.setFormat(f"{event.stage} %v/%m {event.unit} (%p%)" + (f"  {eta}" if eta else ""))
+        self.stage_bars.update_from(event)
         if "loss" in event.metrics:
             self.loss_plot.add(event.metrics["loss"])
         if self._task_id is not None:
@@ -315,6 +324,7 @@ class TrainingRun:
         out = self.out_edit.text().strip()
         cancelled = self.exit_code == EXIT_INTERRUPTED or (self._cancelled and not crashed)
         self._update_task("completed" if self.exit_code == 0 else "cancelled" if cancelled else "failed")
+        self.stage_bars.finish(self.exit_code == 0)
         if self.exit_code == 0:
             self.progress.setValue(self.progress.maximum())
             self.status.setText(f"finished (exit code 0): model in {out}")

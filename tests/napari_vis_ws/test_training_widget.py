@@ -603,3 +603,28 @@ def test_more_options_are_forms_of_each_commands_own_options_and_reach_only_its_
     assert not dock.running and dock.status.text() == "More options: --irn-lr 'fast': expected a number"
     dock.stage_combo.setCurrentIndex(dock.stage_combo.findData("classifier"))
     assert dock.more_argv() == ["--crop", "192", "--pooling", "lse"]
+
+
+def test_run_all_shows_one_progress_bar_per_stage(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_TOTAL", "4")
+    dock = TrainingWidget(make_napari_viewer())
+    dock.tags_edit.setText(str(tmp_path / "tags.json"))
+    dock.stage_combo.setCurrentIndex(dock.stage_combo.findData("pipeline"))
+    dock.launcher_edit.setText(FAKE)
+    dock.start_button.click()
+    qtbot.waitUntil(lambda: dock.stage_bars.current == "cams", timeout=30_000)
+    bars = dock.stage_bars.bars
+    assert list(bars) == ["flow", "train-cam", "cams"] and not dock.stage_bars.isHidden()
+    assert [(bars[n].format(), bars[n].value()) for n in ("flow", "train-cam")] == [("done", 4), ("done", 4)]
+    dock.cancel_button.click()
+    qtbot.waitUntil(lambda: not dock.running, timeout=30_000)
+    assert bars["cams"].format() == "stopped at %v/%m" and bars["cams"].value() < 4
+    dock.start_button.click()  # Start goes on (the real pipeline skips what is done): the plan's bars again
+    qtbot.waitUntil(lambda: not dock.running, timeout=30_000)
+    assert dock.exit_code == 0
+    assert [(b.format(), b.value()) for b in dock.stage_bars.bars.values()] == [("done", 4)] * 3
+    dock.stage_combo.setCurrentIndex(dock.stage_combo.findData("classifier"))
+    dock.start_button.click()  # a one-stage run: the dock's own bar only
+    assert dock.stage_bars.isHidden()
+    dock.cancel_button.click()
+    qtbot.waitUntil(lambda: not dock.running, timeout=30_000)
