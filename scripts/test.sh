@@ -22,4 +22,4 @@ unset QT_QPA_PLATFORM             # xcb on Xvfb, so the canvas has OpenGL
 .venv/bin/ruff check training napari_vis_ws tests benchmarks scripts
 .venv/bin/mypy   # training/ (pyproject.toml [tool.mypy])
 .venv/bin/lint-imports   # the layering contracts (pyproject.toml [tool.importlinter])
-xvfb-run -a -s "-screen 0 1280x1024x24" .venv/bin/python -m pytest -ra "$@"
+xvfb-run -a -s "-screen 0 1280x1024x24" .venv/bin/python -m pytest -ra --durations=20 "$@"   # the 20 slowest: CI stays under 30 min

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QGridLayout, QLabel, QProgressBar, QWidget
 
 if TYPE_CHECKING:
@@ -18,7 +19,13 @@ if TYPE_CHECKING:
 
 
 class StageBars(QWidget):
-    """A label and a progress bar per announced stage; hidden until a run announces its stages."""
+    """A label and a progress bar per announced stage; hidden until a run announces its stages.
+
+    ``done`` is emitted with a stage's name when the next one starts (its
+    results are all written: the Pipeline dock shows them then).
+    """
+
+    done = Signal(str)
 
     def __init__(self) -> None:
         super().__init__()
@@ -52,7 +59,9 @@ class StageBars(QWidget):
             self.show()
         elif names[0] in self.bars:
             for name in list(self.bars)[: list(self.bars).index(names[0])]:
-                self._full(name)
+                if self.bars[name].format() != "done":
+                    self._full(name)
+                    self.done.emit(name)
             self.current = names[0]
             self.bars[names[0]].setRange(0, 0)  # busy until its first event
             self.bars[names[0]].setFormat("starting…")

@@ -183,6 +183,11 @@ class TrainingRun:
             names = ", ".join(p.name for p in removed[:3]) + (", …" if len(removed) > 3 else "")
             self.log.appendPlainText(f"removed {len(removed)} temporary file(s) of killed writes in {out}: {names}")
 
+    @property
+    def cancelling(self) -> bool:
+        """Whether the run was asked to stop (Cancel, or napari closing): what it still prints is its end."""
+        return bool(self.running and self._cancelled)
+
     def _task_description(self, event: Progress | None = None) -> str:
         where = ""
         if event is not None and event.total > 0:

@@ -96,6 +96,7 @@ PLUGIN, TRAINING_DOCK = "napari-vis-ws", "Training"  # napari.yaml: the dock tha
 REFRESH_S = 0.5  # how often the layers of a running stage are rebuilt
 STOP_WAIT_S = 60.0  # closing the window waits this long for a stage to stop after its current frame
 DOCK_STAGES = (*STAGES, PREDICTIONS)  # one row each, in this order
+RUN_ALL_SHOWN = ("flow", "cams", "pseudo-labels")  # Run all stages whose layers show here as each ends
 TITLES = {"flow": "Flow", "cams": "CAMs", "pseudo-labels": "Pseudo-labels", PREDICTIONS: "Predictions"}
 
 
@@ -146,6 +147,7 @@ class PipelineWidget(QWidget):
         self._opened: set[Path] = set()  # projects whose stale temporary files were removed
         self._showing = 0  # the load whose layers are being put in the viewer
         self._next: str | None = None  # the stage to run when the running one finishes
+        self._following: Any = None  # the Training dock whose Run all stages this dock follows
         self._keys: dict[int, str] = {}  # video id -> its output name, from the tags file
         self._offer: tuple[str, str | list[str]] | None = None  # (the stage asked for, what the offer runs)
         self._queue: list[str] = []  # stages of this video to run after the running one (an offer taken)
@@ -527,7 +529,18 @@ class PipelineWidget(QWidget):
         training.start([] if self.detector_check.isChecked() else ["--until", "pseudo-labels"])
         if training.process is not None:  # after the dock's own handler: its exit code is known
             training.process.finished.connect(lambda *_: self._run_all_finished(training))
+            if self._following is not training:  # each stage's results shown as it finishes
+                training.stage_bars.done.connect(partial(self._run_all_stage_done, training))
+                self._following = training
         return training
+
+    def _run_all_stage_done(self, training: Any, stage: str) -> None:
+        """A stage of Run all finished for every video: show this video's results, if they are this project's."""
+        out = training.command[training.command.index("--out") + 1] if "--out" in training.command else ""
+        if stage not in RUN_ALL_SHOWN or self._closing or training.cancelling or self.running is not None:
+            return
+        if self.project is not None and Path(out) == self.project.absolute():
+            self.show_results(f"Run all: {stage} done. ")
 
     def _run_all_finished(self, training: Any) -> None:
         """Show what Run all made, unless it was stopped (napari closing: no worker may start then)."""

@@ -47,16 +47,34 @@ def test_a_real_clip_becomes_a_project_tagged_over_frame_ranges_by_keyboard(make
     assert len(by_frame) == 250 and by_frame[0] == [1] and by_frame[120] == [1, 2] and by_frame[249] == [2]
 
 
+def _real_clip_cut(real_clip: Path, folder: Path, frames: int = 12) -> Path:
+    """The first ``frames`` frames of bikes.mp4 as a frames folder (640x272 JPEGs): a real clip Run all
+    at tiny settings gets through in a minute (its 250 frames take several)."""
+    from PIL import Image
+
+    from training.data.video import open_frames
+
+    reader = open_frames(real_clip)
+    folder.mkdir(parents=True)
+    for t in range(frames):
+        Image.fromarray(reader.read(t)).save(folder / f"{t:05d}.jpg", quality=95)
+    return folder
+
+
 @pytest.mark.slow
-def test_sample_videos_new_project_tagged_run_all_and_exported(make_napari_viewer, qtbot, tmp_path):
+@pytest.mark.parametrize("clip", ["sample", "real"])
+def test_own_videos_new_project_tagged_run_all_and_exported(clip, make_napari_viewer, qtbot, tmp_path, real_clip):
     folder = tmp_path / "mine"
-    videos = [SAMPLE / "synth_0000", SAMPLE / "synth_0001"]
-    viewer, tags = _new_project(make_napari_viewer, qtbot, videos, "disc, star", folder)
-    for index in (0, 1):  # tag each video by keyboard: disc everywhere, star in its second half
+    if clip == "sample":
+        videos, classes, frames = [SAMPLE / "synth_0000", SAMPLE / "synth_0001"], "disc, star", 16
+    else:
+        videos, classes, frames = [_real_clip_cut(real_clip, tmp_path / "bikes")], "person, bicycle", 12
+    viewer, tags = _new_project(make_napari_viewer, qtbot, videos, classes, folder)
+    for index in range(len(videos)):  # tag each video by keyboard: class 1 everywhere, class 2 in its second half
         tags.video_combo.setCurrentIndex(index)
         tags.strips.setFocus()
         _keys(qtbot, tags.strips, "home", "1", "end", "shift+1")
-        tags.go(8)
+        tags.go(frames // 2)
         _keys(qtbot, tags.strips, "2", "end", "shift+2")
     tags.save()
 
@@ -82,11 +100,14 @@ def test_sample_videos_new_project_tagged_run_all_and_exported(make_napari_viewe
             assert len(training.loss_plot.values) <= 1
     assert training.exit_code == 0, training.log.toPlainText()
     assert {"train-cam", "train-irn", "pseudo-labels"} <= set(stages_seen)
+    bars = training.stage_bars.bars  # a bar per stage of the pipeline, every one full
+    assert {"flow", "train-cam", "cams", "pseudo-labels", "predict"} <= set(bars)
+    assert all(bar.format() == "done" and bar.value() == bar.maximum() for bar in bars.values())
     assert training.status.text().startswith("finished (exit code 0): every stage")
     assert training.load_button.isEnabled()  # its predictions are there to load
     qtbot.waitUntil(lambda: pipeline.info.text().startswith("Run all finished. "), timeout=60_000)
     qtbot.waitUntil(lambda: {"pseudo-labels", "predictions"} <= {ly.name for ly in viewer.layers}, timeout=120_000)
-    assert (folder / "results.json").is_file() and (folder / "pseudo/synth_0000/pseudo.npz").is_file()
+    assert (folder / "results.json").is_file() and (folder / f"pseudo/{videos[0].name}/pseudo.npz").is_file()
 
     _, export = viewer.window.add_plugin_dock_widget("napari-vis-ws", "Export", tabify=True)
     assert "pseudo-labels" in export.checked_layers()
@@ -95,4 +116,5 @@ def test_sample_videos_new_project_tagged_run_all_and_exported(make_napari_viewe
     export.export_button.click()
     qtbot.waitUntil(export.export_button.isEnabled, timeout=30_000)
     written = json.loads(out.read_text())
-    assert written["videos"][0]["length"] == 16 and {c["name"] for c in written["categories"]} == {"disc", "star"}
+    assert written["videos"][0]["length"] == frames
+    assert {c["name"] for c in written["categories"]} == {c.strip() for c in classes.split(",")}

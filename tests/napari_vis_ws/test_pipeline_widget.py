@@ -483,3 +483,30 @@ def test_settings_form_is_the_commands_options_and_reaches_the_stage(dock, qtbot
     record = json.loads((folder / f"pseudo/{KEY}/pseudo.json").read_text())
     assert record["instance_bg"] == 0.6 and record["instance_norm"] == "class"
     assert dock.viewer.layers["pseudo-labels"].data.shape == (T, H, W)
+
+
+def test_run_all_shows_each_stages_results_as_it_finishes(dock, qtbot, project, monkeypatch):
+    import sys
+
+    monkeypatch.setenv("FAKE_TOTAL", "3")  # a stand-in vis-ws: stages flow, train-cam, cams of 3 steps each
+    _, training = dock.viewer.window.add_plugin_dock_widget("napari-vis-ws", "Training")
+    training.launcher_edit.setText(f"{sys.executable} {Path(__file__).with_name('fake_vis_ws.py')}")
+    _open(dock, qtbot, project, project / "run")
+    for name in [ly.name for ly in dock.viewer.layers if ly.name != "frames"]:
+        dock.viewer.layers.remove(name)
+    shown: list[str] = []
+
+    def finished() -> bool:
+        text = dock.info.text()
+        if text and (not shown or shown[-1] != text):
+            shown.append(text)
+        return text.startswith("Run all finished. ")
+
+    dock.info.setText("")
+    assert dock.run_all() is training
+    qtbot.waitUntil(finished, timeout=60_000)
+    qtbot.waitUntil(dock.show_button.isEnabled, timeout=60_000)  # every layer in place
+    assert training.exit_code == 0
+    runs = [text.split(". ")[0] for text in shown if text.startswith("Run all")]
+    assert runs == ["Run all: flow done", "Run all finished"]  # flow shown as it ended; train-cam makes no layer
+    assert "flow" in _names(dock) and "pseudo-labels" in _names(dock)  # the video's results, back as layers
