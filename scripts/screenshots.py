@@ -9,6 +9,7 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import shutil  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -97,6 +98,8 @@ def main() -> None:
             for key in keys:
                 tags_dock.session.press(key)
             tags_dock.changed()
+        tags_dock.class_combo.setCurrentIndex(1)
+        tags_dock.choose_color("#e6194b")  # a colour chosen for bicycle (Colour…)
         for layer in viewer.layers:  # the clip alone (the sample's labels are another video)
             layer.visible = layer.name == "frames"
         tags_dock.go(120)
@@ -134,6 +137,19 @@ def main() -> None:
     settle(2)
     viewer.screenshot(str(OUT / "training.png"), canvas_only=False)
     print(f"wrote {OUT / 'training.png'}")
+
+    fresh = PROJECT.parent / "run-all"  # Run all into a fresh folder at tiny settings, caught mid-run
+    shutil.rmtree(fresh, ignore_errors=True)
+    training.more_button.setChecked(False)
+    training.stage_combo.setCurrentIndex(training.stage_combo.findData("pipeline"))
+    training.project_edit.setText(str(fresh))
+    training.extra_edit.setText("--preset tiny")
+    training.start(["--until", "pseudo-labels"])
+    wait_for(lambda: training.stage_bars.current == "train-irn" and len(training.loss_plot.values) > 3, 300)
+    viewer.screenshot(str(OUT / "run_all.png"), canvas_only=False)
+    print(f"wrote {OUT / 'run_all.png'}")
+    training.cancel()
+    wait_for(lambda: not training.running)
     viewer.close()
 
 

@@ -179,6 +179,8 @@ def import_tags(project: dict[str, Any], incoming: dict[str, Any], path: str | o
         if key not in mine:
             held = ", ".join(sorted(mine)) or "none"
             raise InputError(path, f"video {key!r} is not in the project (it has {held}): add it first")
+        if int(mine[key]["id"]) in videos.values():
+            raise InputError(path, f"video {key!r} is listed twice")
         have, give = len(mine[key]["file_names"]), len(v["file_names"])
         if have != give:
             raise InputError(path, f"video {key!r} has {give} frames here and {have} in the project")

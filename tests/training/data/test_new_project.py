@@ -164,6 +164,7 @@ def test_tags_import_into_a_project_and_export_from_it(tmp_path, capsys):
          "video 'cat' is not in the project (it has synth_0000, synth_0001): add it first"),
         (lambda t: t["frame_tags"].append({"video_id": 1, "frame": 16, "category_ids": []}),
          "frame_tags[32]: frame 16 is not in 0..15 of video 1"),
+        (lambda t: t["videos"].append({**t["videos"][0], "id": 9}), "video 'synth_0000' is listed twice"),
     ],
 )  # fmt: skip
 def test_tags_that_do_not_fit_the_project_are_refused_in_one_line(change, expected, tmp_path, capsys):
