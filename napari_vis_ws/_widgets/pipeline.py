@@ -173,7 +173,7 @@ class PipelineWidget(QWidget):
         from napari_vis_ws._docking import tabify_when_docked
 
         tabify_when_docked(self)  # into a tab with the plugin's other docks (issue 16)
-        self.window_close = WindowClose(self, lambda: thaw(self._freeze))  # the closed viewer can be collected
+        self.window_close = WindowClose(self, self._window_closing)
         self._freeze: object | None = None  # the token of the heap freeze this dock made (napari_vis_ws._warm_up)
         # the backend's imports and napari's unit registry, while the user reads the dock (issue 16)
         self.warm_up = start_warm_up(self._warmed_up, self._notify)
@@ -258,6 +258,22 @@ class PipelineWidget(QWidget):
             grid.addWidget(cancel, i, 3)
             self.stages[name] = StageRow(run, bar, cancel)
         return stages
+
+    def _window_closing(self) -> None:
+        """napari's window is closing: no more layers are put in place (napari's dims fail under a layer added
+        then), and the heap is thawed so the closed viewer can be collected. A close refused (napari's dialog)
+        lets the dock show results again."""
+        self._closing = True
+        thaw(self._freeze)
+        QTimer.singleShot(0, self._close_refused)
+
+    def _close_refused(self) -> None:
+        try:
+            window = self.window_close.window()
+            if window is not None and window.isVisible() and self.worker is None:
+                self._closing = False
+        except RuntimeError:  # the dock went with the window
+            pass
 
     # -- the session's one-time costs (napari_vis_ws._warm_up) ----------------------
     def _warmed_up(self, registry: Any) -> None:

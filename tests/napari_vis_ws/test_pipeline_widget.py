@@ -510,3 +510,18 @@ def test_run_all_shows_each_stages_results_as_it_finishes(dock, qtbot, project, 
     runs = [text.split(". ")[0] for text in shown if text.startswith("Run all")]
     assert runs == ["Run all: flow done", "Run all finished"]  # flow shown as it ended; train-cam makes no layer
     assert "flow" in _names(dock) and "pseudo-labels" in _names(dock)  # the video's results, back as layers
+
+
+def test_closing_napari_while_layers_are_put_in_place_raises_nothing(make_napari_viewer, qtbot, project):
+    viewer = make_napari_viewer(show=True)
+    dock = PipelineWidget(viewer)
+    viewer.window.add_dock_widget(dock)
+    qtbot.wait(100)  # docked: the dock hears its window close
+    _open(dock, qtbot, project, project / "run")
+    dock._window_closing()  # as a close napari's dialog refuses: the window stays, the dock goes on
+    qtbot.waitUntil(lambda: not dock._closing, timeout=5000)
+    dock.video_combo.setCurrentIndex(1)  # the other video's layers start going in, one per turn
+    qtbot.waitUntil(lambda: dock.placer.pacing, timeout=30_000)
+    viewer.close()  # napari's dims used to raise IndexError under the next layer put in
+    qtbot.wait(500)
+    assert not dock.placer.pacing
