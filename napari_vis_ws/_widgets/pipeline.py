@@ -44,7 +44,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -84,6 +83,7 @@ from napari_vis_ws._stages import (
 from napari_vis_ws._tasks import WindowClose, register_task, update_task, wait_for_workers
 from napari_vis_ws._warm_up import settle, start_warm_up, thaw
 from napari_vis_ws._widgets._option_forms import OptionForms
+from napari_vis_ws._widgets._pipeline_run_all import TITLES, RunAllOffers
 from napari_vis_ws._widgets._score_slider import ScoreSlider
 from napari_vis_ws._workers import start_generator_worker, start_worker
 
@@ -92,12 +92,9 @@ if TYPE_CHECKING:
 
 
 PROJECT_DIR = "project"  # default project folder, beside the tags file
-PLUGIN, TRAINING_DOCK = "napari-vis-ws", "Training"  # napari.yaml: the dock that runs Run all
 REFRESH_S = 0.5  # how often the layers of a running stage are rebuilt
 STOP_WAIT_S = 60.0  # closing the window waits this long for a stage to stop after its current frame
 DOCK_STAGES = (*STAGES, PREDICTIONS)  # one row each, in this order
-RUN_ALL_SHOWN = ("flow", "cams", "pseudo-labels")  # Run all stages whose layers show here as each ends
-TITLES = {"flow": "Flow", "cams": "CAMs", "pseudo-labels": "Pseudo-labels", PREDICTIONS: "Predictions"}
 
 
 def with_layers(
@@ -127,7 +124,7 @@ class StageRow:
     cancel_button: QPushButton
 
 
-class PipelineWidget(QWidget):
+class PipelineWidget(RunAllOffers, QWidget):
     """Choose a tags file, a video and a project; run Flow, CAMs, Pseudo-labels, Predictions; see every result."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
@@ -147,10 +144,7 @@ class PipelineWidget(QWidget):
         self._opened: set[Path] = set()  # projects whose stale temporary files were removed
         self._showing = 0  # the load whose layers are being put in the viewer
         self._next: str | None = None  # the stage to run when the running one finishes
-        self._following: Any = None  # the Training dock whose Run all stages this dock follows
         self._keys: dict[int, str] = {}  # video id -> its output name, from the tags file
-        self._offer: tuple[str, str | list[str]] | None = None  # (the stage asked for, what the offer runs)
-        self._queue: list[str] = []  # stages of this video to run after the running one (an offer taken)
         self.placer = LayerPlacer(napari_viewer)  # stage layers into the viewer, paced (napari_vis_ws._placing)
 
         source, stages = self._source_group(), self._stage_group()
@@ -225,23 +219,7 @@ class PipelineWidget(QWidget):
         """The "Stages" group: per stage a Run button, a progress bar and Cancel (``self.stages``); Run all."""
         stages = QGroupBox("Stages")
         grid = QGridLayout(stages)
-        self.run_all_button = QPushButton("Run all…")
-        self.run_all_button.setToolTip(
-            "Every stage for every video, training what is missing with this machine's preset (vis-ws pipeline), "
-            "in the Training dock: its progress, Cancel and loss curve; the results show here when it ends"
-        )
-        self.run_all_button.clicked.connect(self.run_all)
-        self.detector_check = QCheckBox("and the detector, predictions")
-        self.detector_check.setToolTip(
-            "Run all stops at the pseudo-labels (to correct them first) unless this is ticked: then it trains Mask "
-            "R-CNN on them and predicts every video"
-        )
-        grid.addWidget(self.run_all_button, len(DOCK_STAGES), 1)
-        grid.addWidget(self.detector_check, len(DOCK_STAGES), 2, 1, 2)
-        self.offer_button = QPushButton()  # what a stage that cannot run yet needs first
-        self.offer_button.hide()
-        self.offer_button.clicked.connect(self.take_offer)
-        grid.addWidget(self.offer_button, len(DOCK_STAGES) + 1, 0, 1, 4)
+        self._run_all_row(grid, len(DOCK_STAGES))
         self.stages: dict[str, StageRow] = {}
         for i, name in enumerate(DOCK_STAGES):
             run = QPushButton(f"Run {TITLES[name]}")
@@ -496,72 +474,6 @@ class PipelineWidget(QWidget):
         )
         what = f"{TITLES[name]} of video {video_id} in {project}: quitting stops it after the current frame"
         self._task = register_task(self.viewer, what, self.stop_and_wait)
-
-    def _make_offer(self, name: str, what: str, plan: str | list[str]) -> None:
-        """Say what stage ``name`` lacks and show the button that runs what makes it (:meth:`take_offer`)."""
-        self._offer = (name, plan)
-        if plan == "all":
-            text = "Run all: train what is missing, then every video's pseudo-labels"
-        elif plan == "detector":
-            text = "Run all with the detector: train it, then predict every video"
-        else:
-            text = "Run " + ", then ".join(TITLES[s] for s in plan)
-        self.offer_button.setText(text)
-        self.offer_button.show()
-        self.info.setText(f"{TITLES[name]} cannot run yet: {what}. {text}?")
-
-    def take_offer(self) -> None:
-        """Run what the last stage that could not run needs (the offer's button), then that stage."""
-        if self._offer is None:
-            return
-        _, plan = self._offer
-        self._offer = None
-        self.offer_button.hide()
-        if isinstance(plan, list):
-            self._queue = plan[1:]
-            self.run_stage(plan[0])
-        else:
-            if plan == "detector":
-                self.detector_check.setChecked(True)
-            self.run_all()
-
-    def run_all(self) -> Any:
-        """Start Run all (``vis-ws pipeline``, to the pseudo-labels unless :attr:`detector_check` is ticked)
-        on the tags and project in the Training dock; returns that dock.
-
-        The Training dock runs it as a subprocess (progress, Cancel, quitting
-        safely); when it ends, this dock shows the video's results again.
-        """
-        if self._tags is None or self.project is None:
-            self._notify("Run all: choose a frame-tags JSON and a project folder first")
-            return None
-        _, training = self.viewer.window.add_plugin_dock_widget(PLUGIN, TRAINING_DOCK, tabify=True)
-        if training.running:
-            self._notify("Run all: the Training dock is already running; wait for it or cancel it there")
-            return training
-        training.tags_edit.setText(str(self._tags))
-        training.project_edit.setText(str(self.project))
-        training.stage_combo.setCurrentIndex(training.stage_combo.findData("pipeline"))
-        training.start([] if self.detector_check.isChecked() else ["--until", "pseudo-labels"])
-        if training.process is not None:  # after the dock's own handler: its exit code is known
-            training.process.finished.connect(lambda *_: self._run_all_finished(training))
-            if self._following is not training:  # each stage's results shown as it finishes
-                training.stage_bars.done.connect(partial(self._run_all_stage_done, training))
-                self._following = training
-        return training
-
-    def _run_all_stage_done(self, training: Any, stage: str) -> None:
-        """A stage of Run all finished for every video: show this video's results, if they are this project's."""
-        out = training.command[training.command.index("--out") + 1] if "--out" in training.command else ""
-        if stage not in RUN_ALL_SHOWN or self._closing or training.cancelling or self.running is not None:
-            return
-        if self.project is not None and Path(out) == self.project.absolute():
-            self.show_results(f"Run all: {stage} done. ")
-
-    def _run_all_finished(self, training: Any) -> None:
-        """Show what Run all made, unless it was stopped (napari closing: no worker may start then)."""
-        if training.exit_code == 0 and not self._closing:
-            self.show_results("Run all finished. ")
 
     def stop_and_wait(self, timeout_s: float = STOP_WAIT_S) -> bool:
         """Stop the running stage after its current frame and wait until it has cleaned up (closing the window).
