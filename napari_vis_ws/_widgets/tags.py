@@ -223,6 +223,8 @@ class TagsWidget(QWidget):
         add_videos.clicked.connect(self._browse_videos)
         self.new_classes_edit = QLineEdit()
         self.new_classes_edit.setPlaceholderText("class names, separated by commas: person, bicycle")
+        self.new_frames_edit = QLineEdit()
+        self.new_frames_edit.setPlaceholderText("all, or START:STOP of each video (0:250 = the first 250)")
         self.new_folder_edit = QLineEdit()
         self.new_folder_edit.setPlaceholderText("project folder (made)")
         self.create_button = QPushButton("Create project")
@@ -235,6 +237,7 @@ class TagsWidget(QWidget):
         row.addWidget(add_videos)
         form.addRow("Videos", row)
         form.addRow("Classes", self.new_classes_edit)
+        form.addRow("Frames", self.new_frames_edit)
         form.addRow("Folder", self.new_folder_edit)
         form.addRow(self.create_button)
         return group
@@ -251,6 +254,7 @@ class TagsWidget(QWidget):
 
         sources = [Path(p.strip()) for p in self.videos_edit.text().split(";") if p.strip()]
         classes = [c for c in self.new_classes_edit.text().split(",") if c.strip()]
+        frames = self.new_frames_edit.text()
         folder = self.new_folder_edit.text().strip()
         if not folder:
             self._fail("New project: choose a project folder")
@@ -259,12 +263,12 @@ class TagsWidget(QWidget):
 
         def work() -> Path:
             from training.atomic import write_json
-            from training.data.new_project import new_project_tags
+            from training.data.new_project import frame_range, new_project_tags
             from training.errors import InputError
 
             if path.exists():
                 raise InputError(path, "exists: open it above, or choose another folder")
-            write_json(path, new_project_tags(sources, classes), indent=1)
+            write_json(path, new_project_tags(sources, classes, frame_range(frames)), indent=1)
             return path
 
         self.create_button.setEnabled(False)

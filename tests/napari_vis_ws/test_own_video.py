@@ -21,11 +21,12 @@ def _keys(qtbot, widget, *keys) -> None:
         qtbot.keyClick(widget, code, Qt.ShiftModifier if shift else Qt.NoModifier)
 
 
-def _new_project(make_napari_viewer, qtbot, videos: list[Path], classes: str, folder: Path):
+def _new_project(make_napari_viewer, qtbot, videos: list[Path], classes: str, folder: Path, frames: str = ""):
     viewer = make_napari_viewer()
     _, tags = viewer.window.add_plugin_dock_widget("napari-vis-ws", "Tags")
     tags.videos_edit.setText(";".join(map(str, videos)))
     tags.new_classes_edit.setText(classes)
+    tags.new_frames_edit.setText(frames)
     tags.new_folder_edit.setText(str(folder))
     tags.create_button.click()
     qtbot.waitUntil(lambda: tags.session is not None, timeout=60_000)
@@ -48,29 +49,16 @@ def test_a_real_clip_becomes_a_project_tagged_over_frame_ranges_by_keyboard(make
     assert len(by_frame) == 250 and by_frame[0] == [1] and by_frame[120] == [1, 2] and by_frame[249] == [2]
 
 
-def _real_clip_cut(real_clip: Path, folder: Path, frames: int = 12) -> Path:
-    """The first ``frames`` frames of bikes.mp4 as a frames folder (640x272 JPEGs): a real clip Run all
-    at tiny settings gets through in a minute (its 250 frames take several)."""
-    from PIL import Image
-
-    from training.data.video import open_frames
-
-    reader = open_frames(real_clip)
-    folder.mkdir(parents=True)
-    for t in range(frames):
-        Image.fromarray(reader.read(t)).save(folder / f"{t:05d}.jpg", quality=95)
-    return folder
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("clip", ["sample", "real"])
 def test_own_videos_new_project_tagged_run_all_and_exported(clip, make_napari_viewer, qtbot, tmp_path, real_clip):
     folder = tmp_path / "mine"
     if clip == "sample":
         videos, classes, frames = [SAMPLE / "synth_0000", SAMPLE / "synth_0001"], "disc, star", 16
-    else:
-        videos, classes, frames = [_real_clip_cut(real_clip, tmp_path / "bikes")], "person, bicycle", 12
-    viewer, tags = _new_project(make_napari_viewer, qtbot, videos, classes, folder)
+    else:  # bikes.mp4 itself, its first 12 frames: Run all at tiny settings in a minute (250 frames take several)
+        videos, classes, frames = [real_clip], "person, bicycle", 12
+    viewer, tags = _new_project(make_napari_viewer, qtbot, videos, classes, folder, "" if clip == "sample" else ":12")
+    assert [len(v["file_names"]) for v in tags._tags["videos"]] == [frames] * len(videos)
     for index in range(len(videos)):  # tag each video by keyboard: class 1 everywhere, class 2 in its second half
         tags.video_combo.setCurrentIndex(index)
         tags.strips.setFocus()
@@ -109,7 +97,7 @@ def test_own_videos_new_project_tagged_run_all_and_exported(clip, make_napari_vi
     assert training.load_button.isEnabled()  # its predictions are there to load
     qtbot.waitUntil(lambda: pipeline.info.text().startswith("Run all finished. "), timeout=60_000)
     qtbot.waitUntil(lambda: {"pseudo-labels", "predictions"} <= {ly.name for ly in viewer.layers}, timeout=120_000)
-    assert (folder / "results.json").is_file() and (folder / f"pseudo/{videos[0].name}/pseudo.npz").is_file()
+    assert (folder / "results.json").is_file() and (folder / f"pseudo/{videos[0].stem}/pseudo.npz").is_file()
 
     _, export = viewer.window.add_plugin_dock_widget("napari-vis-ws", "Export", tabify=True)
     assert "pseudo-labels" in export.checked_layers()

@@ -8,6 +8,11 @@ from pathlib import Path
 from training.errors import InputError
 from training.run_folder import Project
 
+FRAME_RANGE_HELP = (
+    "only these frames of each video, 0-based, STOP excluded (0:250 is the first 250; 100: from frame 100 to the "
+    "end): a cut of a long video, still read from its file"
+)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``project`` (with ``new``, ``add``, ``remove``) to ``vis-ws``."""
@@ -28,9 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     new.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="video files or frames folders")
     new.add_argument("--classes", nargs="+", required=True, metavar="NAME", help="the class names to tag")
     new.add_argument("--out", required=True, type=Path, metavar="PROJECT", help="project folder (created)")
+    new.add_argument("--frame-range", metavar="START:STOP", help=FRAME_RANGE_HELP)
     add = actions.add_parser("add", help="add videos to a project", formatter_class=formatter)
     add.add_argument("project", type=Path, help="project folder")
     add.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="video files or frames folders")
+    add.add_argument("--frame-range", metavar="START:STOP", help=FRAME_RANGE_HELP)
     remove = actions.add_parser("remove", help="remove videos (by name) and their tags", formatter_class=formatter)
     remove.add_argument("project", type=Path, help="project folder")
     remove.add_argument("names", nargs="+", metavar="NAME", help="the videos' names in the project")
@@ -40,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_project(args: argparse.Namespace) -> int:
     """``vis-ws project new|add|remove``: write PROJECT/tags.json atomically, then say what it holds."""
     from training.atomic import write_json
-    from training.data.new_project import add_videos, new_project_tags, remove_videos
+    from training.data.new_project import add_videos, frame_range, new_project_tags, remove_videos
     from training.data.tags import load_tags
 
     folder = args.out if args.action == "new" else args.project
@@ -50,16 +57,20 @@ def run_project(args: argparse.Namespace) -> int:
             raise InputError(path, "exists: add videos with 'vis-ws project add', or choose another --out")
         if folder.exists() and not folder.is_dir():
             raise InputError(folder, "exists and is not a folder")
-        tags = new_project_tags(args.videos, args.classes)
+        tags = new_project_tags(args.videos, args.classes, frame_range(args.frame_range))
     else:
         if not path.is_file():
             raise InputError(folder, "is not a project (no tags.json): make one with 'vis-ws project new'")
         tags = load_tags(path)
-        tags = add_videos(tags, args.videos) if args.action == "add" else remove_videos(tags, args.names)
+        if args.action == "add":
+            tags = add_videos(tags, args.videos, frame_range(args.frame_range))
+        else:
+            tags = remove_videos(tags, args.names)
     write_json(path, tags, indent=1)
     frames = sum(len(v["file_names"]) for v in tags["videos"])
     classes = ", ".join(c["name"] for c in tags["categories"])
     print(f"wrote {path}: {len(tags['videos'])} videos, {frames} frames, classes {classes}")
     for v in tags["videos"]:
-        print(f"  {v['name']}: {v['length']} frames of {v['width']}x{v['height']} from {v.get('source', '?')}")
+        cut = f" (frames {v['source_frames'][0]}:{v['source_frames'][1]})" if v.get("source_frames") else ""
+        print(f"  {v['name']}: {v['length']} frames of {v['width']}x{v['height']} from {v.get('source', '?')}{cut}")
     return 0

@@ -4,8 +4,10 @@
 ``PROJECT/tags.json`` (:attr:`training.run_folder.Project.tags`): a frame-tags
 file like any other (:mod:`training.data.tags`), valid for every ``vis-ws``
 command, whose ``videos`` entries carry a ``source``: the absolute path of the
-video file or frames folder. Frames are read from there lazily
-(:func:`training.data.ytvis.dataset_video_frames`); nothing is extracted. Each
+video file or frames folder, and for a cut of a long video
+(``--frame-range START:STOP``) a ``source_frames`` ``[start, stop]``. Frames
+are read from there lazily (:func:`training.data.ytvis.dataset_video_frames`);
+nothing is extracted. Each
 entry's ``file_names`` are names only (``<name>/00000.jpg``), as YouTube-VIS
 needs one per frame; ``name`` (the file's stem, made unique) keys every
 per-video output of the project, so adding or removing videos later keeps what
@@ -24,6 +26,32 @@ from training.errors import InputError
 
 SOURCE = "source"
 """Key of a ``videos`` entry naming the file or folder its frames are read from."""
+SOURCE_FRAMES = "source_frames"
+"""Key of a ``videos`` entry that is a cut of its source: ``[start, stop]``, the source's frames start..stop-1."""
+
+
+def frame_range(text: str | None) -> tuple[int, int | None] | None:
+    """``--frame-range START:STOP`` as (start, stop): 0-based, STOP excluded, either side may be left out
+    (``:250``, ``100:``); None or "" or ``all`` is every frame (None).
+
+    Raises
+    ------
+    InputError
+        Not two integers around a colon, negative, or empty (STOP <= START).
+    """
+    if text is None or not text.strip() or text.strip().lower() == "all":
+        return None
+    parts = text.strip().split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        start = int(parts[0]) if parts[0].strip() else 0
+        stop = int(parts[1]) if parts[1].strip() else None
+    except ValueError:
+        raise InputError(None, f"frame range {text!r}: expected START:STOP, e.g. 0:250 (STOP excluded)") from None
+    if start < 0 or (stop is not None and stop <= start):
+        raise InputError(None, f"frame range {text!r}: expected 0 <= START < STOP")
+    return start, stop
 
 
 def check_classes(classes: Sequence[str]) -> list[str]:
@@ -56,7 +84,9 @@ def _check_frame_sizes(reader: Any, path: Path) -> None:
             )
 
 
-def video_entry(source: str | os.PathLike, video_id: int, name: str) -> dict[str, Any]:
+def video_entry(
+    source: str | os.PathLike, video_id: int, name: str, frames: tuple[int, int | None] | None = None
+) -> dict[str, Any]:
     """The ``videos`` entry of a video file or frames folder, after checking that its frames can be read.
 
     Parameters
@@ -66,22 +96,34 @@ def video_entry(source: str | os.PathLike, video_id: int, name: str) -> dict[str
     video_id : int
     name : str
         The video's name in the project (unique; keys its outputs).
+    frames : (start, stop), optional
+        Only these frames of the source (:func:`frame_range`; stop None: to
+        the end), recorded as ``source_frames``. None: every frame.
 
     Raises
     ------
     InputError
-        Naming ``source``: missing, not a video, undecodable, frames of different sizes.
+        Naming ``source``: missing, not a video, undecodable, frames of
+        different sizes, a frame range past its end.
     """
-    from training.data.video import open_frames
+    from training.data.video import FrameRangeReader, open_frames
 
     path = Path(source).resolve()
     reader = open_frames(path)
+    cut: dict[str, Any] = {}
+    if frames is not None:
+        start, stop = frames[0], len(reader) if frames[1] is None else frames[1]
+        if stop > len(reader) or start >= stop:
+            raise InputError(path, f"has {len(reader)} frames: the frame range {start}:{stop} is not in them")
+        reader = FrameRangeReader(reader, start, stop)
+        cut = {SOURCE_FRAMES: [start, stop]}
     reader.read(0)  # decodable, not only demuxable
     if path.is_dir():
         _check_frame_sizes(reader, path)
     t, h, w, _ = reader.shape
     names = [f"{name}/{i:05d}.jpg" for i in range(t)]
-    return {"id": video_id, "name": name, "file_names": names, "height": h, "width": w, "length": t, SOURCE: str(path)}
+    entry = {"id": video_id, "name": name, "file_names": names, "height": h, "width": w, "length": t}
+    return {**entry, SOURCE: str(path), **cut}
 
 
 def _unique_name(stem: str, taken: set[str]) -> str:
@@ -94,36 +136,51 @@ def _unique_name(stem: str, taken: set[str]) -> str:
     return name
 
 
-def add_videos(tags: dict[str, Any], sources: Sequence[str | os.PathLike]) -> dict[str, Any]:
+def _held(video: dict[str, Any]) -> tuple[str, tuple[int, ...]]:
+    """What a ``videos`` entry reads: its source and frame range."""
+    return str(video.get(SOURCE)), tuple(video.get(SOURCE_FRAMES) or ())
+
+
+def add_videos(
+    tags: dict[str, Any], sources: Sequence[str | os.PathLike], frames: tuple[int, int | None] | None = None
+) -> dict[str, Any]:
     """``tags`` with the videos of ``sources`` appended (new ids after the largest; tags of the others kept).
+
+    ``frames`` (:func:`frame_range`) takes only that range of every source.
 
     Raises
     ------
     InputError
-        A source that cannot be read (:func:`video_entry`), or one the project already holds.
+        A source that cannot be read (:func:`video_entry`), or one the project already holds (with the same
+        frames).
     """
     videos = list(tags["videos"])
-    held = {str(v.get(SOURCE)) for v in videos}
+    held = {_held(v) for v in videos}
     taken = {str(v.get("name", "")) for v in videos}
     next_id = max((int(v["id"]) for v in videos), default=0) + 1
     for source in sources:
         path = Path(source).resolve()
-        if str(path) in held:
-            raise InputError(path, "is already in the project")
         name = _unique_name(path.stem if path.is_file() else path.name, taken)
-        videos.append(video_entry(path, next_id, name))
-        held.add(str(path))
+        entry = video_entry(path, next_id, name, frames)
+        if _held(entry) in held:
+            cut = entry.get(SOURCE_FRAMES)
+            raise InputError(path, "is already in the project" + (f" (frames {cut[0]}:{cut[1]})" if cut else ""))
+        videos.append(entry)
+        held.add(_held(entry))
         taken.add(name)
         next_id += 1
     return {**tags, "videos": videos}
 
 
-def new_project_tags(sources: Sequence[str | os.PathLike], classes: Sequence[str]) -> dict[str, Any]:
-    """A frame-tags object of ``sources`` (at least one) and ``classes`` (ids 1..K), nothing tagged yet."""
+def new_project_tags(
+    sources: Sequence[str | os.PathLike], classes: Sequence[str], frames: tuple[int, int | None] | None = None
+) -> dict[str, Any]:
+    """A frame-tags object of ``sources`` (at least one; only ``frames`` of each when given) and ``classes``
+    (ids 1..K), nothing tagged yet."""
     if not sources:
         raise InputError(None, "project: give at least one video file or frames folder")
     categories = [{"id": i, "name": n} for i, n in enumerate(check_classes(classes), start=1)]
-    return add_videos({"videos": [], "categories": categories, "frame_tags": []}, sources)
+    return add_videos({"videos": [], "categories": categories, "frame_tags": []}, sources, frames)
 
 
 def remove_videos(tags: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:

@@ -285,6 +285,35 @@ class VideoFileReader(FrameReader):
             pass
 
 
+class FrameRangeReader(FrameReader):
+    """Frames ``start`` to ``stop`` (exclusive) of another reader: a cut of a long video, read lazily.
+
+    Parameters
+    ----------
+    reader : FrameReader
+        The whole video.
+    start, stop : int
+        0 <= start < stop <= len(reader).
+    """
+
+    def __init__(self, reader: FrameReader, start: int, stop: int) -> None:
+        if not 0 <= start < stop <= len(reader):
+            raise InputError(reader.path, f"frames {start}:{stop} are not in its {len(reader)} frames")
+        self.whole, self.start = reader, start
+        self.path, self.n_frames, self.frame_shape = reader.path, stop - start, reader.frame_shape
+
+    @property
+    def files(self) -> list[Path]:
+        """The range's frame files (a folder's), else empty."""
+        return list(getattr(self.whole, "files", [])[self.start : self.start + self.n_frames])
+
+    def _read(self, index: int) -> np.ndarray:
+        return self.whole.read(self.start + index)
+
+    def _frame_name(self, index: int) -> Path:
+        return self.whole._frame_name(self.start + index)
+
+
 def list_frames(folder: str | os.PathLike) -> list[Path]:
     """Image files of a folder in natural order (``2.png`` before ``10.png``)."""
     folder = Path(folder)

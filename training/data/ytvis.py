@@ -244,10 +244,20 @@ def dataset_video_frames(
     """
     video = video_by_id(data, video_id, json_path)
     if video.get("source"):
-        from training.data.video import open_frames
+        from training.data.video import FrameRangeReader, open_frames
 
         source = Path(json_path).parent / str(video["source"])  # relative: beside the JSON
         reader = open_frames(source)
+        cut = video.get("source_frames")  # a cut of the source (training.data.new_project.SOURCE_FRAMES)
+        if cut is not None:
+            ok = isinstance(cut, list) and len(cut) == 2 and all(isinstance(i, int) for i in cut)
+            if not ok or not 0 <= cut[0] < cut[1] <= len(reader):
+                raise InputError(
+                    json_path,
+                    f"video {video.get('name', video_id)}: source_frames {cut!r} is not a range [start, stop] of "
+                    f"the {len(reader)} frames of its source {source}",
+                )
+            reader = FrameRangeReader(reader, cut[0], cut[1])
         t, h, w, _ = reader.shape
         if (t, h, w) != (len(video["file_names"]), video["height"], video["width"]):
             raise InputError(

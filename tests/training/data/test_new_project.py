@@ -50,6 +50,31 @@ def test_a_project_of_a_real_clip_and_a_frames_folder_is_a_dataset_read_from_the
     assert tags["frame_tags"] == [{"video_id": 2, "frame": 0, "category_ids": [1]}]  # the others' tags kept
 
 
+def test_a_cut_of_a_long_video_is_read_from_the_file_at_its_own_frames(real_clip, tmp_path, capsys):
+    project = tmp_path / "proj"
+    assert main(["project", "new", str(real_clip), "--classes", "person", "--out", str(project),
+                 "--frame-range", "100:112"]) == 0  # fmt: skip
+    assert "bikes: 12 frames of 640x272 from" in capsys.readouterr().out
+    assert main(["project", "add", str(project), str(real_clip), "--frame-range", "240:"]) == 0  # to the end
+    assert main(["project", "add", str(project), str(real_clip)]) == 0  # the whole clip is another video
+    tags = json.loads((project / "tags.json").read_text())
+    assert [(v["name"], v["length"], v.get("source_frames")) for v in tags["videos"]] == [
+        ("bikes", 12, [100, 112]), ("bikes-2", 10, [240, 250]), ("bikes-3", 250, None)]  # fmt: skip
+    whole = open_frames(real_clip)
+    cut, tail, _ = iter_videos(project / "tags.json")
+    assert cut.reader.shape == (12, 272, 640, 3) and len(tail.reader) == 10
+    np.testing.assert_array_equal(cut.reader.read(0), whole.read(100))  # frame 0 of the cut is the mp4's 100
+    np.testing.assert_array_equal(cut.reader.read(-1), whole.read(111))
+    np.testing.assert_array_equal(tail.reader.read(9), whole.read(249))
+    with pytest.raises(IndexError):
+        cut.reader.read(12)  # frame 112 of the file is not in the cut
+
+    tags["videos"][0]["source_frames"] = [100, 300]  # edited by hand past the file's end
+    (project / "tags.json").write_text(json.dumps(tags))
+    assert main(["flow", str(project / "tags.json"), "--out", str(tmp_path / "flow")]) == 2
+    assert "video bikes: source_frames [100, 300] is not a range [start, stop] of the 250 frames" in _error(capsys)
+
+
 def test_flow_runs_on_a_project_reading_its_videos_lazily(tmp_path):
     frames = tmp_path / "clip"
     frames.mkdir()
@@ -71,6 +96,10 @@ def test_flow_runs_on_a_project_reading_its_videos_lazily(tmp_path):
         ("out is a file", "out: exists and is not a folder"),
         ("not a project", "is not a project (no tags.json)"),
         ("unknown name", "no video called 'nope' (it has clip)"),
+        ("range past the end", "clip: has 16 frames: the frame range 10:20 is not in them"),
+        ("range backwards", "frame range '5:3': expected 0 <= START < STOP"),
+        ("range not numbers", "frame range 'a:b': expected START:STOP, e.g. 0:250"),
+        ("same video twice", "clip: is already in the project"),
     ],
 )
 def test_bad_input_gets_one_line_and_writes_nothing(case, expected, tmp_path, capsys):
@@ -97,6 +126,10 @@ def test_bad_input_gets_one_line_and_writes_nothing(case, expected, tmp_path, ca
         "out is a file": ["new", str(clip), "--classes", "disc", "--out", str(tmp_path / "out")],
         "not a project": ["add", str(tmp_path / "clip"), str(sizes)],
         "unknown name": ["remove", str(made), "nope"],
+        "range past the end": ["add", str(made), str(clip), "--frame-range", "10:20"],
+        "range backwards": ["new", str(clip), "--classes", "a", "--out", str(tmp_path / "p"), "--frame-range", "5:3"],
+        "range not numbers": ["add", str(made), str(clip), "--frame-range", "a:b"],
+        "same video twice": ["add", str(made), str(clip)],
     }[case]
     assert main(["project", *argv]) == 2
     assert expected in _error(capsys)
