@@ -21,6 +21,7 @@ the last second.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ import numpy as np
 from qtpy.QtCore import QRect, Qt, QTimer
 from qtpy.QtGui import QBrush, QColor, QKeyEvent, QMouseEvent, QPainter, QPaintEvent
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -46,7 +48,7 @@ from napari_vis_ws._prediction_layers import class_color
 from napari_vis_ws._project import put_layers
 from napari_vis_ws._stages import video_source
 from napari_vis_ws._tasks import WindowClose
-from napari_vis_ws._workers import start_worker
+from napari_vis_ws._workers import start_generator_worker
 
 if TYPE_CHECKING:
     import napari
@@ -227,6 +229,11 @@ class TagsWidget(QWidget):
         self.new_frames_edit.setPlaceholderText("all, or START:STOP of each video (0:250 = the first 250)")
         self.new_folder_edit = QLineEdit()
         self.new_folder_edit.setPlaceholderText("project folder (made)")
+        self.extract_check = QCheckBox("Copy the frames into the project")
+        self.extract_check.setToolTip(
+            "FOLDER/JPEGImages/NAME/ (JPEG, quality 95): the project no longer needs the video files, and training "
+            "reads frames without seeking in a video (vis-ws project new --extract)"
+        )
         self.create_button = QPushButton("Create project")
         self.create_button.setToolTip("Write PROJECT/tags.json; frames stay in the videos (nothing is extracted)")
         self.create_button.clicked.connect(self.create_project)
@@ -239,6 +246,7 @@ class TagsWidget(QWidget):
         form.addRow("Classes", self.new_classes_edit)
         form.addRow("Frames", self.new_frames_edit)
         form.addRow("Folder", self.new_folder_edit)
+        form.addRow(self.extract_check)
         form.addRow(self.create_button)
         return group
 
@@ -249,30 +257,58 @@ class TagsWidget(QWidget):
             self.videos_edit.setText(";".join([*known, *paths]))
 
     def create_project(self) -> None:
-        """Make the project in a worker (each video's first frame is decoded), then open it here."""
+        """Make the project in a worker (each video's first frame is decoded; with "Copy the frames", every
+        frame is copied, with progress), then open it here. Clicked while copying: stop, nothing is kept."""
         from training.run_folder import Project
 
+        if self._creating is not None:
+            self._creating.quit()  # the copy stops at a frame; its folders are removed, no tags.json
+            self.create_button.setEnabled(False)
+            return
         sources = [Path(p.strip()) for p in self.videos_edit.text().split(";") if p.strip()]
         classes = [c for c in self.new_classes_edit.text().split(",") if c.strip()]
         frames = self.new_frames_edit.text()
+        extract = self.extract_check.isChecked()
         folder = self.new_folder_edit.text().strip()
         if not folder:
             self._fail("New project: choose a project folder")
             return
         path = Project(folder).tags
 
-        def work() -> Path:
+        def work() -> Iterator[Any]:
             from training.atomic import write_json
-            from training.data.new_project import frame_range, new_project_tags
+            from training.data.new_project import extract_frames, frame_range, new_project_tags, without_sources
             from training.errors import InputError
 
             if path.exists():
                 raise InputError(path, "exists: open it above, or choose another folder")
-            write_json(path, new_project_tags(sources, classes, frame_range(frames)), indent=1)
-            return path
+            tags = new_project_tags(sources, classes, frame_range(frames))
+            if extract:
+                names = [str(v["name"]) for v in tags["videos"]]
+                yield from extract_frames(tags, path, names)
+                tags = without_sources(tags, names)
+            write_json(path, tags, indent=1)
+            yield path
 
-        self.create_button.setEnabled(False)
-        self._creating = start_worker(work, self.open, self._fail, lambda: self.create_button.setEnabled(True))
+        def finished() -> None:
+            self._creating = None
+            self.create_button.setText("Create project")
+            self.create_button.setEnabled(True)
+
+        if extract:
+            self.create_button.setText("Stop copying")
+        else:
+            self.create_button.setEnabled(False)
+        self._creating = start_generator_worker(work, self._creation_step, self._fail, on_finished=finished)
+
+    def _creation_step(self, value: Any) -> None:
+        """A frame copied (progress in the status line), or the project written (opened here)."""
+        from training.progress import Progress
+
+        if isinstance(value, Progress):
+            self.status.setText(f"copying the frames into the project: {value.done}/{value.total}")
+        else:
+            self.open(value)
 
     # -- choosing ---------------------------------------------------------------------
     def _browse(self) -> None:

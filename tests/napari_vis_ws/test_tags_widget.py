@@ -169,3 +169,31 @@ def test_a_read_only_project_folder_is_said_in_one_line_and_the_tags_are_kept(do
         assert _saved(project) == {} and not list(project.glob(".*tmp"))  # the file as it was, no temp file
     dock.save()  # the next save (a change, hiding, closing) writes it once it can
     assert _saved(project) == {0: [1]}
+
+
+def test_a_new_project_can_copy_its_frames_and_a_copy_can_be_stopped(make_napari_viewer, qtbot, tmp_path, real_clip):
+    from napari_vis_ws._widgets.tags import TagsWidget
+
+    dock = TagsWidget(make_napari_viewer())
+    dock.videos_edit.setText(str(real_clip))
+    dock.new_classes_edit.setText("person, bicycle")
+    dock.extract_check.setChecked(True)
+    dock.new_folder_edit.setText(str(tmp_path / "stopped"))
+    dock.create_button.click()  # all 250 frames: stopped once the copy is under way
+    assert dock.create_button.text() == "Stop copying"
+    qtbot.waitUntil(lambda: dock.status.text().startswith("copying the frames"), timeout=30_000)
+    dock.create_button.click()
+    qtbot.waitUntil(lambda: dock._creating is None, timeout=30_000)
+    assert dock.create_button.text() == "Create project" and dock.session is None
+    assert not (tmp_path / "stopped/tags.json").exists()
+    assert not list((tmp_path / "stopped/JPEGImages").iterdir())  # no half-copied video left
+
+    dock.new_frames_edit.setText("100:104")
+    dock.new_folder_edit.setText(str(tmp_path / "copied"))
+    dock.create_button.click()
+    qtbot.waitUntil(lambda: dock.session is not None, timeout=30_000)
+    tags = json.loads((tmp_path / "copied/tags.json").read_text())
+    assert "source" not in tags["videos"][0] and tags["videos"][0]["length"] == 4
+    copied = sorted(p.name for p in (tmp_path / "copied/JPEGImages/bikes").iterdir())
+    assert copied == ["00000.jpg", "00001.jpg", "00002.jpg", "00003.jpg"]
+    assert dock.viewer.layers["frames"].data.shape[0] == 4  # the dock shows the copied frames

@@ -18,11 +18,12 @@ unknown, not "no object" (the classifier trains only on tagged frames).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from training.errors import InputError
+from training.progress import Progress
 
 SOURCE = "source"
 """Key of a ``videos`` entry naming the file or folder its frames are read from."""
@@ -258,3 +259,69 @@ def import_tags(project: dict[str, Any], incoming: dict[str, Any], path: str | o
         for t in incoming["frame_tags"]
     ]  # fmt: skip
     return {**project, "categories": categories, "frame_tags": kept + brought}
+
+
+def extract_frames(tags: dict[str, Any], tags_path: str | os.PathLike, names: Sequence[str]) -> Iterator[Progress]:
+    """Copy the frames of the videos called ``names`` from their sources into the project: ``--extract``.
+
+    Each frame becomes ``JPEGImages/<file_name>`` beside ``tags_path`` (the
+    entry's own ``file_names``; JPEG at quality 95, as YouTube-VIS ships
+    frames), so a video no longer depends on its source file (moved, on a
+    slow disk) and training reads single frames without seeking in a video.
+    A video's folder appears whole: it is written under a temporary name and
+    renamed when complete; when stopped or failed, every folder this call
+    wrote is removed. Call
+    :func:`without_sources` on ``tags`` after the generator is exhausted.
+
+    Yields
+    ------
+    Progress
+        Stage ``extract``, one per frame of all the videos.
+
+    Raises
+    ------
+    InputError
+        A video whose frame folder exists already (nothing is overwritten),
+        or one that has no ``source``.
+    """
+    import shutil
+    import tempfile
+
+    from PIL import Image
+
+    from training.data.ytvis import dataset_video_frames, frames_root
+
+    root = frames_root(tags_path)
+    videos = [v for v in tags["videos"] if v.get("name") in names]
+    for v in videos:
+        if not v.get(SOURCE):
+            raise InputError(tags_path, f"video {v['name']!r} has no source to extract frames from")
+        target = root / Path(v["file_names"][0]).parent
+        if target.exists():
+            raise InputError(target, "exists: remove it or give the video another name; nothing was overwritten")
+    total, done, made = sum(len(v["file_names"]) for v in videos), 0, []
+    try:
+        for v in videos:
+            reader = dataset_video_frames(tags_path, tags, int(v["id"]))
+            target = root / Path(v["file_names"][0]).parent
+            root.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=root))
+            made.append(tmp)
+            for i, name in enumerate(v["file_names"]):
+                Image.fromarray(reader.read(i)).save(tmp / Path(name).name, quality=95)
+                done += 1
+                yield Progress("extract", done, total, "frame", message=v["name"] if i == 0 else "")
+            os.replace(tmp, target)
+            made[-1] = target
+    except BaseException:  # stopped or failed: all of this call's folders go, the project is as it was
+        for folder in made:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def without_sources(tags: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """``tags`` with the videos called ``names`` read from ``JPEGImages/`` (their ``source`` and
+    ``source_frames`` dropped), after :func:`extract_frames`."""
+    drop = {SOURCE, SOURCE_FRAMES}
+    videos = [{k: x for k, x in v.items() if k not in drop} if v.get("name") in names else v for v in tags["videos"]]
+    return {**tags, "videos": videos}

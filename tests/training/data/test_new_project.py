@@ -215,3 +215,35 @@ def test_tags_that_do_not_fit_the_project_are_refused_in_one_line(change, expect
     assert (project / "tags.json").read_bytes() == before  # nothing half imported
     assert main(["tags", str(tmp_path / "t.json"), "--out", str(tmp_path)]) == 2  # a folder that is no project
     assert "is a folder but not a project" in _error(capsys)
+
+
+def test_frames_extracted_into_the_project_replace_the_source_whole_or_not_at_all(real_clip, tmp_path, capsys):
+    from training.data.new_project import extract_frames, new_project_tags
+
+    project = tmp_path / "proj"
+    assert main(["project", "new", str(real_clip), "--classes", "person", "--out", str(project),
+                 "--frame-range", "100:106", "--extract"]) == 0  # fmt: skip
+    tags = json.loads((project / "tags.json").read_text())
+    assert "source" not in tags["videos"][0] and "source_frames" not in tags["videos"][0]
+    assert sorted(p.name for p in (project / "JPEGImages/bikes").iterdir()) == [f"{i:05d}.jpg" for i in range(6)]
+    (video,) = iter_videos(project / "tags.json")
+    whole = open_frames(real_clip)
+    for t in (0, 5):  # the project's frame t is the file's frame 100 + t, JPEG at quality 95
+        diff = np.abs(video.reader.read(t).astype(int) - whole.read(100 + t).astype(int))
+        assert diff.mean() < 3
+    capsys.readouterr()
+
+    assert main(["project", "add", str(project), str(real_clip), "--frame-range", "0:3", "--extract"]) == 0
+    assert (project / "JPEGImages/bikes-2/00002.jpg").is_file()
+    (project / "JPEGImages/bikes-3").mkdir()  # in the way of the next video's frames
+    before = (project / "tags.json").read_bytes()
+    assert main(["project", "add", str(project), str(real_clip), "--frame-range", "3:6", "--extract"]) == 2
+    assert "bikes-3: exists: remove it or give the video another name" in _error(capsys)
+    assert (project / "tags.json").read_bytes() == before and not list((project / "JPEGImages/bikes-3").iterdir())
+
+    fresh = tmp_path / "fresh"  # stopped after 3 of 2 x 10 frames: no folder, no temporary folder is left
+    tags = new_project_tags([real_clip, SAMPLE], ["a"], (0, 10))
+    copy = extract_frames(tags, fresh / "tags.json", ["bikes", "synth_0000"])
+    assert [next(copy).done for _ in range(3)] == [1, 2, 3]
+    copy.close()
+    assert list((fresh / "JPEGImages").iterdir()) == []
