@@ -74,6 +74,7 @@ def _add_maskconsist_options(p: argparse.ArgumentParser, d: DetectionTrainConfig
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     from training.cli import formatter
     from training.cli.relaunch import add_nproc_argument
+    from training.link import PREDICTION_IOU
 
     p = sub.add_parser(
         "predict",
@@ -89,6 +90,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--flow", type=Path, default=None, help="'vis-ws flow' output of INPUT (flow-warped linking)")
     p.add_argument("--score-threshold", type=float, default=0.05, help="drop detections below this score")
     p.add_argument("--iom-threshold", type=float, default=0.5, help="IoM-NMS threshold per frame")
+    link_help = "least flow-warped mask IoU that continues a tube, in (0, 1]"
+    p.add_argument("--link-iou", type=float, default=PREDICTION_IOU, help=link_help)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--frames", type=Path, default=None, help="frames folder of a dataset JSON")
     p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar or JSON lines")
@@ -151,6 +154,10 @@ def run_predict(args: argparse.Namespace) -> int:
     from training import distributed
     from training.cli.relaunch import run_command
     from training.detection.predict import predict
+    from training.errors import InputError
+
+    if not 0.0 < args.link_iou <= 1.0:
+        raise InputError(None, f"predict: --link-iou must lie in (0, 1], got {args.link_iou}")
 
     def body() -> int:
         events = predict(
@@ -161,6 +168,7 @@ def run_predict(args: argparse.Namespace) -> int:
             args.device,
             args.score_threshold,
             args.iom_threshold,
+            args.link_iou,
             frames=args.frames,
         )
         distributed.drive_ranks(events, args.progress == "json")

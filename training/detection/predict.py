@@ -19,7 +19,7 @@ from training.detection.model import label_to_category, load_detector
 from training.device import resolve_device
 from training.distributed import barrier, rank_device, rank_world, shard
 from training.json_io import read_json
-from training.link import IOU_THRESHOLD, MAX_GAP, link_tubes, tubes_to_results
+from training.link import MAX_GAP, PREDICTION_IOU, link_tubes, tubes_to_results
 from training.maskconsist.iom_nms import iom_nms
 from training.maskconsist.masks import FrameMasks
 from training.progress import Progress
@@ -116,7 +116,7 @@ def predict(
     device: str = "auto",
     score_threshold: float = 0.05,
     iom_threshold: float = 0.5,
-    link_iou: float = IOU_THRESHOLD,
+    link_iou: float = PREDICTION_IOU,
     frames: str | os.PathLike | None = None,
     video_ids: list[int] | None = None,
     link_max_gap: int = MAX_GAP,

@@ -145,6 +145,16 @@ def test_fast_objects_need_the_flow_to_be_linked():
     assert link_instances(volume, flow).labels.max() == 1
 
 
+def test_predicted_tubes_hold_where_the_flow_is_off_by_half_a_small_object():
+    from training.detection.data import volume_frame_masks
+    from training.link import IOU_THRESHOLD, PREDICTION_IOU
+
+    volume, _, _ = _scene([(1, 5, 0, 6, 0.9)], t_len=4)  # 10 px moving 6 px a frame, linked with no flow:
+    frames = [volume_frame_masks(volume, t) for t in range(4)]  # IoU 0.25 with the previous frame's mask
+    assert len(link_tubes(frames, None, IOU_THRESHOLD)) == 4  # the pseudo-labels' threshold splits it
+    assert len(link_tubes(frames, None, PREDICTION_IOU)) == 1  # vis-ws predict keeps one tube
+
+
 def test_a_flow_of_another_size_is_refused():
     volume, _, _ = _scene([(1, 5, 0, 1, 0.9)], t_len=3)
     with pytest.raises(ValueError, match="does not fit labels of 3 frames of 64x40"):
