@@ -12,6 +12,16 @@ split a tube. A matched detection continues its tube, any other starts a new
 one. A tube's score is the mean of its detections' scores.
 :func:`link_instances` applies it to a label volume and
 :func:`tubes_to_results` writes tubes as YouTube-VIS results.
+
+Predicted tubes (``vis-ws predict``) are linked differently from METHOD.md
+§8, as chosen on the validation sets (benchmarks/RESULTS.md): at IoU
+:data:`PREDICTION_IOU`, across classes (``same_class=False``: a detection
+whose class flips for a frame stays in its tube, which takes the class of
+the larger summed score, :func:`tube_category`), and scored by
+:data:`TUBE_SCORES` ``video``: the sum of its detections' scores over the
+video's length, so a tube seen in one frame of twelve ranks below one seen
+throughout. ``vis-ws predict --link-classes same --tube-score mean
+--link-iou 0.3`` is §8 as written.
 """
 
 from __future__ import annotations
@@ -37,6 +47,14 @@ breaks where the flow is off by a third of its size, and a broken tube
 counts as two partial ones in video AP. Chosen on the validation sets
 (generator seeds 7 and 8, not the benchmark's), the same detections linked
 at 0.1-0.4 (benchmarks/RESULTS.md)."""
+PREDICTION_SAME_CLASS = False
+"""Whether ``vis-ws predict`` links only detections of one class (``--link-classes same``); see the module
+docstring."""
+PREDICTION_TUBE_SCORE = "video"
+"""How ``vis-ws predict`` scores a tube (``--tube-score``, :data:`TUBE_SCORES`); see the module docstring."""
+TUBE_SCORES = ("mean", "video")
+"""A tube's score: ``mean``, the mean of its detections' scores (METHOD.md §8); ``video``, their sum over the
+video's length (the mean times the fraction of frames the tube is in)."""
 MAX_GAP = 2  # frames a tube may miss and still continue (a missed detection or a short occlusion)
 
 
@@ -45,6 +63,7 @@ def link_tubes(
     backward: Callable[[int], np.ndarray] | None = None,
     iou_threshold: float = IOU_THRESHOLD,
     max_gap: int = MAX_GAP,
+    same_class: bool = True,
 ) -> list[dict[int, int]]:
     """Tubes through a video's per-frame detections, bridging short gaps.
 
@@ -64,6 +83,9 @@ def link_tubes(
         reaches frame t through the chained flows ``backward(s) …
         backward(t-1)``. Shorter gaps are matched first, and a tube seen at
         t-1 always has the first claim on frame t's detections.
+    same_class : bool
+        Link only detections of one class (METHOD.md §8); False links across
+        classes (a tube's class is then :func:`tube_category`).
 
     Returns
     -------
@@ -73,6 +95,8 @@ def link_tubes(
     """
     if max_gap < 0:
         raise ValueError(f"link_tubes: max_gap must be >= 0, got {max_gap}")
+    if not same_class:
+        frames = [FrameMasks(f.masks, np.zeros(len(f), np.int64), f.scores) for f in frames]
     tubes: list[dict[int, int]] = []
     # the open tubes: id, last detection's mask carried to the previous frame, its class, its frame
     keys = np.zeros(0, np.int64)
@@ -106,28 +130,57 @@ def link_tubes(
     return tubes
 
 
+def tube_category(frames: Sequence[FrameMasks], tube: dict[int, int]) -> int:
+    """The class of a tube: the category whose detections in it have the largest summed score (ties: the
+    first seen)."""
+    votes: dict[int, float] = {}
+    for t, j in tube.items():
+        c = int(frames[t].classes[j])
+        votes[c] = votes.get(c, 0.0) + float(frames[t].scores[j])
+    return max(votes, key=lambda c: votes[c])
+
+
+def tube_score(frames: Sequence[FrameMasks], tube: dict[int, int], how: str = "mean") -> float:
+    """A tube's score (:data:`TUBE_SCORES`): the mean of its detections' scores, or their sum over the video's
+    ``len(frames)`` frames (``video``)."""
+    scores = [float(frames[t].scores[j]) for t, j in tube.items()]
+    if how == "mean":
+        return float(np.mean(scores))
+    if how == "video":
+        return float(np.sum(scores) / len(frames))
+    raise ValueError(f"tube score must be one of {TUBE_SCORES}, got {how!r}")
+
+
 def tubes_to_results(
-    frames: Sequence[FrameMasks], tubes: Sequence[dict[int, int]], video_id: int
+    frames: Sequence[FrameMasks], tubes: Sequence[dict[int, int]], video_id: int, score: str = "mean"
 ) -> list[dict[str, Any]]:
     """YouTube-VIS results of one video's tubes.
+
+    Parameters
+    ----------
+    frames : T FrameMasks
+    tubes : list of {frame: detection index}, from :func:`link_tubes`
+    video_id : int
+    score : {"mean", "video"}
+        How a tube is scored (:func:`tube_score`).
 
     Returns
     -------
     results : list of {video_id, category_id, score, segmentations}
         ``segmentations`` has one compressed RLE (or None) per frame; the
-        score is the mean of the tube's frame scores.
+        category is :func:`tube_category` (the detections' own when they
+        share one).
     """
     out = []
     for tube in tubes:
-        first = next(iter(tube.items()))
         segs: list[Any] = [None] * len(frames)
         for t, j in tube.items():
             segs[t] = encode_mask(frames[t].masks[j])
         out.append(
             {
                 "video_id": video_id,
-                "category_id": int(frames[first[0]].classes[first[1]]),
-                "score": float(np.mean([frames[t].scores[j] for t, j in tube.items()])),
+                "category_id": tube_category(frames, tube),
+                "score": tube_score(frames, tube, score),
                 "segmentations": segs,
             }
         )

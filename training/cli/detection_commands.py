@@ -74,7 +74,7 @@ def _add_maskconsist_options(p: argparse.ArgumentParser, d: DetectionTrainConfig
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     from training.cli import formatter
     from training.cli.relaunch import add_nproc_argument
-    from training.link import PREDICTION_IOU
+    from training.link import PREDICTION_IOU, PREDICTION_SAME_CLASS, PREDICTION_TUBE_SCORE, TUBE_SCORES
 
     p = sub.add_parser(
         "predict",
@@ -92,6 +92,18 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--iom-threshold", type=float, default=0.5, help="IoM-NMS threshold per frame")
     link_help = "least flow-warped mask IoU that continues a tube, in (0, 1]"
     p.add_argument("--link-iou", type=float, default=PREDICTION_IOU, help=link_help)
+    p.add_argument(
+        "--link-classes",
+        choices=("any", "same"),
+        default="same" if PREDICTION_SAME_CLASS else "any",
+        help="link detections of any class (a tube takes the class of its larger summed score) or only of one",
+    )
+    p.add_argument(
+        "--tube-score",
+        choices=TUBE_SCORES,
+        default=PREDICTION_TUBE_SCORE,
+        help="a tube's score: its detections' scores summed over the video's length (video) or their mean",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--frames", type=Path, default=None, help="frames folder of a dataset JSON")
     p.add_argument("--progress", choices=("bar", "json"), default="bar", help="progress as a bar or JSON lines")
@@ -170,6 +182,8 @@ def run_predict(args: argparse.Namespace) -> int:
             args.iom_threshold,
             args.link_iou,
             frames=args.frames,
+            same_class=args.link_classes == "same",
+            tube_score=args.tube_score,
         )
         distributed.drive_ranks(events, args.progress == "json")
         if distributed.is_main():

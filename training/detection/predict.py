@@ -19,7 +19,14 @@ from training.detection.model import label_to_category, load_detector
 from training.device import resolve_device
 from training.distributed import barrier, rank_device, rank_world, shard
 from training.json_io import read_json
-from training.link import MAX_GAP, PREDICTION_IOU, link_tubes, tubes_to_results
+from training.link import (
+    MAX_GAP,
+    PREDICTION_IOU,
+    PREDICTION_SAME_CLASS,
+    PREDICTION_TUBE_SCORE,
+    link_tubes,
+    tubes_to_results,
+)
 from training.maskconsist.iom_nms import iom_nms
 from training.maskconsist.masks import FrameMasks
 from training.progress import Progress
@@ -120,6 +127,8 @@ def predict(
     frames: str | os.PathLike | None = None,
     video_ids: list[int] | None = None,
     link_max_gap: int = MAX_GAP,
+    same_class: bool = PREDICTION_SAME_CLASS,
+    tube_score: str = PREDICTION_TUBE_SCORE,
 ) -> Iterator[Progress]:
     """Predict every video of INPUT (or of ``video_ids``), write YouTube-VIS results; a generator of progress events.
 
@@ -139,7 +148,10 @@ def predict(
         Results file, written atomically at the end.
     flow_dir : path, optional
         ``vis-ws flow`` output of INPUT: tubes are linked on flow-warped masks.
-    link_iou, link_max_gap : see :func:`~training.link.link_tubes` (``iou_threshold``, ``max_gap``)
+    link_iou, link_max_gap, same_class : see :func:`~training.link.link_tubes` (``iou_threshold``, ``max_gap``,
+        ``same_class``)
+    tube_score : {"mean", "video"}
+        How a tube is scored (:func:`~training.link.tube_score`).
     video_ids : list of int, optional
         Only these videos of a dataset JSON (the viewer's Training dock predicts the one it shows).
 
@@ -170,8 +182,9 @@ def predict(
             done += 1
             yield Progress(STAGE, done, total, "frame", {"detections": float(len(per_frame[-1]))})
         flow = flows.get(v.key)
-        tubes = link_tubes(per_frame, flow.backward if flow is not None else None, link_iou, link_max_gap)
-        results[index] = tubes_to_results(per_frame, tubes, int(v.video["id"]))
+        backward = flow.backward if flow is not None else None
+        tubes = link_tubes(per_frame, backward, link_iou, link_max_gap, same_class)
+        results[index] = tubes_to_results(per_frame, tubes, int(v.video["id"]), tube_score)
         if world > 1:
             write_json(parts / f"{index:06d}.json", results[index])
         yield Progress(STAGE, done, total, "frame", message=f"{v.key}: {len(tubes)} tubes")

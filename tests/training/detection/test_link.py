@@ -155,6 +155,38 @@ def test_predicted_tubes_hold_where_the_flow_is_off_by_half_a_small_object():
     assert len(link_tubes(frames, None, PREDICTION_IOU)) == 1  # vis-ws predict keeps one tube
 
 
+def test_predicted_tubes_keep_an_object_whose_class_flips_and_take_its_stronger_class():
+    from training.detection.data import volume_frame_masks
+    from training.link import tube_category, tubes_to_results
+
+    volume, flow, dets = _scene([(1, 5, 0, 3, 0.9)], t_len=4)
+    volume.categories[dets[2][0]] = 2  # one frame's detection took another class
+    frames = [volume_frame_masks(volume, t) for t in range(4)]
+    same = link_tubes(frames, flow.backward)  # METHOD.md §8: same class only, the flipped frame is a tube of its own
+    assert sorted(map(sorted, same)) == [[0, 1, 3], [2]]
+    (tube,) = link_tubes(frames, flow.backward, same_class=False)
+    assert sorted(tube) == [0, 1, 2, 3] and tube_category(frames, tube) == 1  # 3 x 0.9 against 0.9
+    (result,) = tubes_to_results(frames, [tube], video_id=1)
+    assert result["category_id"] == 1 and all(seg is not None for seg in result["segmentations"])
+
+
+def test_a_tube_seen_in_one_frame_ranks_below_one_seen_throughout_by_video_score():
+    from training.detection.data import volume_frame_masks
+    from training.link import tubes_to_results
+
+    volume, flow, dets = _scene([(1, 5, 0, 3, 0.5), (2, 25, 40, 0, 0.9)], t_len=4)
+    for t in (1, 2, 3):  # the second object is detected in frame 0 only
+        volume.labels[t][volume.labels[t] == dets[t][1]] = 0
+    frames = [volume_frame_masks(volume, t) for t in range(4)]
+    tubes = link_tubes(frames, flow.backward)
+    mean = {r["category_id"]: r["score"] for r in tubes_to_results(frames, tubes, 1)}
+    video = {r["category_id"]: r["score"] for r in tubes_to_results(frames, tubes, 1, score="video")}
+    assert mean == pytest.approx({1: 0.5, 2: 0.9})  # the one-frame tube first
+    assert video == pytest.approx({1: 0.5, 2: 0.9 / 4})  # the whole-video tube first
+    with pytest.raises(ValueError, match="tube score must be one of"):
+        tubes_to_results(frames, tubes, 1, score="max")
+
+
 def test_a_flow_of_another_size_is_refused():
     volume, _, _ = _scene([(1, 5, 0, 1, 0.9)], t_len=3)
     with pytest.raises(ValueError, match="does not fit labels of 3 frames of 64x40"):
