@@ -29,6 +29,18 @@ def settle(seconds: float = 1.0) -> None:
         time.sleep(0.02)
 
 
+def shoot(viewer: napari.Viewer, name: str) -> None:
+    """Screenshot the whole window to ``docs/screenshots/NAME`` without napari's toasts (e.g. its PyQt5
+    deprecation notice), which would cover the canvas."""
+    from napari._qt.dialogs.qt_notification import NapariQtNotification
+
+    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
+        toast.close()
+    settle(0.5)
+    viewer.screenshot(str(OUT / name), canvas_only=False)
+    print(f"wrote {OUT / name}")
+
+
 def wait_for(done: Callable[[], bool], seconds: float = 120.0) -> None:
     """Process events until ``done()`` (a form read in a child process) or ``seconds`` pass."""
     for _ in range(int(seconds / 0.2)):
@@ -80,8 +92,7 @@ def main() -> None:
     settle(4)
     viewer.dims.set_current_step(0, 8)
     settle(1)
-    viewer.screenshot(str(OUT / "dataset.png"), canvas_only=False)
-    print(f"wrote {OUT / 'dataset.png'}")
+    shoot(viewer, "dataset.png")
 
     tags_dock = TagsWidget(viewer)  # a user's own clip: bikes.mp4 as a new project, tagged by keyboard
     viewer.window.add_dock_widget(tags_dock, name="Tags", tabify=True)
@@ -104,8 +115,7 @@ def main() -> None:
             layer.visible = layer.name == "frames"
         tags_dock.go(120)
         settle(3)
-        viewer.screenshot(str(OUT / "tags.png"), canvas_only=False)
-        print(f"wrote {OUT / 'tags.png'}")
+        shoot(viewer, "tags.png")
 
     pipeline = PipelineWidget(viewer)
     viewer.window.add_dock_widget(pipeline, name="Pipeline", tabify=True)
@@ -119,14 +129,12 @@ def main() -> None:
         layer.visible = layer.name in ("frames", "flow vectors", "pseudo-labels", "centroids")
     viewer.dims.set_current_step(0, 8)
     settle(2)
-    viewer.screenshot(str(OUT / "pipeline.png"), canvas_only=False)
-    print(f"wrote {OUT / 'pipeline.png'}")
+    shoot(viewer, "pipeline.png")
 
     corrections = CorrectionsWidget(viewer)
     viewer.window.add_dock_widget(corrections, name="Corrections", tabify=True)
     settle(3)
-    viewer.screenshot(str(OUT / "corrections.png"), canvas_only=False)
-    print(f"wrote {OUT / 'corrections.png'}")
+    shoot(viewer, "corrections.png")
 
     training = TrainingWidget(viewer)
     viewer.window.add_dock_widget(training, name="Training", tabify=True)
@@ -135,8 +143,7 @@ def main() -> None:
     training.more_button.setChecked(True)  # the classifier's More options, read from `vis-ws train-cam`
     wait_for(lambda: bool(training.more_forms))
     settle(2)
-    viewer.screenshot(str(OUT / "training.png"), canvas_only=False)
-    print(f"wrote {OUT / 'training.png'}")
+    shoot(viewer, "training.png")
 
     fresh = PROJECT.parent / "run-all"  # Run all into a fresh folder at tiny settings, caught mid-run
     shutil.rmtree(fresh, ignore_errors=True)
@@ -146,8 +153,7 @@ def main() -> None:
     training.extra_edit.setText("--preset tiny")
     training.start(["--until", "pseudo-labels"])
     wait_for(lambda: training.stage_bars.current == "train-irn" and len(training.loss_plot.values) > 3, 300)
-    viewer.screenshot(str(OUT / "run_all.png"), canvas_only=False)
-    print(f"wrote {OUT / 'run_all.png'}")
+    shoot(viewer, "run_all.png")
     training.cancel()
     wait_for(lambda: not training.running)
     viewer.close()

@@ -15,13 +15,15 @@ one. A tube's score is the mean of its detections' scores.
 
 Predicted tubes (``vis-ws predict``) are linked differently from METHOD.md
 §8, as chosen on the validation sets (benchmarks/RESULTS.md): at IoU
-:data:`PREDICTION_IOU`, across classes (``same_class=False``: a detection
-whose class flips for a frame stays in its tube, which takes the class of
-the larger summed score, :func:`tube_category`), and scored by
-:data:`TUBE_SCORES` ``video``: the sum of its detections' scores over the
-video's length, so a tube seen in one frame of twelve ranks below one seen
-throughout. ``vis-ws predict --link-classes same --tube-score mean
---link-iou 0.3`` is §8 as written.
+:data:`PREDICTION_IOU` and across classes (``same_class=False``: a
+detection whose class flips for a frame stays in its tube, which takes the
+class of the larger summed score, :func:`tube_category`). ``vis-ws predict
+--link-classes same --link-iou 0.3`` is §8 as written. ``--tube-score
+video`` (:data:`TUBE_SCORES`) scores a tube by its detections' scores summed
+over the video's length, so a tube seen in one frame of twelve ranks below
+one seen throughout: it scored higher on the validation sets, but it is not
+the default, because a score is then no longer a detection's confidence (the
+plugin's score threshold hides what it reads as unsure).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ at 0.1-0.4 (benchmarks/RESULTS.md)."""
 PREDICTION_SAME_CLASS = False
 """Whether ``vis-ws predict`` links only detections of one class (``--link-classes same``); see the module
 docstring."""
-PREDICTION_TUBE_SCORE = "video"
+PREDICTION_TUBE_SCORE = "mean"
 """How ``vis-ws predict`` scores a tube (``--tube-score``, :data:`TUBE_SCORES`); see the module docstring."""
 TUBE_SCORES = ("mean", "video")
 """A tube's score: ``mean``, the mean of its detections' scores (METHOD.md §8); ``video``, their sum over the

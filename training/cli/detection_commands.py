@@ -102,7 +102,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         "--tube-score",
         choices=TUBE_SCORES,
         default=PREDICTION_TUBE_SCORE,
-        help="a tube's score: its detections' scores summed over the video's length (video) or their mean",
+        help="a tube's score: the mean of its detections' scores, or their sum over the video's length (video: "
+        "ranks tubes seen in few frames lower, but is no longer a confidence)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--frames", type=Path, default=None, help="frames folder of a dataset JSON")
