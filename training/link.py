@@ -249,6 +249,6 @@ def link_instances(
     for n, tube in enumerate(tubes, start=1):
         for t, j in tube.items():
             out[t][labels[t] == ids[t][j]] = n
-        categories[n] = int(frames[min(tube)].classes[tube[min(tube)]])
-        scores[n] = float(np.mean([frames[t].scores[j] for t, j in tube.items()]))
+        categories[n] = tube_category(frames, tube)
+        scores[n] = tube_score(frames, tube)
     return LabelVolume(out, categories, scores, dict(volume.video))

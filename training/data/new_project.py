@@ -114,9 +114,7 @@ def video_entry(
     cut: dict[str, Any] = {}
     if frames is not None:
         start, stop = frames[0], len(reader) if frames[1] is None else frames[1]
-        if stop > len(reader) or start >= stop:
-            raise InputError(path, f"has {len(reader)} frames: the frame range {start}:{stop} is not in them")
-        reader = FrameRangeReader(reader, start, stop)
+        reader = FrameRangeReader(reader, start, stop)  # refuses a range past the source's end
         cut = {SOURCE_FRAMES: [start, stop]}
     reader.read(0)  # decodable, not only demuxable
     if path.is_dir():

@@ -298,7 +298,7 @@ class FrameRangeReader(FrameReader):
 
     def __init__(self, reader: FrameReader, start: int, stop: int) -> None:
         if not 0 <= start < stop <= len(reader):
-            raise InputError(reader.path, f"frames {start}:{stop} are not in its {len(reader)} frames")
+            raise InputError(reader.path, f"has {len(reader)} frames: the frame range {start}:{stop} is not in them")
         self.whole, self.start = reader, start
         self.path, self.n_frames, self.frame_shape = reader.path, stop - start, reader.frame_shape
 
